@@ -1,0 +1,99 @@
+"""Integer kernels in numpy (the golden model), and how each IR op lowers onto them.
+
+Each module here covers one family of operators and registers, per operator:
+- `@lowers(ops.X)`: IR op + graph -> KernelCall, the kernel and its integer parameters exactly as the
+  C code receives them (multipliers, shifts, offsets, clamps, dims, constant arrays);
+- `@kernel("name_s8")`: the numpy implementation of C's `eq_name_s8`, consuming that same KernelCall;
+- `@float_impl(ops.X)`: the float semantics, for float graphs.
+Because the integer executor and the code generator read the same KernelCall, the C on the device
+and the numpy executor cannot disagree about parameters, only about arithmetic, which tests pin.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, ops
+
+
+@dataclass
+class KernelCall:
+    """One call of a C kernel `eq_<kernel>(const eq_<kernel>_params_t *p, in..., out)`.
+
+    params: scalar fields of the params struct (ints); arrays: pointer fields to const data
+    (numpy arrays whose dtype is the C element type). inputs/outputs are activation tensor names.
+    With `variadic`, the C call takes `const int8_t *const *in` (an array of input pointers).
+    With `alias`, no code is emitted: the output is the input's memory (reshape, squeeze).
+    """
+
+    layer: str
+    kernel: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict[str, int] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    variadic: bool = False
+    alias: bool = False
+
+
+Lowering = Callable[[ops.Op, Graph], KernelCall]
+NumpyKernel = Callable[[KernelCall, list[np.ndarray], tuple[int, ...]], np.ndarray]
+FloatImpl = Callable[[ops.Op, Graph, list[np.ndarray]], np.ndarray]
+
+LOWERINGS: dict[type, Lowering] = {}
+KERNELS: dict[str, NumpyKernel] = {}
+FLOAT_IMPLS: dict[type, FloatImpl] = {}
+
+
+def lowers(op_type: type):
+    def register(fn):
+        LOWERINGS[op_type] = fn
+        return fn
+    return register
+
+
+def kernel(name: str):
+    def register(fn):
+        KERNELS[name] = fn
+        return fn
+    return register
+
+
+def float_impl(op_type: type):
+    def register(fn):
+        FLOAT_IMPLS[op_type] = fn
+        return fn
+    return register
+
+
+def lower(op: ops.Op, graph: Graph) -> KernelCall:
+    _load_all()
+    fn = LOWERINGS.get(type(op))
+    if fn is None:
+        raise EdgeqError(f"Operator {op.name} ({op.kind}) has no integer kernel in edgeq yet.")
+    return fn(op, graph)
+
+
+def run_kernel(call: KernelCall, inputs: list[np.ndarray], out_shape: tuple[int, ...]) -> np.ndarray:
+    _load_all()
+    if call.alias:
+        return inputs[0].reshape(out_shape)
+    return KERNELS[call.kernel](call, inputs, out_shape)
+
+
+def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    _load_all()
+    fn = FLOAT_IMPLS.get(type(op))
+    if fn is None:
+        raise EdgeqError(f"Operator {op.name} ({op.kind}) has no float implementation in edgeq yet.")
+    return fn(op, graph, inputs)
+
+
+def _load_all():
+    # Import for the registration side effect; modules are cached after the first call.
+    from edgeq.quant.kernels import (  # noqa: F401
+        activations, conv, elementwise, pooling, reshape,
+    )

@@ -1,0 +1,75 @@
+"""Helpers shared by the kernel families: activation clamps, padding, shapes, parameter checks."""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, Tensor, ops
+from edgeq.quant.fixedpoint import round_half_away
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def activation_range(act: ops.Activation, out: Tensor) -> tuple[int, int]:
+    """tflite::CalculateActivationRangeQuantized for an int8 output."""
+    scale, zp = np.float32(out.quant.s), out.quant.zp
+
+    def q(f: float) -> int:
+        return zp + int(round_half_away(float(np.float32(f) / scale)))
+
+    if act == ops.Activation.NONE:
+        return INT8_MIN, INT8_MAX
+    if act == ops.Activation.RELU:
+        return max(INT8_MIN, q(0.0)), INT8_MAX
+    if act == ops.Activation.RELU6:
+        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+    if act == ops.Activation.RELU_N1_TO_1:
+        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+    raise AssertionError(act)
+
+
+def float_activation(act: ops.Activation, x: np.ndarray) -> np.ndarray:
+    if act == ops.Activation.RELU:
+        return np.maximum(x, 0)
+    if act == ops.Activation.RELU6:
+        return np.clip(x, 0, 6)
+    if act == ops.Activation.RELU_N1_TO_1:
+        return np.clip(x, -1, 1)
+    return x
+
+
+def out_size(padding: ops.Padding, size: int, filt: int, stride: int, dilation: int = 1) -> int:
+    eff = (filt - 1) * dilation + 1
+    if padding == ops.Padding.SAME:
+        return (size + stride - 1) // stride
+    return (size - eff + stride) // stride
+
+
+def pad_before(padding: ops.Padding, size: int, filt: int, stride: int, dilation: int = 1) -> int:
+    """tflite::ComputePaddingHeightWidth: padding on the top/left side (the extra one goes after)."""
+    eff = (filt - 1) * dilation + 1
+    out = out_size(padding, size, filt, stride, dilation)
+    total = max(0, (out - 1) * stride + eff - size)
+    return total // 2
+
+
+def to_nhwc4(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Right-align a shape of rank <= 4 into 4 dims."""
+    if len(shape) > 4:
+        raise EdgeqError(f"Tensor of rank {len(shape)} is not supported (edgeq handles rank <= 4).")
+    return tuple([1] * (4 - len(shape)) + list(shape))  # type: ignore[return-value]
+
+
+def require_int8(op: ops.Op, graph: Graph, names: list[str]) -> None:
+    for name in names:
+        t = graph.t(name)
+        if t.dtype != "int8" or t.quant is None:
+            raise EdgeqError(
+                f"Operator {op.name} ({op.kind}): tensor '{name}' is {t.dtype}"
+                f"{'' if t.quant else ' without quantization'}; edgeq's integer path needs int8 with a "
+                "scale and zero point. Quantize the model to full int8 (or use --quant pot for float models)."
+            )
+
+
+def clamp_s8(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
+    return np.clip(x, lo, hi).astype(np.int8)

@@ -1,0 +1,69 @@
+/* edgeq runtime: status codes, dimension structs and TFLite's fixed-point arithmetic in C99.
+ * Twin of edgeq/quant/fixedpoint.py; both reproduce tflite/kernels/internal/common.h bit for bit. */
+#ifndef EQ_COMMON_H
+#define EQ_COMMON_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+typedef enum {
+    EQ_OK = 0,
+    EQ_ERR_ARG = 1,      /* a NULL pointer or an impossible parameter */
+    EQ_ERR_UNSUPPORTED = 2
+} eq_status_t;
+
+#define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define EQ_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+static inline int32_t eq_clamp(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* int32 wrap-around without signed-overflow UB (conversion to int32_t is two's complement with gcc/clang). */
+static inline int32_t eq_wrap32(int64_t x)
+{
+    return (int32_t)(uint32_t)(uint64_t)x;
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul */
+static inline int32_t eq_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    int64_t ab = (int64_t)a * (int64_t)b;
+    int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    return (int32_t)((ab + nudge) / (1LL << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT, exponent in [0, 31] */
+static inline int32_t eq_rdbpot(int32_t x, int exponent)
+{
+    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+/* tflite::MultiplyByQuantizedMultiplier, double rounding (TFLM's default build) */
+static inline int32_t eq_mbqm(int32_t x, int32_t multiplier, int shift)
+{
+    const int left = shift > 0 ? shift : 0;
+    const int right = shift > 0 ? 0 : -shift;
+    return eq_rdbpot(eq_srdhm(eq_wrap32((int64_t)x * (1LL << left)), multiplier), right);
+}
+
+/* tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0) */
+static inline int32_t eq_mbqm_smaller_than_one(int32_t x, int32_t multiplier, int left_shift)
+{
+    return eq_rdbpot(eq_srdhm(x, multiplier), -left_shift);
+}
+
+/* tflite::MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0) */
+static inline int32_t eq_mbqm_greater_than_one(int32_t x, int32_t multiplier, int left_shift)
+{
+    return eq_srdhm(eq_wrap32((int64_t)x * (1LL << left_shift)), multiplier);
+}
+
+#endif /* EQ_COMMON_H */

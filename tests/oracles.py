@@ -1,0 +1,101 @@
+"""The oracles edgeq is checked against, and the one comparison every model test uses.
+
+`check_model(tflite_bytes)` runs random int8 inputs through TFLite Micro's interpreter, edgeq's
+numpy integer executor and (when a C compiler is present) edgeq's generated C on the host, and
+demands equality bit for bit.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def shared_path(rel: str) -> Path:
+    p = SHARED / rel
+    if not p.exists():
+        pytest.skip(f"../shared/{rel} is absent (shared reference material is not checked out beside the project)")
+    return p
+
+
+def tflm_run(model: bytes, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """TFLite Micro's reference interpreter on one sample."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(model)
+    for i, x in enumerate(inputs):
+        it.set_input(x, i)
+    it.invoke()
+    outs = []
+    i = 0
+    while True:
+        try:
+            it.get_output_details(i)
+        except Exception:
+            break
+        outs.append(np.array(it.get_output(i)))
+        i += 1
+    return outs
+
+
+def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.integers(-128, 128, size=graph.t(n).shape, dtype=np.int64).astype(np.int8) for n in graph.inputs]
+
+
+def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> None:
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.quant.executor import lower_graph, run_int
+
+    graph = load_tflite(model, "model")
+    calls = lower_graph(graph)
+    rng = np.random.default_rng(seed)
+    samples = [random_inputs(graph, rng) for _ in range(n)]
+    expected = [tflm_run(model, xs) for xs in samples]
+    for k, (xs, ref) in enumerate(zip(samples, expected)):
+        got = run_int(graph, xs, calls)
+        for j, name in enumerate(graph.outputs):
+            np.testing.assert_array_equal(
+                got[name], ref[j].reshape(got[name].shape),
+                err_msg=f"numpy executor != TFLite Micro on sample {k}, output {name}")
+    if c and _have_c_pipeline():
+        from edgeq.targets.host import build_and_run_host
+        with tempfile.TemporaryDirectory() as d:
+            outs = build_and_run_host(graph, Path(d), samples, sanitize=True)
+        for k, (got, ref) in enumerate(zip(outs, expected)):
+            for j, name in enumerate(graph.outputs):
+                np.testing.assert_array_equal(
+                    got[j].reshape(-1), ref[j].reshape(-1),
+                    err_msg=f"generated C != TFLite Micro on sample {k}, output {name}")
+
+
+def _have_c_pipeline() -> bool:
+    try:
+        import edgeq.targets.host  # noqa: F401
+    except ImportError:
+        return False
+    return os.environ.get("EDGEQ_SKIP_C") != "1"
+
+
+def convert_int8(keras_model, input_shapes: list[tuple[int, ...]], n_rep: int = 32, seed: int = 0,
+                 low: float = -1.0, high: float = 1.0) -> bytes:
+    """Full-integer int8 TFLite conversion of a Keras model, calibrated on uniform random data."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+
+    def rep():
+        for _ in range(n_rep):
+            yield [rng.uniform(low, high, size=(1, *s)).astype(np.float32) for s in input_shapes]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    return conv.convert()
