@@ -12,6 +12,12 @@ typedef enum {
     EQ_ERR_UNSUPPORTED = 2
 } eq_status_t;
 
+#if defined(__GNUC__) || defined(__clang__)
+#define EQ_ALIGNED(n) __attribute__((aligned(n)))
+#else
+#define EQ_ALIGNED(n)
+#endif
+
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define EQ_MAX(a, b) ((a) > (b) ? (a) : (b))
 

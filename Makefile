@@ -1,0 +1,42 @@
+# edgeq: `make demo` and `make test` work from a fresh clone on Debian/Ubuntu (they install what they need).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := gcc make clang
+SHELL := /bin/bash
+
+.PHONY: demo test bench toolchains venv clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+# Debian packages for the C toolchains the tests compile with; installed only when missing.
+toolchains:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+demo: venv toolchains
+	$(BIN)/edgeq inspect examples/digits_cnn_int8.tflite
+	$(BIN)/edgeq build examples/digits_cnn_int8.tflite --board host -o build/demo
+	$(BIN)/python examples/demo_inputs.py build/demo_inputs.npy
+	$(BIN)/edgeq run build/demo --input build/demo_inputs.npy --output build/demo_outputs.npy --dequantize
+	$(BIN)/python examples/show_outputs.py build/demo_outputs.npy
+
+# pytest exits 5 when it collected no test; that is not a failure of the suite.
+test: venv toolchains
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+bench: venv toolchains
+	$(BIN)/python -m edgeq.bench --readme README.md
+
+clean:
+	rm -rf build

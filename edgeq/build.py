@@ -1,0 +1,123 @@
+"""The pipeline behind `edgeq build`: load, lower, plan, render, write atomically, compile."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import edgeq
+from edgeq.codegen.render import CModel, build_cmodel, render_sources
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph
+from edgeq.memory.arena import ArenaPlan, plan_arena
+from edgeq.quant.executor import lower_graph
+from edgeq.quant.kernels import KernelCall
+from edgeq.targets.boards import Board
+
+RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "ref"
+QUANT_MODES = ("keep",)
+
+
+@dataclass
+class Compiled:
+    graph: Graph
+    calls: list[KernelCall]
+    plan: ArenaPlan
+    cmodel: CModel
+
+
+def compile_graph(graph: Graph, quant: str = "keep") -> Compiled:
+    if quant not in QUANT_MODES:
+        raise EdgeqError(f"Unknown --quant mode '{quant}'; available: {', '.join(QUANT_MODES)}.")
+    if not graph.is_integer:
+        raise EdgeqError(
+            f"{graph.name} has float activations, so it must be quantized first; this version of edgeq compiles "
+            "full-integer int8 models only (--quant keep). Convert it with the TFLite converter to full int8, "
+            "or use edgeq's power-of-two quantizer once it lands (--quant pot).")
+    calls = lower_graph(graph)
+    plan = plan_arena(graph, calls)
+    cmodel = build_cmodel(graph, calls, plan, f"quant={quant}")
+    return Compiled(graph, calls, plan, cmodel)
+
+
+def manifest(c: Compiled, board: Board, quant: str) -> dict:
+    g = c.graph
+
+    def tensor(name: str) -> dict:
+        t = g.t(name)
+        q = t.quant
+        return {
+            "name": name, "dtype": t.dtype, "shape": list(t.shape),
+            "scale": [float(s) for s in q.scale] if q is not None else None,
+            "zero_point": [int(z) for z in q.zero_point] if q is not None else None,
+            "quantized_dimension": q.axis if q is not None and not q.per_tensor else None,
+            "const": t.is_const,
+        }
+
+    return {
+        "edgeq_version": edgeq.__version__,
+        "model": g.name, "model_sha256": g.source_hash, "prefix": c.cmodel.prefix,
+        "board": board.name, "quant": quant,
+        "inputs": [tensor(n) for n in g.inputs], "outputs": [tensor(n) for n in g.outputs],
+        "layers": [{"name": call.layer, "kernel": "alias" if call.alias else call.kernel,
+                    "inputs": call.inputs, "outputs": call.outputs} for call in c.calls],
+        "tensors": [tensor(n) for n in sorted(g.tensors)],
+        "arena": c.plan.to_json(g),
+        "notes": g.notes,
+    }
+
+
+def write_sources(c: Compiled, folder: Path) -> None:
+    """The model's C sources plus a copy of the runtime kernels, so the folder builds on its own."""
+    for fname, text in render_sources(c.cmodel).items():
+        (folder / fname).write_text(text)
+    shutil.copytree(RUNTIME_DIR, folder / "runtime", dirs_exist_ok=True)
+
+
+def write_project(c: Compiled, board: Board, quant: str, out_dir: Path) -> None:
+    """Writes every file into a fresh sibling folder, then swaps it in: no half-written output."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not (out_dir / "model.json").exists() and any(out_dir.iterdir()):
+        raise EdgeqError(f"{out_dir} exists and is not an edgeq build folder; choose an empty or new -o folder.")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        write_sources(c, tmp)
+        (tmp / "model.json").write_text(json.dumps(manifest(c, board, quant), indent=1) + "\n")
+        if board.kind == "host":
+            from edgeq.targets.host import write_host_harness, compile_host
+            write_host_harness(c.cmodel, tmp)
+            compile_host(tmp, c.cmodel.prefix)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_manifest(build_dir: Path) -> dict:
+    path = Path(build_dir) / "model.json"
+    if not path.exists():
+        raise EdgeqError(f"{build_dir} is not an edgeq build folder (no model.json); run `edgeq build` first.")
+    return json.loads(path.read_text())
+
+
+def quantize_inputs(x: np.ndarray, tensor: dict) -> np.ndarray:
+    """float32 -> int8 with the input's scale and zero point (as TFLite's QUANTIZE does); int8 as is."""
+    if x.dtype == np.int8:
+        return x
+    if not np.issubdtype(x.dtype, np.floating):
+        raise EdgeqError(f"Inputs must be int8 (used as is) or float32 (quantized); got {x.dtype}.")
+    scale, zp = np.float32(tensor["scale"][0]), tensor["zero_point"][0]
+    q = np.round(x.astype(np.float32) / scale).astype(np.int64) + zp
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def dequantize_outputs(y: np.ndarray, tensor: dict) -> np.ndarray:
+    scale, zp = np.float32(tensor["scale"][0]), tensor["zero_point"][0]
+    return ((y.astype(np.int32) - zp).astype(np.float32) * scale).astype(np.float32)

@@ -1,0 +1,327 @@
+"""TFLite flatbuffers into the graph IR, through the `tflite` flatbuffer bindings.
+
+Import-time rewrites, each recorded in Graph.notes:
+- constant DEQUANTIZE (float16 or int8 weights) is folded into a float32 constant;
+- int8 weights feeding a float op (hybrid models) become float32 constants;
+- a QUANTIZE right after a float graph input and a DEQUANTIZE right before a graph output are
+  stripped, so the model's interface is int8 and no float reaches the device.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tflite
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, Quant, Tensor, ops
+from edgeq.ir.graph import sha256_bytes
+
+_OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+_DTYPES = {
+    tflite.TensorType.FLOAT32: "float32",
+    tflite.TensorType.INT8: "int8",
+    tflite.TensorType.UINT8: "uint8",
+    tflite.TensorType.INT16: "int16",
+    tflite.TensorType.INT32: "int32",
+    tflite.TensorType.INT64: "int64",
+}
+_CONST_ONLY = {tflite.TensorType.FLOAT16: np.float16}
+
+_ACT = {
+    tflite.ActivationFunctionType.NONE: ops.Activation.NONE,
+    tflite.ActivationFunctionType.RELU: ops.Activation.RELU,
+    tflite.ActivationFunctionType.RELU_N1_TO_1: ops.Activation.RELU_N1_TO_1,
+    tflite.ActivationFunctionType.RELU6: ops.Activation.RELU6,
+}
+_PAD = {tflite.Padding.SAME: ops.Padding.SAME, tflite.Padding.VALID: ops.Padding.VALID}
+
+SUPPORTED = (
+    "CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED AVERAGE_POOL_2D MAX_POOL_2D ADD MUL RESHAPE SQUEEZE "
+    "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU"
+).split()
+
+
+def load_tflite_file(path: str | Path) -> Graph:
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise EdgeqError(f"Cannot read the model file {path}: {e.strerror}.") from None
+    return load_tflite(data, path.stem, str(path))
+
+
+def load_tflite(data: bytes, name: str, origin: str = "the model") -> Graph:
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise EdgeqError(
+            f"{origin} is not a TFLite model: a .tflite flatbuffer carries the identifier 'TFL3' at byte 4"
+            f"{', and this file is only %d bytes' % len(data) if len(data) < 8 else ''}. "
+            "Export the model with the TFLite converter (or give an .onnx/.pt2 file once those frontends exist).")
+    try:
+        return _Importer(data, name, origin).run()
+    except EdgeqError:
+        raise
+    except Exception as e:  # flatbuffers raises bare struct/index errors on damaged files
+        raise EdgeqError(
+            f"{origin} is a damaged TFLite file: reading its flatbuffer failed ({type(e).__name__}: {e}). "
+            "It is probably truncated or corrupted; export or copy it again.") from None
+
+
+def _options(op, cls):
+    table = op.BuiltinOptions()
+    if table is None:
+        return None
+    opt = cls()
+    opt.Init(table.Bytes, table.Pos)
+    return opt
+
+
+class _Importer:
+    def __init__(self, data: bytes, name: str, origin: str):
+        self.data = data
+        self.name = name
+        self.origin = origin
+        self.model = tflite.Model.GetRootAsModel(data, 0)
+        self.notes: list[str] = []
+
+    def run(self) -> Graph:
+        m = self.model
+        if m.SubgraphsLength() < 1:
+            raise EdgeqError(f"{self.origin} has no subgraph: there is nothing to compile.")
+        if m.SubgraphsLength() > 1:
+            self.notes.append(f"only the main subgraph is compiled; {m.SubgraphsLength() - 1} other(s) ignored")
+        g = m.Subgraphs(0)
+        self.sub = g
+        self._check_ops(g)
+        self.tensors = [self._tensor(g, i) for i in range(g.TensorsLength())]
+        inputs = [self.tensors[i].name for i in g.InputsAsNumpy()]
+        outputs = [self.tensors[i].name for i in g.OutputsAsNumpy()]
+        tensors = {t.name: t for t in self.tensors}
+        op_list = [self._op(g.Operators(i), i) for i in range(g.OperatorsLength())]
+        graph = Graph(self.name, tensors, [o for o in op_list if o is not None], inputs, outputs,
+                      sha256_bytes(self.data), self.notes)
+        _fold_constant_dequantize(graph)
+        _dequantize_hybrid_weights(graph)
+        _strip_boundary_conversions(graph)
+        _drop_unused_tensors(graph)
+        _check_activation_types(graph, self.origin)
+        return graph
+
+    def _opname(self, op) -> str:
+        oc = self.model.OperatorCodes(op.OpcodeIndex())
+        code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
+        if code == tflite.BuiltinOperator.CUSTOM:
+            return "CUSTOM:" + (oc.CustomCode() or b"?").decode(errors="replace")
+        return _OP_NAMES.get(code, f"BUILTIN_{code}")
+
+    def _check_ops(self, g) -> None:
+        bad = []
+        for i in range(g.OperatorsLength()):
+            kind = self._opname(g.Operators(i))
+            if kind not in SUPPORTED:
+                bad.append(f"#{i} {kind}")
+        if bad:
+            raise EdgeqError(
+                f"{self.origin} uses {len(bad)} operator(s) edgeq does not support: {', '.join(bad)}. "
+                f"Supported: {', '.join(SUPPORTED)}. Replace or remove those layers before converting.")
+
+    def _tensor(self, g, i: int) -> Tensor:
+        t = g.Tensors(i)
+        raw_name = (t.Name() or b"").decode(errors="replace") or f"tensor_{i}"
+        name = f"{raw_name}" if not any(
+            (g.Tensors(j).Name() or b"").decode(errors="replace") == raw_name for j in range(i)) else f"{raw_name}#{i}"
+        ttype = t.Type()
+        shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
+        if t.ShapeSignatureLength():
+            sig = t.ShapeSignatureAsNumpy()
+            shape = tuple(1 if s == -1 and k == 0 else d for k, (s, d) in enumerate(zip(sig, shape)))
+        data = self._buffer(t.Buffer())
+        dtype = _DTYPES.get(ttype)
+        if data is not None:
+            np_type = _CONST_ONLY.get(ttype) or (np.dtype(dtype) if dtype else None)
+            if np_type is None:
+                raise EdgeqError(
+                    f"{self.origin}: constant tensor #{i} '{raw_name}' has type {_TYPE_NAMES.get(ttype, ttype)}, "
+                    "which edgeq cannot handle (constants must be float32, float16, int8, int32 or int64).")
+            arr = np.frombuffer(data, dtype=np_type)
+            if arr.size != int(np.prod(shape, dtype=np.int64)):
+                raise EdgeqError(
+                    f"{self.origin} is damaged: constant tensor #{i} '{raw_name}' of shape {shape} holds "
+                    f"{arr.size} values. Export or copy the model again.")
+            data = arr.reshape(shape).copy()
+            if np_type is np.float16:  # folded away with its DEQUANTIZE
+                data, dtype = data.astype(np.float32), "float32"
+        if dtype is None:
+            raise EdgeqError(
+                f"{self.origin}: tensor #{i} '{raw_name}' has type {_TYPE_NAMES.get(ttype, ttype)}, which edgeq "
+                "cannot handle. edgeq compiles int8 models (and float32 models for quantization).")
+        quant = None
+        q = t.Quantization()
+        if q is not None and q.ScaleLength() > 0:
+            quant = Quant(q.ScaleAsNumpy(), q.ZeroPointAsNumpy() if q.ZeroPointLength() else [0], q.QuantizedDimension())
+        return Tensor(name, shape, dtype, None if dtype == "float32" else quant, data)
+
+    def _buffer(self, index: int) -> bytes | None:
+        if index <= 0 or index >= self.model.BuffersLength():
+            return None
+        b = self.model.Buffers(index)
+        if b.Offset() > 1:  # large models keep buffers after the flatbuffer
+            end = b.Offset() + b.Size()
+            if end > len(self.data):
+                raise EdgeqError(f"{self.origin} is truncated: buffer {index} ends at byte {end} of {len(self.data)}.")
+            return self.data[b.Offset():end]
+        if b.DataLength() == 0:
+            return None
+        return b.DataAsNumpy().tobytes()
+
+    def _op(self, op, index: int) -> ops.Op | None:
+        kind = self._opname(op)
+        ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
+        outs = [int(i) for i in op.OutputsAsNumpy()]
+        name = f"{kind.lower()}_{index}"
+        tin = [self.tensors[i].name for i in ins if i >= 0]
+        tout = [self.tensors[i].name for i in outs]
+
+        def const(pos: int) -> np.ndarray:
+            t = self.tensors[ins[pos]]
+            if t.data is None:
+                raise EdgeqError(f"Operator #{index} {kind}: input {pos} must be a constant tensor for edgeq.")
+            return t.data
+
+        if kind == "CONV_2D":
+            o = _options(op, tflite.Conv2DOptions)
+            return ops.Conv2D(name, tin, tout, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
+                              _PAD[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
+        if kind == "DEPTHWISE_CONV_2D":
+            o = _options(op, tflite.DepthwiseConv2DOptions)
+            x, w = self.tensors[ins[0]], self.tensors[ins[1]]
+            mult = w.shape[3] // x.shape[3] if x.shape[3] else 1
+            return ops.DepthwiseConv2D(name, tin, tout, o.StrideH(), o.StrideW(), o.DilationHFactor(),
+                                       o.DilationWFactor(), mult, _PAD[o.Padding()],
+                                       self._act(o.FusedActivationFunction(), index, kind))
+        if kind == "FULLY_CONNECTED":
+            o = _options(op, tflite.FullyConnectedOptions)
+            if o is not None and o.WeightsFormat() != 0:
+                raise EdgeqError(f"Operator #{index} FULLY_CONNECTED uses shuffled weights, which edgeq cannot handle.")
+            return ops.FullyConnected(name, tin, tout, self._act(o.FusedActivationFunction() if o else 0, index, kind),
+                                      bool(o.KeepNumDims()) if o else False)
+        if kind in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            o = _options(op, tflite.Pool2DOptions)
+            cls = ops.AveragePool2D if kind == "AVERAGE_POOL_2D" else ops.MaxPool2D
+            return cls(name, tin, tout, o.FilterHeight(), o.FilterWidth(), o.StrideH(), o.StrideW(),
+                       _PAD[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
+        if kind in ("ADD", "MUL"):
+            o = _options(op, tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
+            cls = ops.Add if kind == "ADD" else ops.Mul
+            return cls(name, tin, tout, self._act(o.FusedActivationFunction() if o else 0, index, kind))
+        if kind == "RESHAPE":
+            return ops.Reshape(name, tin[:1], tout)
+        if kind == "SQUEEZE":
+            o = _options(op, tflite.SqueezeOptions)
+            rank = len(self.tensors[ins[0]].shape)
+            axes = tuple(sorted(int(a) % rank for a in o.SqueezeDimsAsNumpy())) if o and o.SqueezeDimsLength() else ()
+            return ops.Squeeze(name, tin, tout, axes)
+        if kind == "SOFTMAX":
+            o = _options(op, tflite.SoftmaxOptions)
+            return ops.Softmax(name, tin, tout, float(o.Beta()) if o else 1.0)
+        if kind == "PAD":
+            pads = const(1).astype(np.int64).reshape(-1, 2)
+            return ops.Pad(name, tin[:1], tout, tuple((int(a), int(b)) for a, b in pads))
+        if kind == "MEAN":
+            o = _options(op, tflite.ReducerOptions)
+            rank = len(self.tensors[ins[0]].shape)
+            axes = tuple(sorted({int(a) % rank for a in const(1).reshape(-1)}))
+            return ops.Mean(name, tin[:1], tout, axes, bool(o.KeepDims()) if o else False)
+        if kind == "CONCATENATION":
+            o = _options(op, tflite.ConcatenationOptions)
+            rank = len(self.tensors[outs[0]].shape)
+            return ops.Concatenation(name, tin, tout, int(o.Axis()) % rank,
+                                     self._act(o.FusedActivationFunction(), index, kind))
+        if kind == "LEAKY_RELU":
+            o = _options(op, tflite.LeakyReluOptions)
+            return ops.LeakyRelu(name, tin, tout, float(o.Alpha()) if o else 0.2)
+        simple = {"QUANTIZE": ops.Quantize, "DEQUANTIZE": ops.Dequantize, "RELU": ops.Relu, "RELU6": ops.Relu6,
+                  "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish}
+        return simple[kind](name, tin, tout)
+
+    def _act(self, code: int, index: int, kind: str) -> ops.Activation:
+        if code not in _ACT:
+            raise EdgeqError(f"Operator #{index} {kind} has fused activation {code} (not NONE, RELU, RELU_N1_TO_1 "
+                             "or RELU6), which edgeq cannot handle.")
+        return _ACT[code]
+
+
+def _fold_constant_dequantize(graph: Graph) -> None:
+    kept = []
+    for op in graph.ops:
+        src = graph.t(op.inputs[0]) if op.inputs else None
+        if isinstance(op, ops.Dequantize) and src is not None and src.is_const:
+            out = graph.t(op.outputs[0])
+            out.data = _dequantize_const(src)
+            out.dtype, out.quant = "float32", None
+            graph.notes.append(f"{op.name}: constant {src.name} dequantized to float32 at import")
+            continue
+        kept.append(op)
+    graph.ops = kept
+
+
+def _dequantize_const(t: Tensor) -> np.ndarray:
+    q = t.quant
+    if q is None or t.dtype == "float32":
+        return t.data.astype(np.float32)
+    shape = [1] * t.data.ndim
+    if not q.per_tensor:
+        shape[q.axis] = -1
+    scale = q.scale.reshape(shape)
+    zp = q.zero_point.reshape(shape)
+    return ((t.data.astype(np.int64) - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def _dequantize_hybrid_weights(graph: Graph) -> None:
+    for op in graph.ops:
+        x = graph.t(op.inputs[0])
+        if x.dtype != "float32":
+            continue
+        for name in op.inputs[1:]:
+            t = graph.t(name)
+            if t.is_const and t.dtype == "int8":
+                t.data, t.dtype, t.quant = _dequantize_const(t), "float32", None
+                graph.notes.append(f"{op.name}: int8 weights {name} dequantized to float32 (hybrid model)")
+            elif t.is_const and t.dtype == "int32" and isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D,
+                                                                        ops.FullyConnected)):
+                t.data, t.dtype, t.quant = t.data.astype(np.float32), "float32", None
+
+
+def _strip_boundary_conversions(graph: Graph) -> None:
+    consumers = graph.consumers()
+    for i, name in enumerate(graph.inputs):
+        users = consumers.get(name, [])
+        if graph.t(name).dtype == "float32" and len(users) == 1 and isinstance(users[0], ops.Quantize):
+            q = users[0]
+            graph.inputs[i] = q.outputs[0]
+            graph.ops.remove(q)
+            graph.notes.append(f"{q.name}: float input quantization moved to the caller; the input is int8")
+    producers = graph.producers()
+    for i, name in enumerate(graph.outputs):
+        op = producers.get(name)
+        if isinstance(op, ops.Dequantize) and graph.t(op.inputs[0]).dtype == "int8":
+            graph.outputs[i] = op.inputs[0]
+            graph.ops.remove(op)
+            graph.notes.append(f"{op.name}: output dequantization moved to the caller; the output is int8")
+
+
+def _drop_unused_tensors(graph: Graph) -> None:
+    used = set(graph.inputs) | set(graph.outputs)
+    for op in graph.ops:
+        used.update(op.inputs)
+        used.update(op.outputs)
+    graph.tensors = {k: v for k, v in graph.tensors.items() if k in used}
+
+
+def _check_activation_types(graph: Graph, origin: str) -> None:
+    for t in graph.activations():
+        if t.dtype not in ("int8", "float32"):
+            raise EdgeqError(
+                f"{origin}: activation tensor '{t.name}' is {t.dtype}; edgeq runs int8 activations (or float32 "
+                "ones it quantizes). Convert the model with int8 activations (not 16x8 or uint8).")

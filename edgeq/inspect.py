@@ -1,0 +1,35 @@
+"""The report behind `edgeq inspect`: operators, shapes, MACs, weight bytes, the planned arena."""
+from __future__ import annotations
+
+from edgeq.ir import Graph, ops
+from edgeq.ir.stats import macs
+from edgeq.memory.arena import plan_arena
+from edgeq.quant.kernels import KernelCall
+
+
+def inspect_graph(graph: Graph) -> dict:
+    if graph.is_integer:
+        from edgeq.quant.executor import lower_graph
+        calls = lower_graph(graph)
+        weights = [sum(a.nbytes for a in c.arrays.values()) for c in calls]
+    else:  # float model: what it would take before quantization
+        calls = [KernelCall(op.name, op.kind, [n for n in op.inputs if not graph.t(n).is_const], op.outputs,
+                            alias=isinstance(op, (ops.Reshape, ops.Squeeze))) for op in graph.ops]
+        weights = [sum(graph.t(n).nbytes for n in op.inputs if graph.t(n).is_const) for op in graph.ops]
+    plan = plan_arena(graph, calls)
+    op_reports = []
+    for i, (op, w) in enumerate(zip(graph.ops, weights)):
+        op_reports.append({
+            "index": i, "name": op.name, "kind": op.kind,
+            "input_shapes": [list(graph.t(n).shape) for n in op.inputs if not graph.t(n).is_const],
+            "output_shape": list(graph.t(op.outputs[0]).shape),
+            "macs": macs(op, graph), "weights_bytes": int(w),
+        })
+    return {
+        "model": graph.name, "integer": graph.is_integer,
+        "inputs": [{"name": n, "shape": list(graph.t(n).shape), "dtype": graph.t(n).dtype} for n in graph.inputs],
+        "outputs": [{"name": n, "shape": list(graph.t(n).shape), "dtype": graph.t(n).dtype} for n in graph.outputs],
+        "arena_bytes": plan.size, "arena_lower_bound_bytes": plan.lower_bound,
+        "weights_bytes": int(sum(weights)), "macs": int(sum(r["macs"] for r in op_reports)),
+        "ops": op_reports, "notes": graph.notes,
+    }

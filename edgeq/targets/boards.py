@@ -1,0 +1,43 @@
+"""Boards: one declarative TOML file each in boards/."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+
+import edgeq
+from edgeq.errors import EdgeqError
+
+BOARDS_DIR = edgeq.ROOT / "boards"
+
+
+@dataclass
+class Board:
+    name: str
+    description: str
+    kind: str  # "host" or "mcu"
+    emulated: bool = False
+    core: str = ""
+    features: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    clock_hz: int = 0
+    flash_bytes: int = 0
+    ram_bytes: int = 0
+    raw: dict = field(default_factory=dict, repr=False)  # the whole file, for target-specific keys
+
+
+def all_boards() -> list[Board]:
+    boards = []
+    for path in sorted(BOARDS_DIR.glob("*.toml")):
+        data = tomllib.loads(path.read_text())
+        known = {k: data[k] for k in Board.__dataclass_fields__ if k in data and k != "raw"}
+        boards.append(Board(**known, raw=data))
+    return boards
+
+
+def get_board(name: str) -> Board:
+    boards = all_boards()
+    for b in boards:
+        if name == b.name or name in b.aliases:
+            return b
+    names = ", ".join(b.name for b in boards)
+    raise EdgeqError(f"Unknown board '{name}'. Known boards: {names} (see `edgeq boards`).")

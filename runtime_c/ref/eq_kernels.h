@@ -1,0 +1,11 @@
+/* edgeq reference kernels: every kernel the generated code may call. */
+#ifndef EQ_KERNELS_H
+#define EQ_KERNELS_H
+
+#include "eq_common.h"
+#include "eq_conv.h"
+#include "eq_pooling.h"
+#include "eq_elementwise.h"
+#include "eq_activations.h"
+
+#endif /* EQ_KERNELS_H */
