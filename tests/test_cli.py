@@ -111,7 +111,7 @@ def test_unsupported_operators_are_all_listed(tmp_path):
     path = tmp_path / "upsample.tflite"
     path.write_bytes(convert_int8(model, [(8, 8, 2)]))
     proc = edgeq("build", path, "-o", tmp_path / "out")
-    assert_clean_error(proc, "RESIZE_NEAREST_NEIGHBOR", "SUB", "#")
+    assert_clean_error(proc, "#1 TILE", "SUB", "EXPAND_DIMS")
     assert not (tmp_path / "out").exists()
 
 

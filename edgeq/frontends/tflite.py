@@ -92,13 +92,13 @@ class _Importer:
         if m.SubgraphsLength() > 1:
             self.notes.append(f"only the main subgraph is compiled; {m.SubgraphsLength() - 1} other(s) ignored")
         g = m.Subgraphs(0)
-        self.sub = g
+        self.live = self._live_ops(g)
         self._check_ops(g)
         self.tensors = [self._tensor(g, i) for i in range(g.TensorsLength())]
         inputs = [self.tensors[i].name for i in g.InputsAsNumpy()]
         outputs = [self.tensors[i].name for i in g.OutputsAsNumpy()]
         tensors = {t.name: t for t in self.tensors}
-        op_list = [self._op(g.Operators(i), i) for i in range(g.OperatorsLength())]
+        op_list = [self._op(g.Operators(i), i) for i in sorted(self.live)]
         graph = Graph(self.name, tensors, [o for o in op_list if o is not None], inputs, outputs,
                       sha256_bytes(self.data), self.notes)
         _fold_constant_dequantize(graph)
@@ -115,9 +115,29 @@ class _Importer:
             return "CUSTOM:" + (oc.CustomCode() or b"?").decode(errors="replace")
         return _OP_NAMES.get(code, f"BUILTIN_{code}")
 
+    def _live_ops(self, g) -> set[int]:
+        """Operators the outputs depend on. RESHAPE's shape operand does not count: edgeq takes the
+        static output shape, so shape arithmetic feeding it (SHAPE, STRIDED_SLICE, PACK) is dropped."""
+        producer = {}
+        for i in range(g.OperatorsLength()):
+            for t in g.Operators(i).OutputsAsNumpy():
+                producer[int(t)] = i
+        live, stack = set(), [int(t) for t in g.OutputsAsNumpy()]
+        while stack:
+            i = producer.get(stack.pop())
+            if i is None or i in live:
+                continue
+            live.add(i)
+            op = g.Operators(i)
+            ins = [int(t) for t in op.InputsAsNumpy()] if op.InputsLength() else []
+            if self._opname(op) == "RESHAPE":
+                ins = ins[:1]
+            stack.extend(t for t in ins if t >= 0)
+        return live
+
     def _check_ops(self, g) -> None:
         bad = []
-        for i in range(g.OperatorsLength()):
+        for i in sorted(self.live):
             kind = self._opname(g.Operators(i))
             if kind not in SUPPORTED:
                 bad.append(f"#{i} {kind}")

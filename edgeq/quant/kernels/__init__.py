@@ -94,6 +94,4 @@ def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
 
 def _load_all():
     # Import for the registration side effect; modules are cached after the first call.
-    from edgeq.quant.kernels import (  # noqa: F401
-        activations, conv, elementwise, pooling, reshape,
-    )
+    from edgeq.quant.kernels import activations, conv, elementwise, pooling, reshape  # noqa: F401

@@ -1,0 +1,281 @@
+"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, int8 requantization, SOFTMAX.
+
+Every unary int8 op is a function of one int8 value, so it lowers to a 256-entry table computed
+here by transcribing TFLM's integer code (its Prepare arithmetic, then its Eval arithmetic) for each
+possible input. The device then does one load per element (`eq_lut_s8`), bit-exact by construction.
+Softmax lowers to a table of gemmlowp exp values per input difference; its row sum and reciprocal
+stay in integer C.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, ops
+from edgeq.quant import gemmlowp as gl
+from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away
+from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
+from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, require_int8
+
+INPUTS = range(INT8_MIN, INT8_MAX + 1)
+
+
+def _mbqm(x: int, m: int, shift: int) -> int:
+    """tflite::MultiplyByQuantizedMultiplier on Python ints."""
+    left, right = max(shift, 0), max(-shift, 0)
+    return gl.rdbpot(gl.srdhm(gl.wrap32(x * (1 << left)), m), right)
+
+
+def _clamp8(v: int) -> int:
+    return min(INT8_MAX, max(INT8_MIN, v))
+
+
+def _scales(op: ops.Op, graph: Graph) -> tuple[np.float32, int, np.float32, int]:
+    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    return np.float32(x.quant.s), x.quant.zp, np.float32(y.quant.s), y.quant.zp
+
+
+def _lut_call(op: ops.Op, fn) -> KernelCall:
+    table = np.array([fn(v) for v in INPUTS], dtype=np.int8)
+    return KernelCall(op.name, "lut_s8", [op.inputs[0]], [op.outputs[0]], {"size": 0}, {"table": table})
+
+
+@kernel("lut_s8")
+def lut_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    return call.arrays["table"][inputs[0].astype(np.int16) + 128].reshape(out_shape)
+
+
+def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
+    call.params["size"] = graph.t(call.inputs[0]).size
+    return call
+
+
+@lowers(ops.Relu)
+def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    m, shift = quantize_multiplier(float(s_in) / float(s_out))
+    lo = max(INT8_MIN, zp_out + int(round_half_away(float(np.float32(0.0) / s_out))))
+    return _finish_lut(_lut_call(op, lambda v: min(INT8_MAX, max(lo, zp_out + _mbqm(v - zp_in, m, shift)))), graph)
+
+
+@lowers(ops.Relu6)
+def lower_relu6(op: ops.Relu6, graph: Graph) -> KernelCall:
+    # TFLM clamps the raw input to [input zero point, quantized 6.0] without requantizing.
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    six = _clamp8(int(round_half_away(float(np.float32(6.0) / s_out))) + zp_out)
+    return _finish_lut(_lut_call(op, lambda v: six if v > six else (zp_in if v < zp_in else v)), graph)
+
+
+@lowers(ops.LeakyRelu)
+def lower_leaky_relu(op: ops.LeakyRelu, graph: Graph) -> KernelCall:
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    m_alpha, sh_alpha = quantize_multiplier(float(s_in * np.float32(op.alpha) / s_out))
+    m_id, sh_id = quantize_multiplier(float(s_in / s_out))
+
+    def f(v: int) -> int:
+        d = v - zp_in
+        m, sh = (m_id, sh_id) if d >= 0 else (m_alpha, sh_alpha)
+        return _clamp8(zp_out + _mbqm(d, m, sh))
+    return _finish_lut(_lut_call(op, f), graph)
+
+
+def _sigmoid_tanh_params(s_in: np.float32) -> tuple[int, int, int]:
+    """input multiplier, left shift and range radius for 4 integer bits (TFLM Logistic/Tanh Prepare)."""
+    real = float(s_in) * float(1 << (31 - 4))
+    q, left_shift = math.frexp(real)
+    multiplier = int(round_half_away(q * (1 << 31)))
+    max_rescaled = 1.0 * ((1 << 4) - 1) * (1 << (31 - 4)) / (1 << left_shift)
+    return multiplier, left_shift, int(math.floor(max_rescaled))
+
+
+@lowers(ops.Logistic)
+def lower_logistic(op: ops.Logistic, graph: Graph) -> KernelCall:
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    if zp_out != -128:
+        raise EdgeqError(f"Operator {op.name} (LOGISTIC): int8 output zero point must be -128 (got {zp_out}).")
+    m, shift, radius = _sigmoid_tanh_params(s_in)
+
+    def f(v: int) -> int:
+        d = v - zp_in
+        if d <= -radius:
+            return INT8_MIN
+        if d >= radius:
+            return INT8_MAX
+        out_q0 = gl.logistic(_mbqm(d, m, shift), 4)
+        return _clamp8(gl.rdbpot(out_q0, 31 - 8) - 128)
+    return _finish_lut(_lut_call(op, f), graph)
+
+
+@lowers(ops.Tanh)
+def lower_tanh(op: ops.Tanh, graph: Graph) -> KernelCall:
+    s_in, zp_in, _, _ = _scales(op, graph)
+    m, shift, radius = _sigmoid_tanh_params(s_in)
+
+    def f(v: int) -> int:
+        d = v - zp_in
+        if d <= -radius:
+            return INT8_MIN
+        if d >= radius:
+            return INT8_MAX
+        return _clamp8(gl.rdbpot(gl.tanh(_mbqm(d, m, shift), 4), 31 - 7))
+    return _finish_lut(_lut_call(op, f), graph)
+
+
+def _wrap16(x: int) -> int:
+    return ((x + 2**15) & 0xFFFF) - 2**15
+
+
+def _srdhm16(a: int, b: int) -> int:
+    if a == b == -(2**15):
+        return 2**15 - 1
+    ab = a * b
+    s = ab + ((1 << 14) if ab >= 0 else 1 - (1 << 14))
+    return _wrap16(s >> 15 if s >= 0 else -((-s) >> 15))
+
+
+def _sdhm16(a: int, b: int) -> int:
+    if a == b == -(2**15):
+        return 2**15 - 1
+    ab = a * b
+    return _wrap16(ab >> 15 if ab >= 0 else -((-ab) >> 15))
+
+
+def _sat_left16(v: int, amount: int) -> int:
+    return min(2**15 - 1, max(-(2**15), v * (1 << amount)))
+
+
+def _to_int16_multiplier(m32: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    if m32 >= 2**31 - 1 - (1 << 15):
+        return 2**15 - 1
+    return (m32 + (1 << 15)) >> 16
+
+
+@lowers(ops.HardSwish)
+def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    hires = np.float32(1.0 / 128.0) * s_in
+    m_out, e_out = quantize_multiplier(float(hires / s_out))
+    m_relu, e_relu = quantize_multiplier(float(hires / np.float32(3.0 / 32768.0)))
+    m_out16, m_relu16 = _to_int16_multiplier(m_out), _to_int16_multiplier(m_relu)
+    if e_out > 0:
+        raise EdgeqError(f"Operator {op.name} (HARD_SWISH): output scale too small for the input scale "
+                         "(TFLite requires a non-positive output exponent).")
+
+    def f(v: int) -> int:
+        x = _wrap16(v - zp_in)
+        hi = _wrap16(x * (1 << 7))
+        pre_out = _srdhm16(hi, m_out16)
+        r = hi
+        if e_relu > 0:
+            r = _sat_left16(r, e_relu - 1)
+        r = _srdhm16(r, m_relu16)
+        if e_relu > 0:
+            r = _sat_left16(r, 1)
+        if e_relu < 0:
+            r = gl.rdbpot(r, -e_relu)
+        r = _wrap16((r + (1 << 15)) >> 1)
+        out = _wrap16(gl.rdbpot(_sdhm16(r, pre_out), -e_out) + zp_out)
+        return _clamp8(out)
+    return _finish_lut(_lut_call(op, f), graph)
+
+
+@lowers(ops.Quantize)
+def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    m, shift = quantize_multiplier(float(s_in) / float(s_out))
+    return _finish_lut(_lut_call(op, lambda v: _clamp8(_mbqm(v - zp_in, m, shift) + zp_out)), graph)
+
+
+# --- softmax ---------------------------------------------------------------------------------------
+
+@lowers(ops.Softmax)
+def lower_softmax(op: ops.Softmax, graph: Graph) -> KernelCall:
+    s_in, _, s_out, zp_out = _scales(op, graph)
+    if zp_out != -128 or s_out != np.float32(1.0 / 256):
+        raise EdgeqError(f"Operator {op.name} (SOFTMAX): int8 output must have scale 1/256 and zero point -128 "
+                         f"(got {float(s_out)} and {zp_out}), as TFLite requires.")
+    # PreprocessSoftmaxScaling with 5 integer bits, then CalculateInputRadius.
+    real = min(float(np.float32(op.beta)) * float(s_in) * (1 << (31 - 5)), (1 << 31) - 1.0)
+    multiplier, left_shift = quantize_multiplier(real)
+    diff_min = -int(math.floor(1.0 * ((1 << 5) - 1) * (1 << (31 - 5)) / (1 << left_shift)))
+    exp_table = []
+    for diff in range(-255, 1):
+        if diff < diff_min:
+            exp_table.append(0)  # excluded from the sum, and its output is -128 either way
+        else:
+            rescaled = gl.srdhm(gl.wrap32(diff * (1 << left_shift)), multiplier)
+            exp_table.append(gl.exp_on_negative_values(rescaled, 5))
+    shape = graph.t(op.inputs[0]).shape
+    depth = shape[-1]
+    return KernelCall(op.name, "softmax_s8", [op.inputs[0]], [op.outputs[0]],
+                      {"rows": graph.t(op.inputs[0]).size // depth, "depth": depth},
+                      {"exp_table": np.array(exp_table, dtype=np.int32)})
+
+
+def _get_reciprocal(x: int, integer_digits: int) -> tuple[int, int]:
+    headroom_plus_one = gl.count_leading_zeros(x)
+    num_bits_over_unit = integer_digits - headroom_plus_one
+    shifted_sum_minus_one = gl.wrap32(((x << headroom_plus_one) & 0xFFFFFFFF) - (1 << 31))
+    return gl.one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), num_bits_over_unit
+
+
+@kernel("softmax_s8")
+def softmax_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    rows, depth = call.params["rows"], call.params["depth"]
+    x = inputs[0].reshape(rows, depth).astype(np.int64)
+    table = call.arrays["exp_table"]
+    out = np.empty((rows, depth), dtype=np.int8)
+    for r in range(rows):
+        exps = [int(table[v + 255]) for v in (x[r] - x[r].max())]
+        total = 0
+        for e in exps:
+            total = gl.wrap32(total + gl.rdbpot(e, 12))
+        scale, bits = _get_reciprocal(total, 12)
+        for c, e in enumerate(exps):
+            unsat = gl.rdbpot(gl.srdhm(scale, e), bits + 31 - 8)
+            out[r, c] = _clamp8(unsat - 128)
+    return out.reshape(out_shape)
+
+
+# --- float semantics ------------------------------------------------------------------------------
+
+@float_impl(ops.Relu)
+def float_relu(op, graph, inputs):
+    return np.maximum(inputs[0], 0)
+
+
+@float_impl(ops.Relu6)
+def float_relu6(op, graph, inputs):
+    return np.clip(inputs[0], 0, 6)
+
+
+@float_impl(ops.LeakyRelu)
+def float_leaky_relu(op, graph, inputs):
+    return np.where(inputs[0] >= 0, inputs[0], inputs[0] * np.float32(op.alpha))
+
+
+@float_impl(ops.Logistic)
+def float_logistic(op, graph, inputs):
+    return 1.0 / (1.0 + np.exp(-inputs[0].astype(np.float64)))
+
+
+@float_impl(ops.Tanh)
+def float_tanh(op, graph, inputs):
+    return np.tanh(inputs[0].astype(np.float64))
+
+
+@float_impl(ops.HardSwish)
+def float_hard_swish(op, graph, inputs):
+    x = inputs[0].astype(np.float64)
+    return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+@float_impl(ops.Softmax)
+def float_softmax(op, graph, inputs):
+    x = inputs[0].astype(np.float64) * op.beta
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,225 @@
+"""Convolution, depthwise convolution and fully-connected layers.
+
+Integer semantics: TFLM's reference_integer_ops ConvPerChannel, DepthwiseConvPerChannel,
+FullyConnected and FullyConnectedPerChannel. Accumulation is exact, so the numpy kernels use float64
+matrix products (every partial sum stays far below 2^53) and then TFLite's requantization.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, ops
+from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
+from edgeq.quant.kernels.common import (
+    activation_range, clamp_s8, float_activation, out_size, pad_before, require_int8,
+)
+
+
+def _per_channel_multipliers(op: ops.Op, graph: Graph, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """PopulateConvolutionQuantizationParams: double(s_in) * double(s_w[c]) / double(s_out)."""
+    x, w, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    scales = w.quant.scale if not w.quant.per_tensor else np.repeat(w.quant.scale, channels)
+    if scales.size != channels:
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): {scales.size} weight scales for {channels} channels.")
+    pairs = [quantize_multiplier(float(x.quant.s) * float(s) / float(y.quant.s)) for s in scales]
+    return (np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32))
+
+
+def _bias(op: ops.Op, graph: Graph, channels: int) -> np.ndarray:
+    if len(op.inputs) > 2 and op.inputs[2]:
+        b = graph.t(op.inputs[2])
+        if b.dtype != "int32":
+            raise EdgeqError(f"Operator {op.name} ({op.kind}): bias is {b.dtype}; int8 layers need an int32 bias.")
+        return b.data.astype(np.int32).reshape(-1)
+    return np.zeros(channels, dtype=np.int32)
+
+
+def _check_weights(op: ops.Op, graph: Graph) -> None:
+    w = graph.t(op.inputs[1])
+    if not w.is_const or w.dtype != "int8" or w.quant is None:
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): weights must be constant int8 with a scale "
+                         f"(got {'non-constant ' if not w.is_const else ''}{w.dtype}).")
+    if np.any(w.quant.zero_point != 0) and not isinstance(op, ops.FullyConnected):
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): weights have a non-zero zero point; TFLite requires "
+                         "symmetric int8 weights for convolutions.")
+
+
+def _spatial_params(op, x_shape, w_hw, y_shape) -> dict[str, int]:
+    _, ih, iw, ic = x_shape
+    _, oh, ow, oc = y_shape
+    kh, kw = w_hw
+    return {
+        "batches": x_shape[0], "input_h": ih, "input_w": iw, "input_c": ic,
+        "output_h": oh, "output_w": ow, "output_c": oc, "filter_h": kh, "filter_w": kw,
+        "stride_h": op.stride_h, "stride_w": op.stride_w, "dilation_h": op.dilation_h, "dilation_w": op.dilation_w,
+        "pad_h": pad_before(op.padding, ih, kh, op.stride_h, op.dilation_h),
+        "pad_w": pad_before(op.padding, iw, kw, op.stride_w, op.dilation_w),
+    }
+
+
+def _quant_params(op, graph) -> dict[str, int]:
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    lo, hi = activation_range(op.activation, y)
+    return {"input_offset": -x.quant.zp, "output_offset": y.quant.zp, "act_min": lo, "act_max": hi}
+
+
+@lowers(ops.Conv2D)
+def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
+    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    _check_weights(op, graph)
+    x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
+    if x.shape[3] % w.shape[3] or w.shape[0] % (x.shape[3] // w.shape[3]):
+        raise EdgeqError(f"Operator {op.name} (CONV_2D): {x.shape[3]} input channels do not split into groups "
+                         f"of {w.shape[3]}.")
+    mult, shift = _per_channel_multipliers(op, graph, w.shape[0])
+    params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
+    params["filter_c"] = w.shape[3]
+    params.update(_quant_params(op, graph))
+    return KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0]),
+        "out_mult": mult, "out_shift": shift})
+
+
+@lowers(ops.DepthwiseConv2D)
+def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
+    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    _check_weights(op, graph)
+    x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
+    mult, shift = _per_channel_multipliers(op, graph, w.shape[3])
+    params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
+    params["depth_multiplier"] = op.depth_multiplier
+    params.update(_quant_params(op, graph))
+    return KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3]),
+        "out_mult": mult, "out_shift": shift})
+
+
+@lowers(ops.FullyConnected)
+def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
+    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    _check_weights(op, graph)
+    x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
+    units, depth = w.shape
+    if x.size % depth:
+        raise EdgeqError(f"Operator {op.name} (FULLY_CONNECTED): input of {x.size} values is not a multiple of "
+                         f"the weights' depth {depth}.")
+    if w.quant.per_tensor:
+        # GetQuantizedConvolutionMultipler: the float product, then double.
+        real = float(np.float32(x.quant.s) * np.float32(w.quant.s)) / float(y.quant.s)
+        m, s = quantize_multiplier(real)
+        mult, shift = np.full(units, m, np.int32), np.full(units, s, np.int32)
+    else:
+        mult, shift = _per_channel_multipliers(op, graph, units)
+    params = {"batches": x.size // depth, "input_depth": depth, "output_depth": units,
+              "weights_offset": -int(w.quant.zero_point[0])}
+    params.update(_quant_params(op, graph))
+    return KernelCall(op.name, "fully_connected_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), "out_mult": mult, "out_shift": shift})
+
+
+def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
+    """[N, OH, OW, KH, KW, C] windows of x, padded with pad_value (integer: so that pad + offset == 0)."""
+    n, ih, iw, c = x.shape
+    kh, kw, sh, sw, dh, dw = (p[k] for k in ("filter_h", "filter_w", "stride_h", "stride_w", "dilation_h",
+                                             "dilation_w"))
+    oh, ow = p["output_h"], p["output_w"]
+    need_h = (oh - 1) * sh + (kh - 1) * dh + 1
+    need_w = (ow - 1) * sw + (kw - 1) * dw + 1
+    ph, pw = p["pad_h"], p["pad_w"]
+    xp = np.full((n, max(need_h, ph + ih), max(need_w, pw + iw), c), pad_value, dtype=dtype)
+    xp[:, ph:ph + ih, pw:pw + iw, :] = x
+    rows = (np.arange(oh) * sh)[:, None] + np.arange(kh)[None, :] * dh  # [OH, KH]
+    cols = (np.arange(ow) * sw)[:, None] + np.arange(kw)[None, :] * dw  # [OW, KW]
+    return xp[:, rows[:, None, :, None], cols[None, :, None, :], :]
+
+
+def _requantize(acc: np.ndarray, call: KernelCall, channel_axis_values: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    p = call.params
+    mult, shift = channel_axis_values
+    out = multiply_by_quantized_multiplier(acc, mult.astype(np.int64), shift.astype(np.int64)) + p["output_offset"]
+    return clamp_s8(out, p["act_min"], p["act_max"])
+
+
+@kernel("conv_s8")
+def conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p, a = call.params, call.arrays
+    x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int32)
+    cols = _patches(x, p, -p["input_offset"]).astype(np.float64) + p["input_offset"]
+    w = a["weights"].astype(np.float64)  # [OC, KH, KW, FC]
+    fc, oc = p["filter_c"], p["output_c"]
+    groups = p["input_c"] // fc
+    per_group = oc // groups
+    n, oh, ow, kh, kw, _ = cols.shape
+    acc = np.empty((n, oh, ow, oc), dtype=np.float64)
+    for g in range(groups):
+        xg = cols[..., g * fc:(g + 1) * fc].reshape(n * oh * ow, kh * kw * fc)
+        wg = w[g * per_group:(g + 1) * per_group].reshape(per_group, kh * kw * fc)
+        acc[..., g * per_group:(g + 1) * per_group] = (xg @ wg.T).reshape(n, oh, ow, per_group)
+    acc = acc.astype(np.int64) + a["bias"].astype(np.int64)
+    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+
+
+@kernel("depthwise_conv_s8")
+def depthwise_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p, a = call.params, call.arrays
+    x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int32)
+    cols = _patches(x, p, -p["input_offset"]).astype(np.int64) + p["input_offset"]
+    cols = np.repeat(cols, p["depth_multiplier"], axis=-1)  # channel c*M+m reads input channel c
+    w = a["weights"].astype(np.int64).reshape(p["filter_h"], p["filter_w"], p["output_c"])
+    acc = np.einsum("nyxhwc,hwc->nyxc", cols, w) + a["bias"].astype(np.int64)
+    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+
+
+@kernel("fully_connected_s8")
+def fully_connected_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p, a = call.params, call.arrays
+    x = inputs[0].reshape(p["batches"], p["input_depth"]).astype(np.float64) + p["input_offset"]
+    w = a["weights"].astype(np.float64) + p["weights_offset"]
+    acc = (x @ w.T).astype(np.int64) + a["bias"].astype(np.int64)
+    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+
+
+def _float_patches(x: np.ndarray, op, w_hw, y_shape) -> np.ndarray:
+    return _patches(x, _spatial_params(op, x.shape, w_hw, y_shape), 0.0, np.float64)
+
+
+@float_impl(ops.Conv2D)
+def float_conv(op: ops.Conv2D, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    x, w = inputs[0], inputs[1].astype(np.float64)
+    y_shape = graph.t(op.outputs[0]).shape
+    cols = _float_patches(x, op, w.shape[1:3], y_shape)
+    oc, kh, kw, fc = w.shape
+    groups = x.shape[3] // fc
+    per_group = oc // groups
+    n, oh, ow = cols.shape[:3]
+    out = np.empty((n, oh, ow, oc))
+    for g in range(groups):
+        xg = cols[..., g * fc:(g + 1) * fc].reshape(n * oh * ow, kh * kw * fc)
+        out[..., g * per_group:(g + 1) * per_group] = (
+            xg @ w[g * per_group:(g + 1) * per_group].reshape(per_group, -1).T).reshape(n, oh, ow, per_group)
+    if len(inputs) > 2:
+        out += inputs[2]
+    return float_activation(op.activation, out).astype(np.float32).reshape(y_shape)
+
+
+@float_impl(ops.DepthwiseConv2D)
+def float_depthwise(op: ops.DepthwiseConv2D, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    x, w = inputs[0], inputs[1].astype(np.float64)
+    y_shape = graph.t(op.outputs[0]).shape
+    cols = np.repeat(_float_patches(x, op, w.shape[1:3], y_shape), op.depth_multiplier, axis=-1)
+    out = np.einsum("nyxhwc,hwc->nyxc", cols, w[0])
+    if len(inputs) > 2:
+        out += inputs[2]
+    return float_activation(op.activation, out).astype(np.float32).reshape(y_shape)
+
+
+@float_impl(ops.FullyConnected)
+def float_fully_connected(op: ops.FullyConnected, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    w = inputs[1].astype(np.float64)
+    x = inputs[0].astype(np.float64).reshape(-1, w.shape[1])
+    out = x @ w.T
+    if len(inputs) > 2:
+        out += inputs[2]
+    return float_activation(op.activation, out).astype(np.float32).reshape(graph.t(op.outputs[0]).shape)

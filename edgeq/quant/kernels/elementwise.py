@@ -1,0 +1,171 @@
+"""ADD and MUL (with broadcasting), PAD, CONCATENATION.
+
+Integer semantics: TFLM's add_common.cc/mul_common.cc parameters and reference_integer_ops
+Add/Mul per element. Broadcasting is expressed as 4-D output dims plus per-input strides (0 on a
+broadcast dimension), so the C kernel needs no special cases.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, ops
+from edgeq.quant.fixedpoint import (
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
+    wrap32,
+)
+from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
+from edgeq.quant.kernels.common import activation_range, clamp_s8, float_activation, require_int8, to_nhwc4
+
+ADD_LEFT_SHIFT = 20
+
+
+def _broadcast_params(op: ops.Op, graph: Graph) -> dict[str, int]:
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    out = to_nhwc4(y.shape)
+    params = {f"d{i}": out[i] for i in range(4)}
+    for name, t in (("in0", a), ("in1", b)):
+        dims = to_nhwc4(t.shape)
+        strides, acc = [0] * 4, 1
+        for i in range(3, -1, -1):
+            if dims[i] not in (1, out[i]):
+                raise EdgeqError(f"Operator {op.name} ({op.kind}): shapes {a.shape} and {b.shape} do not broadcast.")
+            strides[i] = 0 if dims[i] == 1 and out[i] != 1 else acc
+            acc *= dims[i]
+        params.update({f"{name}_s{i}": strides[i] for i in range(4)})
+    return params
+
+
+def _binary_inputs(op: ops.Op, graph: Graph) -> list[str]:
+    for name in op.inputs:
+        if graph.t(name).is_const:
+            # Constant operands stay in flash: the lowering passes them as arrays instead of activations.
+            raise EdgeqError(f"Operator {op.name} ({op.kind}) has a constant operand '{name}'; edgeq needs both "
+                             "operands of ADD/MUL to be activations in this version.")
+    return list(op.inputs)
+
+
+def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
+    """Broadcast a flat input to the 4-D output shape through its strides."""
+    idx = sum(np.arange(p[f"d{i}"]).reshape([-1 if j == i else 1 for j in range(4)]) * p[f"{name}_s{i}"]
+              for i in range(4))
+    return x.reshape(-1)[idx].astype(np.int64)
+
+
+@lowers(ops.Add)
+def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
+    require_int8(op, graph, op.inputs + op.outputs)
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
+    m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
+    m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y.quant.s)))
+    lo, hi = activation_range(op.activation, y)
+    params = _broadcast_params(op, graph)
+    params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
+                   "left_shift": ADD_LEFT_SHIFT, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
+                   "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
+    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params)
+
+
+@kernel("add_s8")
+def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    scaled = []
+    for k in (0, 1):
+        v = wrap32((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) * (1 << p["left_shift"]))
+        scaled.append(multiply_by_quantized_multiplier_smaller_than_one_exp(v, p[f"in{k}_mult"], p[f"in{k}_shift"]))
+    raw = multiply_by_quantized_multiplier_smaller_than_one_exp(wrap32(scaled[0] + scaled[1]), p["out_mult"],
+                                                                p["out_shift"]) + p["output_offset"]
+    return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
+
+
+@lowers(ops.Mul)
+def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
+    require_int8(op, graph, op.inputs + op.outputs)
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    m, s = quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
+    lo, hi = activation_range(op.activation, y)
+    params = _broadcast_params(op, graph)
+    params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
+                   "out_mult": m, "out_shift": s, "act_min": lo, "act_max": hi})
+    return KernelCall(op.name, "mul_s8", _binary_inputs(op, graph), list(op.outputs), params)
+
+
+@kernel("mul_s8")
+def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    prod = (_gather(inputs[0], p, "in0") + p["in0_offset"]) * (_gather(inputs[1], p, "in1") + p["in1_offset"])
+    raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
+    return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
+
+
+@lowers(ops.Pad)
+def lower_pad(op: ops.Pad, graph: Graph) -> KernelCall:
+    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    pads = [(0, 0)] * (4 - len(op.paddings)) + list(op.paddings)
+    if len(pads) > 4:
+        raise EdgeqError(f"Operator {op.name} (PAD): rank {len(op.paddings)} is more than edgeq's 4.")
+    dims = to_nhwc4(x.shape)
+    params = {f"in_d{i}": dims[i] for i in range(4)}
+    params.update({f"pad_before{i}": pads[i][0] for i in range(4)})
+    params.update({f"out_d{i}": to_nhwc4(y.shape)[i] for i in range(4)})
+    params["pad_value"] = y.quant.zp
+    return KernelCall(op.name, "pad_s8", [op.inputs[0]], [op.outputs[0]], params)
+
+
+@kernel("pad_s8")
+def pad_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    out = np.full([p[f"out_d{i}"] for i in range(4)], p["pad_value"], dtype=np.int8)
+    sl = tuple(slice(p[f"pad_before{i}"], p[f"pad_before{i}"] + p[f"in_d{i}"]) for i in range(4))
+    out[sl] = inputs[0].reshape([p[f"in_d{i}"] for i in range(4)])
+    return out.reshape(out_shape)
+
+
+@lowers(ops.Concatenation)
+def lower_concat(op: ops.Concatenation, graph: Graph) -> KernelCall:
+    require_int8(op, graph, op.inputs + op.outputs)
+    y = graph.t(op.outputs[0])
+    for name in op.inputs:
+        t = graph.t(name)
+        if t.is_const or t.quant.s != y.quant.s or t.quant.zp != y.quant.zp:
+            raise EdgeqError(f"Operator {op.name} (CONCATENATION): input '{name}' is "
+                             f"{'constant' if t.is_const else 'quantized differently from the output'}; TFLite "
+                             "Micro concatenates int8 tensors that share the output's scale and zero point.")
+    if op.activation != ops.Activation.NONE:
+        raise EdgeqError(f"Operator {op.name} (CONCATENATION): a fused activation is not supported for int8.")
+    outer = int(np.prod(y.shape[:op.axis], dtype=np.int64))
+    inner = int(np.prod(y.shape[op.axis + 1:], dtype=np.int64))
+    sizes = np.array([graph.t(n).shape[op.axis] * inner for n in op.inputs], dtype=np.int32)
+    return KernelCall(op.name, "concat_s8", list(op.inputs), list(op.outputs),
+                      {"n_inputs": len(op.inputs), "outer": outer}, {"copy_sizes": sizes}, variadic=True)
+
+
+@kernel("concat_s8")
+def concat_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    outer = call.params["outer"]
+    return np.concatenate([x.reshape(outer, -1) for x in inputs], axis=1).reshape(out_shape)
+
+
+# --- float semantics ------------------------------------------------------------------------------
+
+@float_impl(ops.Add)
+def float_add(op, graph, inputs):
+    return float_activation(op.activation, inputs[0] + inputs[1])
+
+
+@float_impl(ops.Mul)
+def float_mul(op, graph, inputs):
+    return float_activation(op.activation, inputs[0] * inputs[1])
+
+
+@float_impl(ops.Pad)
+def float_pad(op, graph, inputs):
+    return np.pad(inputs[0], op.paddings)
+
+
+@float_impl(ops.Concatenation)
+def float_concat(op, graph, inputs):
+    return float_activation(op.activation, np.concatenate(inputs, axis=op.axis))

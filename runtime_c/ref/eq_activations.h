@@ -1,0 +1,21 @@
+/* edgeq reference kernels: table lookups for unary int8 ops, and softmax. */
+#ifndef EQ_ACTIVATIONS_H
+#define EQ_ACTIVATIONS_H
+
+#include "eq_common.h"
+
+/* out[i] = table[in[i] + 128]; the table holds TFLite's exact result for each of the 256 inputs. */
+typedef struct {
+    int32_t size;
+    const int8_t *table;
+} eq_lut_s8_params_t;
+
+typedef struct {
+    int32_t rows, depth;
+    const int32_t *exp_table; /* gemmlowp exp (Q0.31) of each input difference -255..0; 0 below diff_min */
+} eq_softmax_s8_params_t;
+
+eq_status_t eq_lut_s8(const eq_lut_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_softmax_s8(const eq_softmax_s8_params_t *p, const int8_t *in, int8_t *out);
+
+#endif /* EQ_ACTIVATIONS_H */

@@ -1,0 +1,44 @@
+/* edgeq reference kernels: convolution, depthwise convolution, fully connected (int8, per-channel). */
+#ifndef EQ_CONV_H
+#define EQ_CONV_H
+
+#include "eq_common.h"
+
+typedef struct {
+    int32_t batches, input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c;
+    int32_t filter_h, filter_w, filter_c; /* filter_c = input_c / groups */
+    int32_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;   /* [output_c][filter_h][filter_w][filter_c] */
+    const int32_t *bias;     /* [output_c] */
+    const int32_t *out_mult; /* [output_c] */
+    const int32_t *out_shift;
+} eq_conv_s8_params_t;
+
+typedef struct {
+    int32_t batches, input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c; /* output_c = input_c * depth_multiplier */
+    int32_t filter_h, filter_w, depth_multiplier;
+    int32_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;   /* [filter_h][filter_w][output_c] */
+    const int32_t *bias;
+    const int32_t *out_mult;
+    const int32_t *out_shift;
+} eq_depthwise_conv_s8_params_t;
+
+typedef struct {
+    int32_t batches, input_depth, output_depth;
+    int32_t input_offset, weights_offset, output_offset, act_min, act_max;
+    const int8_t *weights;   /* [output_depth][input_depth] */
+    const int32_t *bias;
+    const int32_t *out_mult; /* per output unit (all equal for per-tensor weights) */
+    const int32_t *out_shift;
+} eq_fully_connected_s8_params_t;
+
+eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const int8_t *in, int8_t *out);
+
+#endif /* EQ_CONV_H */

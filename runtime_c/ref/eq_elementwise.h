@@ -1,0 +1,43 @@
+/* edgeq reference kernels: add and mul with broadcasting, pad, concatenation (int8). */
+#ifndef EQ_ELEMENTWISE_H
+#define EQ_ELEMENTWISE_H
+
+#include "eq_common.h"
+
+/* Output dims d0..d3; each input is read at sum(index_i * stride_i), stride 0 on broadcast dims. */
+typedef struct {
+    int32_t d0, d1, d2, d3;
+    int32_t in0_s0, in0_s1, in0_s2, in0_s3;
+    int32_t in1_s0, in1_s1, in1_s2, in1_s3;
+    int32_t in0_offset, in1_offset, output_offset, left_shift;
+    int32_t in0_mult, in0_shift, in1_mult, in1_shift, out_mult, out_shift;
+    int32_t act_min, act_max;
+} eq_add_s8_params_t;
+
+typedef struct {
+    int32_t d0, d1, d2, d3;
+    int32_t in0_s0, in0_s1, in0_s2, in0_s3;
+    int32_t in1_s0, in1_s1, in1_s2, in1_s3;
+    int32_t in0_offset, in1_offset, output_offset;
+    int32_t out_mult, out_shift, act_min, act_max;
+} eq_mul_s8_params_t;
+
+typedef struct {
+    int32_t in_d0, in_d1, in_d2, in_d3;
+    int32_t out_d0, out_d1, out_d2, out_d3;
+    int32_t pad_before0, pad_before1, pad_before2, pad_before3;
+    int32_t pad_value;
+} eq_pad_s8_params_t;
+
+/* Inputs share the output's quantization: each outer step copies copy_sizes[k] bytes of input k. */
+typedef struct {
+    int32_t n_inputs, outer;
+    const int32_t *copy_sizes;
+} eq_concat_s8_params_t;
+
+eq_status_t eq_add_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_pad_s8(const eq_pad_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_concat_s8(const eq_concat_s8_params_t *p, const int8_t *const *in, int8_t *out);
+
+#endif /* EQ_ELEMENTWISE_H */
