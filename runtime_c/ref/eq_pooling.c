@@ -72,19 +72,13 @@ eq_status_t eq_mean_s8(const eq_mean_s8_params_t *p, const int8_t *in, int8_t *o
                                 for (j[3] = r[3] ? 0 : i[3]; j[3] < (r[3] ? d[3] : i[3] + 1); j[3]++) {
                                     const int32_t v =
                                         in[(((size_t)j[0] * d[1] + j[1]) * d[2] + j[2]) * d[3] + j[3]];
-                                    sum += p->spatial ? v - p->input_zp : v;
+                                    sum = eq_wrap32((int64_t)sum + v);
                                 }
                             }
                         }
                     }
-                    int32_t acc;
-                    if (p->spatial) {
-                        acc = eq_mbqm(sum, p->out_mult, (int)p->out_shift);
-                        acc = acc > 0 ? (acc + p->count / 2) / p->count : (acc - p->count / 2) / p->count;
-                        acc += p->output_zp;
-                    } else {
-                        acc = sum / p->count;
-                    }
+                    const int32_t centred = eq_wrap32((int64_t)sum - (int64_t)p->input_zp * p->count);
+                    const int32_t acc = eq_mbqm(centred, p->out_mult, (int)p->out_shift) + p->output_zp;
                     out[o++] = (int8_t)eq_clamp(acc, INT8_MIN, INT8_MAX);
                 }
             }

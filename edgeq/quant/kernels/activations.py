@@ -55,6 +55,7 @@ def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
 
 @lowers(ops.Relu)
 def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
+    """TFLM's ReluQuantized: requantize by s_in/s_out, clamp below at the quantized 0."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     m, shift = quantize_multiplier(float(s_in) / float(s_out))
     lo = max(INT8_MIN, zp_out + int(round_half_away(float(np.float32(0.0) / s_out))))
@@ -63,9 +64,10 @@ def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
 
 @lowers(ops.Relu6)
 def lower_relu6(op: ops.Relu6, graph: Graph) -> KernelCall:
-    # TFLM clamps the raw input to [input zero point, quantized 6.0] without requantizing.
-    s_in, zp_in, s_out, zp_out = _scales(op, graph)
-    six = _clamp8(int(round_half_away(float(np.float32(6.0) / s_out))) + zp_out)
+    # TFLM clamps the raw input to [zero point, quantized 6.0], both on the *input's* scale, and does not
+    # requantize even when the output's scale differs.
+    s_in, zp_in, _, _ = _scales(op, graph)
+    six = _clamp8(int(round_half_away(float(np.float32(6.0) / s_in))) + zp_in)
     return _finish_lut(_lut_call(op, lambda v: six if v > six else (zp_in if v < zp_in else v)), graph)
 
 

@@ -1,9 +1,8 @@
 """AVERAGE_POOL_2D, MAX_POOL_2D and MEAN.
 
 Integer semantics: TFLM's reference_integer_ops AveragePool (sum of the valid window, divided by
-the count of valid elements with rounding half away from zero) and MaxPool; MEAN over H and W of a
-4-D tensor as reference_integer_ops::Mean (requantize the centred sum, then divide with rounding),
-other axes with equal input/output quantization as reference_ops::Mean (truncating division).
+the count of valid elements with rounding half away from zero) and MaxPool; MEAN over any axes as
+reference_ops::QuantizedMeanOrSum (1/count folded into the requantization multiplier).
 """
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
     activation_range, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4,
@@ -89,17 +88,15 @@ def lower_mean(op: ops.Mean, graph: Graph) -> KernelCall:
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
     dims = to_nhwc4(x.shape)
     axes = tuple(a + 4 - len(x.shape) for a in op.axes)
+    count = int(np.prod([dims[a] for a in axes]))
     mult, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
-    spatial = len(x.shape) == 4 and axes == (1, 2)
-    same = x.quant.s == y.quant.s and x.quant.zp == y.quant.zp
-    if not spatial and not same:
-        raise EdgeqError(f"Operator {op.name} (MEAN) over axes {op.axes} changes the quantization; edgeq "
-                         "supports MEAN over height and width of a 4-D tensor, or any axes with equal input "
-                         "and output quantization.")
+    # QuantizedMeanOrSum folds 1/count into the multiplier.
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    mult, shift = int(np.int32((mult << fold) // count)), shift - fold
     params = {f"d{i}": dims[i] for i in range(4)}
     params.update({f"reduce{i}": int(i in axes) for i in range(4)})
-    params.update({"count": int(np.prod([dims[a] for a in axes])), "spatial": int(spatial),
-                   "input_zp": x.quant.zp, "output_zp": y.quant.zp, "out_mult": mult, "out_shift": shift})
+    params.update({"count": count, "input_zp": x.quant.zp, "output_zp": y.quant.zp,
+                   "out_mult": mult, "out_shift": shift})
     return KernelCall(op.name, "mean_s8", [op.inputs[0]], [op.outputs[0]], params)
 
 
@@ -108,13 +105,8 @@ def mean_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
     p = call.params
     x = inputs[0].reshape([p[f"d{i}"] for i in range(4)]).astype(np.int64)
     axes = tuple(i for i in range(4) if p[f"reduce{i}"])
-    if p["spatial"]:
-        acc = (x - p["input_zp"]).sum(axis=axes)
-        acc = multiply_by_quantized_multiplier(acc, p["out_mult"], p["out_shift"])
-        out = _round_div(acc, p["count"]) + p["output_zp"]
-    else:
-        s = x.sum(axis=axes)
-        out = np.sign(s) * (np.abs(s) // p["count"])
+    centred = wrap32(x.sum(axis=axes) - p["input_zp"] * p["count"])
+    out = multiply_by_quantized_multiplier(centred, p["out_mult"], p["out_shift"]) + p["output_zp"]
     return clamp_s8(out).reshape(out_shape)
 
 
