@@ -78,7 +78,8 @@ def write_sources(c: Compiled, folder: Path) -> None:
     shutil.copytree(RUNTIME_DIR, folder / "runtime", dirs_exist_ok=True)
 
 
-def write_project(c: Compiled, board: Board, quant: str, out_dir: Path) -> None:
+def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_bytes: bytes = b"",
+                  lib_only: bool = False, echo=print) -> None:
     """Writes every file into a fresh sibling folder, then swaps it in: no half-written output."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / "model.json").exists() and any(out_dir.iterdir()):
@@ -87,17 +88,41 @@ def write_project(c: Compiled, board: Board, quant: str, out_dir: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         write_sources(c, tmp)
-        (tmp / "model.json").write_text(json.dumps(manifest(c, board, quant), indent=1) + "\n")
-        if board.kind == "host":
+        info = manifest(c, board, quant)
+        if model_bytes:
+            (tmp / "model.tflite").write_bytes(model_bytes)  # edgeq validate re-runs the reference from it
+        if lib_only:
+            pass
+        elif board.kind == "host":
             from edgeq.targets.host import write_host_harness, compile_host
             write_host_harness(c.cmodel, tmp)
             compile_host(tmp, c.cmodel.prefix)
+        else:
+            info["firmware"] = _firmware(c, board, tmp, echo)
+        (tmp / "model.json").write_text(json.dumps(info, indent=1) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _firmware(c: Compiled, board: Board, folder: Path, echo) -> dict:
+    from edgeq.targets import firmware
+    weights = sum(a.nbytes for call in c.calls for a in call.arrays.values())
+    firmware.check_fits(c.cmodel, board, c.graph, weights)
+    firmware.write_firmware(c.cmodel, board, c.graph.source_hash, folder)
+    if not firmware.have_toolchain():
+        echo(f"note: arm-none-eabi-gcc or cmake is missing, so the firmware project in {folder.name} was written "
+             "but not built (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi cmake)")
+        return {"elf": None}
+    echo(f"building firmware for {board.name} ...")
+    elf, use = firmware.build_elf(folder, c.cmodel.prefix, board)
+    flash, ram = board.flash["length"], board.ram["length"]
+    echo(f"flash {use.flash:,} of {flash:,} B ({100 * use.flash / flash:.1f}%), "
+         f"RAM {use.ram:,} of {ram:,} B ({100 * use.ram / ram:.1f}%)")
+    return {"elf": elf.name, "flash_bytes": use.flash, "ram_bytes": use.ram}
 
 
 def load_manifest(build_dir: Path) -> dict:

@@ -50,14 +50,15 @@ def inspect(model, as_json):
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--quant", type=click.Choice(["keep"]), default="keep", show_default=True,
               help="keep: use the int8 model's own quantization, bit-exact with TFLite Micro.")
-def build(model, board, out_dir, quant):
-    """Generate C for MODEL (and, for the host board, compile it)."""
+@click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
+def build(model, board, out_dir, quant, lib):
+    """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, write_project
     from edgeq.targets.boards import get_board
     b = get_board(board)
     graph = _load(model)
     compiled = compile_graph(graph, quant)
-    write_project(compiled, b, quant, Path(out_dir))
+    write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
     click.echo(f"built {graph.name} for {b.name} in {out_dir}: {layers} layers, arena {compiled.plan.size:,} B "
                f"(lower bound {compiled.plan.lower_bound:,} B)")
@@ -69,23 +70,83 @@ def build(model, board, out_dir, quant):
               help=".npy of shape [N, *input_shape]: int8 used as is, float32 quantized with the input scale.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), required=True, help=".npy to write.")
 @click.option("--dequantize", is_flag=True, help="Save float32 outputs (scale * (q - zero_point)).")
-def run(build_dir, input_path, output_path, dequantize):
+@click.option("--port", help="Serial port of a real board (emulated boards are started in QEMU).")
+def run(build_dir, input_path, output_path, dequantize, port):
     """Run a built model on its board for every sample in --input."""
     from edgeq.run import run_build
     x = _load_npy(input_path)
-    y = run_build(Path(build_dir), x, dequantize)
+    y = run_build(Path(build_dir), x, dequantize, port)
     np.save(output_path, y)
     click.echo(f"ran {len(x)} samples; outputs {y.dtype} {tuple(y.shape)} saved to {output_path}")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--port", help="Serial port (real boards; ignored by the emulator).")
+def flash(build_dir, port):
+    """Put the built firmware on its board (QEMU boards: start the emulator with it)."""
+    from edgeq.build import load_manifest
+    from edgeq.targets.device import flash as do_flash
+    do_flash(Path(build_dir), load_manifest(Path(build_dir)), port, echo=click.echo)
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+@click.option("--runs", default=1, show_default=True, help="Inferences to run; the last one is reported.")
+@click.option("--port", help="Serial port of a real board.")
+def profile(build_dir, json_path, runs, port):
+    """Cycles of the whole inference and of every layer, read back from the board."""
+    from edgeq.build import load_manifest
+    from edgeq.targets.device import open_device, profile as do_profile
+    m = load_manifest(Path(build_dir))
+    with open_device(Path(build_dir), m, port) as (link, board):
+        report = do_profile(link, board, m, runs)
+    total = report["cycles_per_inference"]
+    click.echo(f"{m['model']} on {report['board']} at {report['clock_hz'] / 1e6:g} MHz")
+    click.echo(f"{'#':>3}  {'layer':<28} {'kernel':<20} {'cycles':>12} {'share':>7}")
+    for i, layer in enumerate(report["layers"]):
+        click.echo(f"{i:>3}  {layer['name']:<28} {layer['kernel']:<20} {layer['cycles']:>12,} "
+                   f"{100 * layer['cycles'] / max(total, 1):>6.1f}%")
+    click.echo(f"     {'total':<28} {'':<20} {total:>12,}  ({1e3 * total / report['clock_hz']:.2f} ms)")
+    if "instructions_per_inference" in report:
+        click.echo(f"     executed instructions (QEMU -icount): {report['instructions_per_inference']:,}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1) + "\n")
+
+
+@cli.command()
+@click.argument("build_dir", type=click.Path(file_okay=False))
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), required=True,
+              help=".npz with key x ([N, *input_shape], float32 or int8) or a .npy.")
+@click.option("--port", help="Serial port of a real board.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
+def validate(build_dir, data_path, port, json_path):
+    """Run real inputs on the board and compare its outputs bit for bit with edgeq's reference."""
+    from edgeq.run import validate_build
+    x = _load_npy(data_path) if data_path.endswith(".npy") else _load_npz(data_path)
+    report = validate_build(Path(build_dir), x, port)
+    click.echo(f"{report['board']}: {report['bit_exact']} of {report['samples']} samples bit-exact with edgeq's "
+               f"reference; top-1 agreement {100 * report['top1_agreement_with_reference']:.1f}%")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=1) + "\n")
+    if report["bit_exact"] != report["samples"]:
+        raise EdgeqError(f"{report['samples'] - report['bit_exact']} sample(s) differ from the reference "
+                         f"(first: {report['mismatched_samples'][:5]}, largest difference "
+                         f"{report['max_abs_difference']}).")
 
 
 @cli.command()
 def boards():
     """The boards edgeq knows."""
     from edgeq.targets.boards import all_boards
+    click.echo(f"{'board':<17} {'kind':<9} {'core':<11} {'flash':>9} {'RAM':>9}  features / description")
     for b in all_boards():
-        aliases = f" (alias {', '.join(b.aliases)})" if b.aliases else ""
-        kind = "emulated" if b.emulated else b.kind
-        click.echo(f"{b.name:<18} {kind:<9} {b.description}{aliases}")
+        aliases = f"; alias {', '.join(b.aliases)}" if b.aliases else ""
+        kind = "host" if b.kind == "host" else ("emulated" if b.emulated else "real")
+        mem = [f"{r['length'] // 1024:,} KiB" if r["length"] else "-" for r in (b.flash, b.ram)]
+        feats = ",".join(b.features) or "-"
+        click.echo(f"{b.name:<17} {kind:<9} {b.core:<11} {mem[0]:>9} {mem[1]:>9}  {feats}; {b.description}{aliases}")
 
 
 def _load_npy(path: str) -> np.ndarray:
@@ -93,6 +154,16 @@ def _load_npy(path: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
         raise EdgeqError(f"Cannot read {path} as a .npy array: {e}.") from None
+
+
+def _load_npz(path: str) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "x" not in data:
+                raise EdgeqError(f"{path} has no array 'x' (it has {', '.join(data.files)}).")
+            return data["x"]
+    except (OSError, ValueError) as e:
+        raise EdgeqError(f"Cannot read {path} as a .npz archive: {e}.") from None
 
 
 def main() -> None:

@@ -20,8 +20,12 @@ class Board:
     features: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     clock_hz: int = 0
-    flash_bytes: int = 0
-    ram_bytes: int = 0
+    flash: dict = field(default_factory=lambda: {"origin": 0, "length": 0})  # code + constants region
+    ram: dict = field(default_factory=lambda: {"origin": 0, "length": 0})
+    cflags: list[str] = field(default_factory=list)
+    cycle_counter: str = ""  # "dwt" or "systick"
+    uart: dict = field(default_factory=dict)  # driver and registers of the serial port
+    flasher: dict = field(default_factory=dict)  # tool ("qemu", "openocd", "pyocd") and its arguments
     raw: dict = field(default_factory=dict, repr=False)  # the whole file, for target-specific keys
 
 

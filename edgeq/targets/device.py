@@ -1,0 +1,156 @@
+"""Talking to a built model on its board: flash, run, profile, validate, over the serial protocol.
+
+Emulated boards are started in QEMU for the duration of a command (or reused when `edgeq flash`
+left one running for the build folder); real boards are reached on the serial port given.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.targets.boards import Board, get_board
+from edgeq.targets.serial_link import SerialLink
+
+DEVICE_FILE = ".edgeq-device.json"  # a QEMU board left running by `edgeq flash`
+# A generous bound for one inference on QEMU, whose speed varies with the machine.
+INFER_TIMEOUT = 120.0
+
+
+def _elf(build_dir: Path, manifest: dict) -> Path:
+    fw = manifest.get("firmware") or {}
+    if not fw.get("elf"):
+        raise EdgeqError(f"{build_dir} has no firmware ELF: the ARM toolchain was missing when it was built. "
+                         "Install gcc-arm-none-eabi and cmake, then run `edgeq build` again.")
+    return build_dir / fw["elf"]
+
+
+def _running_qemu(build_dir: Path) -> str | None:
+    path = build_dir / DEVICE_FILE
+    if not path.exists():
+        return None
+    info = json.loads(path.read_text())
+    try:
+        os.kill(info["pid"], 0)
+    except OSError:
+        path.unlink()
+        return None
+    return info["pty"] if os.path.exists(info["pty"]) else None
+
+
+@contextlib.contextmanager
+def open_device(build_dir: Path, manifest: dict, port: str | None = None):
+    """Yields (SerialLink, Board) for the build's board, checking the firmware matches the build."""
+    board = get_board(manifest["board"])
+    if board.kind == "host":
+        raise EdgeqError("The host board has no serial device; use `edgeq run` for host builds.")
+    if port is None and board.emulated:
+        pty = _running_qemu(build_dir)
+        if pty is None:
+            from edgeq.targets.qemu import QemuBoard
+            with QemuBoard(board, _elf(build_dir, manifest)) as qemu, SerialLink(qemu.pty) as link:
+                _check_hello(link, manifest, board)
+                yield link, board
+            return
+        port = pty
+    if port is None:
+        raise EdgeqError(f"{board.name} is a real board: give its serial port with --port (for example "
+                         "--port /dev/ttyACM0, the ST-LINK or J-Link virtual COM port).")
+    with SerialLink(port) as link:
+        _check_hello(link, manifest, board)
+        yield link, board
+
+
+def _check_hello(link: SerialLink, manifest: dict, board: Board) -> None:
+    hello = link.hello()
+    if hello.model_hash != manifest["model_sha256"][:16] or hello.board != board.name:
+        raise EdgeqError(f"The device on {link.port} runs {hello.board} firmware for model {hello.model_hash}, not "
+                         f"this build ({board.name}, model {manifest['model_sha256'][:16]}); flash it with "
+                         "`edgeq flash`.")
+
+
+def run_samples(link: SerialLink, samples: list[bytes]) -> list[bytes]:
+    outs = []
+    for k, data in enumerate(samples):
+        status, _, out = link.infer(data, INFER_TIMEOUT)
+        if status != 0:
+            raise EdgeqError(f"The model returned error {status} on the device for sample {k}.")
+        outs.append(out)
+    return outs
+
+
+def profile(link: SerialLink, board: Board, manifest: dict, runs: int = 1, seed: int = 0) -> dict:
+    """Per-layer and total cycles of one inference on a random input (after `runs` repetitions)."""
+    layers = [layer for layer in manifest["layers"] if layer["kernel"] != "alias"]
+    n_in = sum(int(np.prod(t["shape"])) for t in manifest["inputs"])
+    x = np.random.default_rng(seed).integers(-128, 128, n_in).astype(np.int8)
+    run_samples(link, [x.tobytes()])
+    status, cycles, per_layer = link.profile(runs, len(layers), INFER_TIMEOUT * max(runs, 1))
+    if status != 0:
+        raise EdgeqError(f"The model returned error {status} on the device while profiling.")
+    report = {
+        "board": board.name, "emulated": board.emulated, "clock_hz": board.clock_hz,
+        "cycles_per_inference": cycles,
+        "layers": [{"name": layer["name"], "kernel": layer["kernel"], "cycles": c}
+                   for layer, c in zip(layers, per_layer)],
+    }
+    if board.emulated:
+        # -icount shift=0: one instruction per virtual nanosecond, and the counter ticks at clock_hz.
+        report["instructions_per_inference"] = cycles * 1_000_000_000 // board.clock_hz
+    return report
+
+
+def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) -> None:
+    board = get_board(manifest["board"])
+    elf = _elf(build_dir, manifest)
+    if board.emulated:
+        from edgeq.targets.qemu import QemuBoard
+        old = _running_qemu(build_dir)
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.kill(json.loads((build_dir / DEVICE_FILE).read_text())["pid"], signal.SIGTERM)
+        qemu = QemuBoard(board, elf).start()
+        (build_dir / DEVICE_FILE).write_text(json.dumps({"pid": qemu.proc.pid, "pty": qemu.pty}))
+        echo(f"{board.name} is running {elf.name} in QEMU (pid {qemu.proc.pid}), serial port {qemu.pty}; "
+             f"stop it with `kill {qemu.proc.pid}`")
+        return
+    tool, args = board.flasher.get("tool"), list(board.flasher.get("args", []))
+    candidates = [(tool, args)] + [(alt.split(":")[0], alt.split(":")[1:]) for alt in board.flasher.get("alternatives", [])]
+    for name, extra in candidates:
+        if shutil.which(name):
+            cmd = _flash_command(name, extra, elf)
+            echo(" ".join(cmd))
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise EdgeqError(f"{name} could not flash {board.name}: {proc.stderr.strip()[-1500:]}")
+            echo(f"flashed {elf.name} to {board.name}")
+            return
+    raise EdgeqError(f"No flashing tool for {board.name} is installed: install one of "
+                     f"{', '.join(c[0] for c in candidates)} (openocd and stlink-tools are Debian packages, "
+                     "pyocd is on PyPI).")
+
+
+def _flash_command(tool: str, extra: list[str], elf: Path) -> list[str]:
+    if tool == "openocd":
+        return ["openocd", *extra, "-c", f"program {elf} verify reset exit"]
+    if tool == "pyocd":
+        target = extra if extra and extra[0].startswith("--") else (["--target", extra[0]] if extra else [])
+        return ["pyocd", "flash", *target, str(elf)]
+    if tool == "st-flash":
+        return ["st-flash", "--format", "ihex", "write", str(_ihex(elf))]
+    if tool == "nrfjprog":
+        return ["nrfjprog", "--program", str(_ihex(elf)), "--sectorerase", "--verify", "--reset"]
+    raise EdgeqError(f"Unknown flashing tool '{tool}' in the board file.")
+
+
+def _ihex(elf: Path) -> Path:
+    hexfile = elf.with_suffix(".hex")
+    subprocess.run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(hexfile)], check=True)
+    return hexfile

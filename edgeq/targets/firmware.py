@@ -1,0 +1,108 @@
+"""Firmware projects for microcontroller boards: startup, linker script, serial driver, cycle counter,
+harness and a CMake project around the generated model; built to an ELF with arm-none-eabi-gcc."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import edgeq
+from edgeq.codegen.render import CModel, render_template
+from edgeq.errors import EdgeqError
+from edgeq.targets import protocol
+from edgeq.targets.boards import Board
+
+STACK_BYTES = 8192
+CODE_ALLOWANCE = 48 * 1024  # kernels, harness and libc, measured at 20-40 KiB with -O2
+FIRMWARE_TEMPLATES = {
+    "firmware/startup.c": "firmware/startup.c.j2",
+    "firmware/board.c": "firmware/board.c.j2",
+    "firmware/board.h": "firmware/board.h.j2",
+    "firmware/harness.c": "firmware/harness.c.j2",
+    "firmware/eq_profile.h": "firmware/eq_profile.h.j2",
+    "firmware/linker.ld": "firmware/linker.ld.j2",
+    "CMakeLists.txt": "firmware/CMakeLists.txt.j2",
+}
+
+
+@dataclass
+class MemoryUse:
+    flash: int
+    ram: int
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,} B ({n / 1024:.1f} KiB)"
+
+
+def check_fits(model: CModel, board: Board, graph, weights_bytes: int) -> None:
+    """Fails before compiling when the model cannot fit, with the numbers and the largest tensors."""
+    io_bytes = sum(t["bytes"] for t in model.inputs + model.outputs)
+    ram = model.arena_bytes + io_bytes + max(t["bytes"] for t in model.inputs) + STACK_BYTES
+    flash = weights_bytes + CODE_ALLOWANCE
+    problems = []
+    if ram > board.ram["length"]:
+        largest = sorted((t for t in graph.activations()), key=lambda t: -t.nbytes)[:3]
+        problems.append(
+            f"RAM: needs about {_fmt(ram)} (arena {_fmt(model.arena_bytes)}, input/output buffers {_fmt(io_bytes)}, "
+            f"receive buffer and stack), has {_fmt(board.ram['length'])}: {_fmt(ram - board.ram['length'])} too much; "
+            f"largest activations: " + ", ".join(f"{t.name} {list(t.shape)} {t.nbytes:,} B" for t in largest))
+    if flash > board.flash["length"]:
+        largest = sorted((t for t in graph.tensors.values() if t.is_const), key=lambda t: -t.nbytes)[:3]
+        problems.append(
+            f"flash: needs about {_fmt(flash)} (constants {_fmt(weights_bytes)} plus about {_fmt(CODE_ALLOWANCE)} "
+            f"of code), has {_fmt(board.flash['length'])}: {_fmt(flash - board.flash['length'])} too much; "
+            f"largest constants: " + ", ".join(f"{t.name} {list(t.shape)} {t.nbytes:,} B" for t in largest))
+    if problems:
+        raise EdgeqError(f"{graph.name} does not fit on {board.name}. " + " ".join(problems) +
+                         ". Choose a board with more memory or a smaller model.")
+
+
+def write_firmware(model: CModel, board: Board, model_sha256: str, folder: Path) -> None:
+    (folder / "firmware").mkdir(exist_ok=True)
+    hash_bytes = [str(b) for b in bytes.fromhex(model_sha256[:16] or "0" * 16)]
+    for target, template in FIRMWARE_TEMPLATES.items():
+        text = render_template(template, m=model, board=board, protocol=protocol, model_hash_bytes=hash_bytes,
+                               stack_bytes=STACK_BYTES)
+        (folder / target).write_text(text)
+    shutil.copy(edgeq.ROOT / "templates" / "firmware" / "arm-none-eabi.cmake", folder / "arm-none-eabi.cmake")
+
+
+def have_toolchain() -> bool:
+    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "cmake"))
+
+
+def build_elf(folder: Path, prefix: str, board: Board) -> tuple[Path, MemoryUse]:
+    """Configures and builds the CMake project out of tree; the ELF (and map) land in folder."""
+    with tempfile.TemporaryDirectory(prefix="edgeq-fw-") as tmp:
+        elf = _cmake_build(folder, Path(tmp), prefix, board)
+        shutil.copy(elf, folder / elf.name)
+        shutil.copy(elf.with_suffix(".map"), folder / f"{prefix}.map")
+    return folder / elf.name, elf_memory(folder / elf.name)
+
+
+def _cmake_build(folder: Path, build: Path, prefix: str, board: Board) -> Path:
+    steps = [["cmake", "-S", str(folder), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=arm-none-eabi.cmake",
+              "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles"],
+             ["cmake", "--build", str(build), "--", "-j2"]]
+    for args in steps:
+        proc = subprocess.run(args, capture_output=True, text=True, cwd=folder)
+        if proc.returncode != 0:
+            log = proc.stdout + proc.stderr
+            over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
+            if over:
+                raise EdgeqError(f"The firmware does not fit on {board.name}: " + ", ".join(
+                    f"{region} overflowed by {int(n):,} B" for region, n in over) +
+                    ". Choose a board with more memory or a smaller model.")
+            raise EdgeqError(f"Building the firmware for {board.name} failed (a bug in edgeq; please report it):\n"
+                             + log.strip()[-3000:])
+    return build / f"{prefix}.elf"
+
+
+def elf_memory(elf: Path) -> MemoryUse:
+    out = subprocess.run(["arm-none-eabi-size", "-B", str(elf)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return MemoryUse(flash=text + data, ram=data + bss)

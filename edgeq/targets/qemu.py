@@ -1,0 +1,82 @@
+"""Emulated boards: qemu-system-arm with the firmware ELF, the UART on a pseudo-terminal, and
+`-icount shift=0` so that virtual time counts executed instructions and every figure repeats."""
+from __future__ import annotations
+
+import os
+import re
+import select
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from edgeq.errors import EdgeqError
+from edgeq.targets.boards import Board
+
+PTY_LINE = re.compile(rb"char device redirected to (\S+) \(label serial0\)")
+
+
+class QemuBoard:
+    """A running emulated board; use as a context manager so the emulator always stops."""
+
+    def __init__(self, board: Board, elf: Path):
+        self.board, self.elf = board, Path(elf)
+        self.proc: subprocess.Popen | None = None
+        self.pty = ""
+        self._tmp = tempfile.mkdtemp(prefix="edgeq-qemu-")
+        self.monitor_path = os.path.join(self._tmp, "monitor.sock")
+
+    def command(self) -> list[str]:
+        return ["qemu-system-arm", "-machine", self.board.raw["flasher"]["machine"], "-nographic",
+                "-monitor", f"unix:{self.monitor_path},server,nowait", "-serial", "pty",
+                "-icount", "shift=0,align=off,sleep=off", "-kernel", str(self.elf)]
+
+    def start(self, timeout: float = 10.0) -> "QemuBoard":
+        if shutil.which("qemu-system-arm") is None:
+            raise EdgeqError("qemu-system-arm is not installed; `apt-get install qemu-system-arm` (make test does).")
+        if not self.elf.exists():
+            raise EdgeqError(f"No firmware {self.elf}; build it with `edgeq build MODEL --board {self.board.name}`.")
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT)
+        out, deadline = b"", time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 0.1)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                out += chunk
+                m = PTY_LINE.search(out)
+                if m:
+                    self.pty = m.group(1).decode()
+                    return self
+        self.stop()
+        raise EdgeqError(f"QEMU did not start the {self.board.name} board within {timeout:g} s: "
+                         f"{out.decode(errors='replace').strip()[-1000:] or 'no output'}")
+
+    def reset(self) -> None:
+        """system_reset through the QEMU monitor: the firmware restarts from its reset vector."""
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(self.monitor_path)
+            s.sendall(b"system_reset\n")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> "QemuBoard":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
