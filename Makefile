@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc make clang
+APT_PACKAGES := gcc make clang cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 SHELL := /bin/bash
 
 .PHONY: demo test bench toolchains venv clean
@@ -24,12 +24,14 @@ toolchains:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# The example model on the emulated Cortex-M7 (the Nucleo-H7's core): built, run over the serial port, profiled.
 demo: venv toolchains
 	$(BIN)/edgeq inspect examples/digits_cnn_int8.tflite
-	$(BIN)/edgeq build examples/digits_cnn_int8.tflite --board host -o build/demo
+	$(BIN)/edgeq build examples/digits_cnn_int8.tflite --board qemu-mps2-an500 -o build/demo
 	$(BIN)/python examples/demo_inputs.py build/demo_inputs.npy
 	$(BIN)/edgeq run build/demo --input build/demo_inputs.npy --output build/demo_outputs.npy --dequantize
 	$(BIN)/python examples/show_outputs.py build/demo_outputs.npy
+	$(BIN)/edgeq profile build/demo
 
 # pytest exits 5 when it collected no test; that is not a failure of the suite.
 test: venv toolchains

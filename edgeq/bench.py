@@ -24,16 +24,61 @@ MODELS = [
     ("micro_speech_quantized", "models/tflm/micro_speech_quantized.tflite"),
 ]
 BEGIN, END = "<!-- bench:arena:begin -->", "<!-- bench:arena:end -->"
+LAT_BEGIN, LAT_END = "<!-- bench:latency:begin -->", "<!-- bench:latency:end -->"
+BOARDS = [("qemu-mps2-an500", "M7"), ("qemu-mps2-an386", "M4")]
+
+
+def anchor_rows(anchors: Path) -> dict[str, list[int]]:
+    """Model -> the numeric columns of the anchors' TFLM table (MACs, M7 ref, M7 CMSIS-NN, M4 CMSIS-NN,
+    M55 CMSIS-NN, arena)."""
+    result = {}
+    for line in anchors.read_text().splitlines():
+        cells = [c.strip().replace(",", "") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 7 and all(c.isdigit() for c in cells[1:]):
+            result[cells[0]] = [int(c) for c in cells[1:]]
+    return result
 
 
 def tflm_anchors(anchors: Path) -> dict[str, int]:
-    """Model -> TFLM arena bytes, read from the anchors table's last column."""
-    result = {}
-    for line in anchors.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 7 and cells[-1].replace(",", "").isdigit():
-            result[cells[0]] = int(cells[-1].replace(",", ""))
-    return result
+    """Model -> TFLM arena bytes."""
+    return {name: row[-1] for name, row in anchor_rows(anchors).items()}
+
+
+def latency_table(shared: Path) -> str:
+    """Executed instructions per inference on the emulated cores (QEMU -icount), beside TFLM's."""
+    import tempfile
+
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, profile
+
+    anchors = anchor_rows(shared / "anchors.md")
+    rows = ["| model | edgeq M7 (ref C) | TFLM M7 reference | TFLM M7 CMSIS-NN | edgeq M4 (ref C) | TFLM M4 CMSIS-NN |"
+            " edgeq flash B (M7) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, rel in MODELS:
+        figures, flash = {}, 0
+        for board_name, core in BOARDS:
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "fw"
+                model = shared / rel
+                write_project(compile_graph(load_tflite_file(model)), get_board(board_name), "keep", out,
+                              model.read_bytes(), echo=lambda *_: None)
+                manifest = load_manifest(out)
+                with open_device(out, manifest) as (link, board):
+                    figures[core] = profile(link, board, manifest)["instructions_per_inference"]
+                if core == "M7":
+                    flash = manifest["firmware"]["flash_bytes"]
+            print(f"{name} on {board_name}: {figures[core]:,} instructions", flush=True)
+        a = anchors.get(name, [0] * 6)
+        rows.append(f"| {name} | {figures['M7']:,} | {a[1]:,} | {a[2]:,} | {figures['M4']:,} | {a[3]:,} | {flash:,} |")
+    return "\n".join(rows)
+
+
+def _replace_block(text: str, begin: str, end: str, table: str) -> str:
+    block = f"{begin}\n{table}\n{end}"
+    if begin in text:
+        return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    return text + "\n" + block + "\n"
 
 
 def arena_table(shared: Path) -> str:
@@ -58,17 +103,14 @@ def main() -> None:
     if not (args.shared / "models").exists():
         raise SystemExit(f"bench needs the shared models at {args.shared}; none found.")
     table = arena_table(args.shared)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n")
     print(table)
+    latency = latency_table(args.shared)
+    print(latency)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table + "\n\n" + latency + "\n")
     if args.readme:
-        text = args.readme.read_text()
-        block = f"{BEGIN}\n{table}\n{END}"
-        if BEGIN in text:
-            text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-        else:
-            text += "\n" + block + "\n"
-        args.readme.write_text(text)
+        text = _replace_block(args.readme.read_text(), BEGIN, END, table)
+        args.readme.write_text(_replace_block(text, LAT_BEGIN, LAT_END, latency))
         print(f"updated {args.readme}")
 
 

@@ -241,3 +241,14 @@ def test_model_that_does_not_fit_is_refused(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "does not fit on nucleo-f446re" in proc.stderr and "flash" in proc.stderr and "too much" in proc.stderr
     assert not out.exists()
+
+
+def test_cli_build_into_a_relative_folder(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgeq", "build", str(EXAMPLE), "--board", "qemu-mps2-an386",
+                           "-o", "rel/fw"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "rel" / "fw" / "digits_cnn_int8.elf").exists()
+    assert "flash" in proc.stdout and "RAM" in proc.stdout

@@ -85,6 +85,7 @@ def build_elf(folder: Path, prefix: str, board: Board) -> tuple[Path, MemoryUse]
 
 
 def _cmake_build(folder: Path, build: Path, prefix: str, board: Board) -> Path:
+    folder = folder.resolve()
     steps = [["cmake", "-S", str(folder), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=arm-none-eabi.cmake",
               "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles"],
              ["cmake", "--build", str(build), "--", "-j2"]]
