@@ -16,6 +16,7 @@ from tests.oracles import shared_path, tflm_run
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits_cnn_int8.tflite"
 EMULATED = ["qemu-mps2-an500", "qemu-mps2-an386"]
+EXAMPLE_BOARDS = EMULATED + ["qemu-mps3-an547"]
 REAL = ["nucleo-h743zi", "nucleo-f446re", "nucleo-l4r5zi", "nrf52840dk"]
 SHARED_INT8 = {
     "ad01_int8": "models/mlperf_tiny/ad01_int8.tflite",
@@ -44,7 +45,7 @@ def build(model: Path, board: str, out: Path) -> Path:
 @pytest.fixture(scope="module")
 def example_builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("fw")
-    return {b: build(EXAMPLE, b, root / b) for b in EMULATED}
+    return {b: build(EXAMPLE, b, root / b) for b in EXAMPLE_BOARDS}
 
 
 def random_int8(shape, n, seed):
@@ -80,11 +81,13 @@ def profile_twice(build_dir: Path) -> dict:
     return report
 
 
-@pytest.mark.parametrize("board", EMULATED)
+@pytest.mark.parametrize("board", EXAMPLE_BOARDS)
 def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
+    from edgeq.targets.boards import get_board
+
     check_against_tflm(EXAMPLE, example_builds[board], n=20, seed=1)
     report = profile_twice(example_builds[board])
-    assert report["clock_hz"] == 25_000_000 and len(report["layers"]) == 8
+    assert report["clock_hz"] == get_board(board).clock_hz and len(report["layers"]) == 8
 
 
 @pytest.mark.parametrize("board", EMULATED)

@@ -28,10 +28,12 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
         assert needle in proc.stderr, (needle, proc.stderr)
 
 
-def test_boards_lists_host():
+def test_boards_lists_every_board_file():
     proc = edgeq("boards")
     assert proc.returncode == 0
-    assert proc.stdout.split()[0] == "host"
+    names = {line.split()[0] for line in proc.stdout.splitlines()[1:]}
+    assert names == {p.stem for p in (ROOT / "boards").glob("*.toml")}
+    assert "nucleo-h7" in proc.stdout and "4,096 KiB" in proc.stdout
 
 
 def test_inspect_json_reports_the_example():
