@@ -255,3 +255,37 @@ def test_cli_build_into_a_relative_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "rel" / "fw" / "digits_cnn_int8.elf").exists()
     assert "flash" in proc.stdout and "RAM" in proc.stdout
+
+
+def test_lib_writes_only_sources(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "lib"
+    proc = subprocess.run([sys.executable, "-m", "edgeq", "build", str(EXAMPLE), "--board", "nucleo-h7", "--lib",
+                           "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "digits_cnn_int8.c").exists() and (out / "runtime" / "eq_conv.c").exists()
+    assert not (out / "firmware").exists() and not list(out.glob("*.elf"))
+
+
+def test_flash_leaves_qemu_running_for_later_commands(example_builds, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from edgeq.targets.device import DEVICE_FILE
+
+    d = example_builds["qemu-mps2-an386"]
+    proc = subprocess.run([sys.executable, "-m", "edgeq", "flash", str(d)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = __import__("json").loads((d / DEVICE_FILE).read_text())
+    try:
+        np.save(tmp_path / "x.npy", np.zeros((2, 1, 8, 8, 1), np.int8))
+        proc = subprocess.run([sys.executable, "-m", "edgeq", "run", str(d), "--input", str(tmp_path / "x.npy"),
+                               "--output", str(tmp_path / "y.npy")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        os.kill(info["pid"], 0)  # the flashed emulator served the run and is still up
+    finally:
+        os.kill(info["pid"], signal.SIGTERM)
+        (d / DEVICE_FILE).unlink()
