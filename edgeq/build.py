@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from edgeq.quant.kernels import KernelCall
 from edgeq.targets.boards import Board
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "ref"
-QUANT_MODES = ("keep",)
+QUANT_MODES = ("keep", "pot")
 
 
 @dataclass
@@ -30,14 +31,30 @@ class Compiled:
     cmodel: CModel
 
 
+def quantize(graph: Graph, calib: str | Path | None, echo=print) -> tuple[Graph, dict]:
+    """Power-of-two quantization of a float graph on calibration data."""
+    from edgeq.quant.calibration import collect_stats, load_calibration
+    from edgeq.quant.pot import quantize_graph
+
+    if graph.is_integer:
+        raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
+                         "model to quantize it with power-of-two scales.")
+    if calib is None:
+        raise EdgeqError(f"{graph.name} is a float model: quantizing it needs calibration data, --calib X.npz "
+                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling).")
+    x = load_calibration(calib, graph)
+    stats = collect_stats(graph, x, lambda k, n: echo(f"\rcalibrating: {k}/{n} samples", nl=k == n)
+                          if echo is not print else None)
+    return quantize_graph(graph, stats)
+
+
 def compile_graph(graph: Graph, quant: str = "keep") -> Compiled:
     if quant not in QUANT_MODES:
         raise EdgeqError(f"Unknown --quant mode '{quant}'; available: {', '.join(QUANT_MODES)}.")
     if not graph.is_integer:
         raise EdgeqError(
-            f"{graph.name} has float activations, so it must be quantized first; this version of edgeq compiles "
-            "full-integer int8 models only (--quant keep). Convert it with the TFLite converter to full int8, "
-            "or use edgeq's power-of-two quantizer once it lands (--quant pot).")
+            f"{graph.name} has float activations, so it must be quantized first: build it with --quant pot "
+            "--calib DATA (power-of-two quantization), or convert it with the TFLite converter to full int8.")
     calls = lower_graph(graph)
     plan = plan_arena(graph, calls)
     cmodel = build_cmodel(graph, calls, plan, f"quant={quant}")
@@ -90,7 +107,9 @@ def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_by
         write_sources(c, tmp)
         info = manifest(c, board, quant)
         if model_bytes:
-            (tmp / "model.tflite").write_bytes(model_bytes)  # edgeq validate re-runs the reference from it
+            (tmp / "model.tflite").write_bytes(model_bytes)
+        with open(tmp / "reference_graph.pkl", "wb") as f:  # the integer graph `edgeq validate` checks against
+            pickle.dump(c.graph, f)
         if lib_only:
             pass
         elif board.kind == "host":

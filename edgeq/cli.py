@@ -48,15 +48,20 @@ def inspect(model, as_json):
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--board", "-b", default="host", show_default=True, help="Target board (see `edgeq boards`).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
-@click.option("--quant", type=click.Choice(["keep"]), default="keep", show_default=True,
-              help="keep: use the int8 model's own quantization, bit-exact with TFLite Micro.")
+@click.option("--quant", type=click.Choice(["keep", "pot"]),
+              help="keep (default for int8 models): the model's own quantization, bit-exact with TFLite Micro. "
+                   "pot (default for float models): power-of-two scales from --calib data.")
+@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration inputs (.npz key x, or .npy).")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
-def build(model, board, out_dir, quant, lib):
+def build(model, board, out_dir, quant, calib, lib):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
-    from edgeq.build import compile_graph, write_project
+    from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
     b = get_board(board)
     graph = _load(model)
+    quant = quant or ("keep" if graph.is_integer else "pot")
+    if quant == "pot":
+        graph, _ = quantize(graph, calib, echo=click.echo)
     compiled = compile_graph(graph, quant)
     write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
@@ -78,6 +83,30 @@ def run(build_dir, input_path, output_path, dequantize, port):
     y = run_build(Path(build_dir), x, dequantize, port)
     np.save(output_path, y)
     click.echo(f"ran {len(x)} samples; outputs {y.dtype} {tuple(y.shape)} saved to {output_path}")
+
+
+@cli.command("quantize")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--calib", type=click.Path(dir_okay=False), required=True,
+              help="Calibration inputs (.npz key x, or .npy), in the model's input layout and scaling.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
+def quantize_cmd(model, calib, out_dir):
+    """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
+    from edgeq.build import quantize
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.pot import sqnr_report
+    graph = _load(model)
+    qgraph, choices = quantize(graph, calib, echo=click.echo)
+    sqnr = sqnr_report(graph, qgraph, load_calibration(calib, graph))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"model": graph.name, "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
+    (out / "quant_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    click.echo(f"{'tensor':<60} {'kind':<10} {'scale':>8} {'zp':>5} {'SQNR dB':>8}")
+    for name, c in report["tensors"].items():
+        q = f"{c['sqnr_db']:8.1f}" if c.get("sqnr_db") is not None else "       -"
+        click.echo(f"{name[-60:]:<60} {c['kind']:<10} {'2^-' + str(c['exponent']):>8} {c.get('zero_point', 0):>5} {q}")
+    click.echo(f"wrote {out / 'quant_report.json'}")
 
 
 @cli.command()

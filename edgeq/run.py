@@ -41,14 +41,17 @@ def conform_inputs(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 def validate_build(build_dir: Path, x: np.ndarray, port: str | None = None) -> dict:
     """Sends every sample to the device and compares its outputs bit for bit with edgeq's executor."""
-    from edgeq.frontends.tflite import load_tflite_file
+    import pickle
+
     from edgeq.quant.executor import lower_graph, run_int
     from edgeq.targets.device import open_device, run_samples
 
     m = load_manifest(build_dir)
-    if not (Path(build_dir) / "model.tflite").exists():
-        raise EdgeqError(f"{build_dir} has no model.tflite to compute the reference from; rebuild it.")
-    graph = load_tflite_file(Path(build_dir) / "model.tflite")
+    ref = Path(build_dir) / "reference_graph.pkl"
+    if not ref.exists():
+        raise EdgeqError(f"{build_dir} has no reference_graph.pkl to compute the reference from; rebuild it.")
+    with open(ref, "rb") as f:
+        graph = pickle.load(f)
     calls = lower_graph(graph)
     tin = m["inputs"][0]
     xq = quantize_inputs(conform_inputs(x, tuple(tin["shape"])), tin)

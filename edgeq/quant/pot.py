@@ -1,0 +1,153 @@
+"""Power-of-two post-training quantization of a float graph.
+
+Every int8 tensor gets one scale 2^-n per tensor. Weights are symmetric ([-127, 127], zero point 0).
+Activations are symmetric with zero point 0 when they can be negative; non-negative ones (after ReLU,
+ReLU6, ...) use all 256 levels as unsigned values, stored in int8 with a fixed offset of -128 (the
+int8 image of a uint8 tensor with zero point 0), so no bit is wasted on a sign. Biases are int32 at
+scale s_w * s_x. Each exponent is the candidate that minimizes the mean squared quantization error
+on the weights or on the calibration activations.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, Quant, Tensor, ops
+from edgeq.quant.calibration import TensorStats
+
+UNSIGNED_OFFSET = -128
+# Ops whose int8 kernels need the output quantized exactly like the (first) input.
+SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad)
+FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0)}
+
+
+@dataclass
+class Choice:
+    exponent: int  # scale = 2^-exponent
+    zero_point: int
+    mse: float
+
+    @property
+    def scale(self) -> float:
+        return 2.0 ** -self.exponent
+
+
+def quant_error(x: np.ndarray, exponent: int, zero_point: int, qmin: int = -128, qmax: int = 127) -> float:
+    s = 2.0 ** -exponent
+    q = np.clip(np.round(x / s) + zero_point, qmin, qmax)
+    return float(np.mean((x - (q - zero_point) * s) ** 2))
+
+
+def choose_exponent(x: np.ndarray, max_abs: float, unsigned: bool, weights: bool = False) -> Choice:
+    """The power-of-two scale with the least squared error, among the one that clips nothing and
+    four finer ones that clip the tail."""
+    zero_point = UNSIGNED_OFFSET if unsigned else 0
+    qmin = -127 if weights else -128
+    levels = 255 if unsigned else 127
+    if max_abs <= 0 or not np.isfinite(max_abs):
+        return Choice(0, zero_point, 0.0)
+    n0 = math.floor(math.log2(levels / max_abs))
+    best = None
+    for n in range(n0, n0 + 5):
+        err = quant_error(x, n, zero_point, qmin)
+        if best is None or err < best.mse:
+            best = Choice(n, zero_point, err)
+    return best
+
+
+def _quant(choice: Choice) -> Quant:
+    return Quant([choice.scale], [choice.zero_point])
+
+
+def quantize_graph(graph: Graph, stats: dict[str, TensorStats]) -> tuple[Graph, dict]:
+    """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report)."""
+    g = copy.deepcopy(graph)
+    report: dict[str, dict] = {}
+
+    def activation(name: str) -> None:
+        t = g.t(name)
+        if t.quant is not None:
+            return
+        st = stats.get(name)
+        if st is None:
+            raise EdgeqError(f"No calibration statistics for tensor '{name}'.")
+        c = choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0)
+        t.quant, t.dtype = _quant(c), "int8"
+        report[name] = {"kind": "activation", "exponent": c.exponent, "zero_point": c.zero_point, "mse": c.mse,
+                        "min": st.min, "max": st.max}
+
+    for name in g.inputs:
+        activation(name)
+    new_ops: list[ops.Op] = []
+    for op in g.ops:
+        if isinstance(op, (ops.Quantize, ops.Dequantize)):
+            raise EdgeqError(f"Operator {op.name} ({op.kind}) in a float graph cannot be power-of-two quantized.")
+        out = g.t(op.outputs[0])
+        if isinstance(op, SAME_QUANT):
+            out.quant, out.dtype = copy.deepcopy(g.t(op.inputs[0]).quant), "int8"
+        elif type(op) in FIXED_OUTPUT:
+            scale, zp = FIXED_OUTPUT[type(op)]
+            out.quant, out.dtype = Quant([scale], [zp]), "int8"
+        elif isinstance(op, ops.Concatenation):
+            activation(op.outputs[0])
+            op.inputs = [_requantized(g, name, out.quant, new_ops, op) for name in op.inputs]
+        else:
+            activation(op.outputs[0])
+        if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)):
+            _quantize_weights(g, op, report)
+        new_ops.append(op)
+    g.ops = new_ops
+    return g, report
+
+
+def _requantized(g: Graph, name: str, quant: Quant, new_ops: list[ops.Op], consumer: ops.Op) -> str:
+    t = g.t(name)
+    if t.quant.s == quant.s and t.quant.zp == quant.zp:
+        return name
+    out_name = f"{name}/requantized_for_{consumer.name}"
+    g.tensors[out_name] = Tensor(out_name, t.shape, "int8", copy.deepcopy(quant))
+    new_ops.append(ops.Quantize(f"quantize_for_{consumer.name}_{len(new_ops)}", [name], [out_name]))
+    return out_name
+
+
+def _quantize_weights(g: Graph, op: ops.Op, report: dict) -> None:
+    w = g.t(op.inputs[1])
+    c = choose_exponent(w.data.astype(np.float64), float(np.abs(w.data).max()), unsigned=False, weights=True)
+    q = np.clip(np.round(w.data / c.scale), -127, 127).astype(np.int8)
+    s_in = g.t(op.inputs[0]).quant.s
+    report[w.name] = {"kind": "weights", "exponent": c.exponent, "mse": c.mse,
+                      "max_abs": float(np.abs(w.data).max())}
+    w.data, w.dtype, w.quant = q, "int8", Quant([c.scale], [0])
+    if len(op.inputs) > 2 and op.inputs[2]:
+        b = g.t(op.inputs[2])
+        bias_scale = float(s_in) * c.scale
+        b.data = np.clip(np.round(b.data.astype(np.float64) / bias_scale), -2**31, 2**31 - 1).astype(np.int32)
+        b.dtype, b.quant = "int32", Quant([bias_scale], [0])
+
+
+def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8) -> dict[str, float]:
+    """Per activation tensor: signal-to-quantization-noise ratio (dB) of the integer graph against the
+    float graph on the first calibration samples."""
+    from edgeq.quant.executor import lower_graph, run_float_graph, run_int
+
+    calls = lower_graph(int_graph)
+    signal: dict[str, float] = {}
+    noise: dict[str, float] = {}
+    t_in = int_graph.t(int_graph.inputs[0]).quant
+    for sample in x[:samples]:
+        f = run_float_graph(float_graph, [sample], keep_all=True)
+        xq = np.clip(np.round(sample / t_in.s) + t_in.zp, -128, 127).astype(np.int8)
+        q = run_int(int_graph, [xq], calls, keep_all=True)
+        for name, fv in f.items():
+            if name not in q or int_graph.t(name).quant is None:
+                continue
+            tq = int_graph.t(name).quant
+            deq = (q[name].astype(np.float64) - tq.zp) * tq.s
+            signal[name] = signal.get(name, 0.0) + float(np.sum(fv.astype(np.float64) ** 2))
+            noise[name] = noise.get(name, 0.0) + float(np.sum((fv - deq) ** 2))
+    return {n: 10 * math.log10(signal[n] / noise[n]) if noise[n] > 0 else float("inf")
+            for n in signal if signal[n] > 0}
