@@ -74,6 +74,45 @@ def latency_table(shared: Path) -> str:
     return "\n".join(rows)
 
 
+QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resnet_ic", 89.5),
+                ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
+                ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
+                ("ad01", "models/mlperf_tiny/ad01_fp32.tflite", "ad01", 0.9725)]
+Q_BEGIN, Q_END = "<!-- bench:quant:begin -->", "<!-- bench:quant:end -->"
+
+
+def quant_table(shared: Path) -> str:
+    """Agreement with the float model on the shared eval sets, power-of-two per-tensor, with ablations."""
+    import numpy as np
+
+    from edgeq.build import quantize
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.pot import paired_outputs
+
+    variants = [("plain", "off", False), ("+ equalization", "on", False), ("+ bias correction", "off", True),
+                ("+ both", "on", True), ("default (auto)", "auto", True)]
+    rows = ["| model (metric) | MLCommons int8 per-channel | " + " | ".join(v[0] for v in variants) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in variants) + " |"]
+    for name, rel, data, anchor in QUANT_MODELS:
+        graph = load_tflite_file(shared / rel)
+        x = load_calibration(shared / "data" / data / "eval.npz", graph)
+        cells = []
+        for _, eq, bc in variants:
+            qgraph, _ = quantize(graph, shared / "data" / data / "calib.npz", lambda *a, **k: None, eq, bc)
+            f, q = paired_outputs(graph, qgraph, x)
+            if name == "ad01":
+                flat = x.reshape(len(x), -1)
+                score_f, score_q = ((flat - f) ** 2).mean(axis=1), ((flat - q) ** 2).mean(axis=1)
+                cells.append(f"{np.corrcoef(score_f, score_q)[0, 1]:.4f}")
+            else:
+                cells.append(f"{100 * np.mean(f.argmax(axis=1) == q.argmax(axis=1)):.1f}%")
+            print(f"{name} {eq}/{bc}: {cells[-1]}", flush=True)
+        metric = "anomaly score r" if name == "ad01" else "top-1 agreement"
+        ref = f"{anchor:.4f}" if name == "ad01" else f"{anchor:.1f}%"
+        rows.append(f"| {name} ({metric}) | {ref} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _replace_block(text: str, begin: str, end: str, table: str) -> str:
     block = f"{begin}\n{table}\n{end}"
     if begin in text:
@@ -106,11 +145,14 @@ def main() -> None:
     print(table)
     latency = latency_table(args.shared)
     print(latency)
+    quant = quant_table(args.shared)
+    print(quant)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n\n" + latency + "\n")
+    args.out.write_text(table + "\n\n" + latency + "\n\n" + quant + "\n")
     if args.readme:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
-        args.readme.write_text(_replace_block(text, LAT_BEGIN, LAT_END, latency))
+        text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
+        args.readme.write_text(_replace_block(text, Q_BEGIN, Q_END, quant))
         print(f"updated {args.readme}")
 
 

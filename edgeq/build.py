@@ -31,21 +31,45 @@ class Compiled:
     cmodel: CModel
 
 
-def quantize(graph: Graph, calib: str | Path | None, echo=print) -> tuple[Graph, dict]:
-    """Power-of-two quantization of a float graph on calibration data."""
+def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
+             bias_correction: bool = True) -> tuple[Graph, dict]:
+    """Power-of-two quantization of a float graph on calibration data.
+
+    equalization: "on", "off", or "auto" (both are quantized; the one that agrees with the float model's
+    top-1 on more calibration samples wins, then the one with the higher output SQNR)."""
+    from edgeq.passes.equalization import equalize
     from edgeq.quant.calibration import collect_stats, load_calibration
-    from edgeq.quant.pot import quantize_graph
+    from edgeq.quant.pot import output_agreement, quantize_graph, sqnr_report
 
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
     if calib is None:
-        raise EdgeqError(f"{graph.name} is a float model: quantizing it needs calibration data, --calib X.npz "
-                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling).")
+        raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot --calib X.npz "
+                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling), or convert it "
+                         "to full int8 with the TFLite converter.")
     x = load_calibration(calib, graph)
-    stats = collect_stats(graph, x, lambda k, n: echo(f"\rcalibrating: {k}/{n} samples", nl=k == n)
-                          if echo is not print else None)
-    return quantize_graph(graph, stats)
+    candidates = {"on": [True], "off": [False], "auto": [False, True]}[equalization]
+    results = []
+    for cle in candidates:
+        g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
+        echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
+        qgraph, report = quantize_graph(g, collect_stats(g, x), bias_correction=bias_correction)
+        out_sqnr = min(sqnr_report(graph, qgraph, x, 16, names=graph.outputs).values())
+        agree = output_agreement(graph, qgraph, x) if len(candidates) > 1 else float("nan")
+        report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"],
+                              "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
+                              "calibration_top1_agreement": agree}
+        results.append(((agree, out_sqnr), qgraph, report, eq_info, g))
+    best = max(results, key=lambda r: r[0])
+    if len(results) > 1:
+        echo("equalization: " + ", ".join(f"{'on' if r[2]['_summary']['equalization'] else 'off'} "
+                                          f"{100 * r[0][0]:.1f}% top-1 agreement, {r[0][1]:.1f} dB output SQNR"
+                                          for r in results) +
+             f" on the calibration data; keeping {'on' if best[2]['_summary']['equalization'] else 'off'}")
+    best[2]["_equalization"] = best[3]
+    best[2]["_float_graph"] = best[4]  # the float graph the integer one quantizes (equalized or not)
+    return best[1], best[2]
 
 
 def compile_graph(graph: Graph, quant: str = "keep") -> Compiled:

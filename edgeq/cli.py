@@ -52,8 +52,12 @@ def inspect(model, as_json):
               help="keep (default for int8 models): the model's own quantization, bit-exact with TFLite Micro. "
                    "pot (default for float models): power-of-two scales from --calib data.")
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration inputs (.npz key x, or .npy).")
+@click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Cross-layer equalization before power-of-two quantization (auto: keep it if it helps).")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="Absorb the expected error of quantized weights into the biases.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
-def build(model, board, out_dir, quant, calib, lib):
+def build(model, board, out_dir, quant, calib, equalization, bias_correction, lib):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -61,7 +65,7 @@ def build(model, board, out_dir, quant, calib, lib):
     graph = _load(model)
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
-        graph, _ = quantize(graph, calib, echo=click.echo)
+        graph, _ = quantize(graph, calib, click.echo, equalization, bias_correction)
     compiled = compile_graph(graph, quant)
     write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
@@ -90,17 +94,22 @@ def run(build_dir, input_path, output_path, dequantize, port):
 @click.option("--calib", type=click.Path(dir_okay=False), required=True,
               help="Calibration inputs (.npz key x, or .npy), in the model's input layout and scaling.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
-def quantize_cmd(model, calib, out_dir):
+@click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True)
+def quantize_cmd(model, calib, out_dir, equalization, bias_correction):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import quantize
     from edgeq.quant.calibration import load_calibration
     from edgeq.quant.pot import sqnr_report
     graph = _load(model)
-    qgraph, choices = quantize(graph, calib, echo=click.echo)
-    sqnr = sqnr_report(graph, qgraph, load_calibration(calib, graph))
+    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction)
+    summary = {k: choices.pop(k) for k in ("_summary", "_equalization")}
+    float_graph = choices.pop("_float_graph")
+    sqnr = sqnr_report(float_graph, qgraph, load_calibration(calib, graph))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"model": graph.name, "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
+    report = {"model": graph.name, **summary,
+              "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
     (out / "quant_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     click.echo(f"{'tensor':<60} {'kind':<10} {'scale':>8} {'zp':>5} {'SQNR dB':>8}")
     for name, c in report["tensors"].items():

@@ -45,6 +45,47 @@ def digits_float(tmp_path_factory):
     return path, root
 
 
+@pytest.fixture(scope="module")
+def branchy_float(tmp_path_factory):
+    """A float model with every rescaling kernel a power-of-two graph uses: residual ADD, MUL, concatenation
+    of differently scaled tensors, MEAN, standalone activations, fully connected."""
+    tf.keras.utils.set_random_seed(1)
+    x = tf.keras.Input((8, 8, 1), batch_size=1)
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b = L.DepthwiseConv2D(3, padding="same")(a)
+    r = L.Add()([a, b])
+    m = L.Multiply()([r, L.Conv2D(8, 1, activation="sigmoid")(a)])
+    c = L.Concatenate()([L.LeakyReLU(0.1)(m), L.Conv2D(4, 1)(x)])
+    h = L.Activation("tanh")(L.Conv2D(12, 3, strides=2, padding="same")(c))
+    y = L.Dense(10)(L.GlobalAveragePooling2D()(L.ReLU()(h)))
+    model = tf.keras.Model(x, y)
+    root = tmp_path_factory.mktemp("branchy")
+    path = root / "branchy.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    rng = np.random.default_rng(0)
+    np.savez(root / "calib.npz", x=rng.uniform(0, 1, (32, 8, 8, 1)).astype(np.float32))
+    np.savez(root / "eval.npz", x=rng.uniform(0, 1, (40, 8, 8, 1)).astype(np.float32))
+    return path, root
+
+
+def test_pot_rescales_by_shifts_only(branchy_float, tmp_path):
+    """Every requantization of a power-of-two build is a shift: no multiplier reaches the C, and the host
+    C (built with ASan/UBSan) matches the numpy executor bit for bit on ADD, MUL, MEAN, concatenation."""
+    path, root = branchy_float
+    out = tmp_path / "branchy"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    kernels = {layer["kernel"] for layer in json.loads((out / "model.json").read_text())["layers"]}
+    assert {"add_s8", "mul_s8", "mean_s8", "concat_s8", "conv_s8", "depthwise_conv_s8"} <= kernels, kernels
+    weights = (out / "branchy_weights.c").read_text()
+    assert "_out_shift" in weights and "_out_mult" not in weights
+    model_c = (out / "branchy.c").read_text()
+    assert ".out_mult = 0," in model_c and ".in0_mult = 0," in model_c
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "bit-exact" in proc.stdout
+
+
 def edgeq(*args):
     return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
 

@@ -1,6 +1,7 @@
 """The graph IR: tensors by name, operators in execution order, graph inputs and outputs."""
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass, field
 
@@ -17,6 +18,12 @@ class Graph:
     outputs: list[str]
     source_hash: str = ""  # sha256 of the file the graph came from
     notes: list[str] = field(default_factory=list)  # import-time rewrites, shown by inspect
+    # Batch-norm statistics a frontend folded away, per layer output tensor (pre-activation):
+    # (mean, std) per channel, i.e. BN's beta and |gamma|. Used for data-free ranges and bias correction.
+    bn_stats: dict[str, tuple] = field(default_factory=dict)
+    # How int8 kernels rescale: "tflite" (multiplier and shift, bit-exact with TFLite Micro) or "shift"
+    # (every scale a power of two, every rescale one rounding shift: graphs from --quant pot).
+    requant: str = "tflite"
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]
@@ -42,6 +49,21 @@ class Graph:
                 if not t.is_const and name not in seen:
                     seen[name] = t
         return list(seen.values())
+
+    def unshare_constants(self) -> None:
+        """Give every operator its own constant operands (weights, bias): converters share equal constants,
+        such as one zero bias for several layers, which passes that rescale or quantize per layer must not."""
+        seen: set[str] = set()
+        for op in self.ops:
+            for k, name in enumerate(op.inputs):
+                t = self.tensors.get(name)
+                if t is None or not t.is_const:
+                    continue
+                if name in seen:
+                    new = f"{name}/for_{op.name}"
+                    self.tensors[new] = Tensor(new, t.shape, t.dtype, copy.deepcopy(t.quant), t.data.copy())
+                    op.inputs[k] = new
+                seen.add(op.inputs[k])
 
     @property
     def is_integer(self) -> bool:

@@ -42,14 +42,24 @@ class TensorStats:
     min: float = np.inf
     max: float = -np.inf
     samples: list[np.ndarray] = field(default_factory=list)
+    channel_sum: np.ndarray | None = None  # per last-axis channel, for bias correction
+    count: int = 0
 
     def add(self, v: np.ndarray, rng: np.random.Generator) -> None:
+        per_channel = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
+        sums = per_channel.astype(np.float64).sum(axis=0)
+        self.channel_sum = sums if self.channel_sum is None else self.channel_sum + sums
+        self.count += per_channel.shape[0]
         flat = v.reshape(-1)
         self.max_abs = max(self.max_abs, float(np.abs(flat).max(initial=0.0)))
         self.min, self.max = min(self.min, float(flat.min())), max(self.max, float(flat.max()))
         if flat.size > SAMPLE_VALUES:
             flat = rng.choice(flat, SAMPLE_VALUES, replace=False)
         self.samples.append(flat.astype(np.float32))
+
+    @property
+    def channel_mean(self) -> np.ndarray:
+        return self.channel_sum / max(self.count, 1)
 
     @property
     def values(self) -> np.ndarray:

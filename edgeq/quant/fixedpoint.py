@@ -83,3 +83,26 @@ def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_sh
 def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift):
     """tflite::MultiplyByQuantizedMultiplierGreaterThanOne (left_shift >= 0)."""
     return saturating_rounding_doubling_high_mul(wrap32(np.asarray(x, dtype=np.int64) << left_shift), multiplier)
+
+
+# --- power-of-two ("shift") arithmetic: edgeq's own, for graphs quantized with --quant pot ------------
+
+SHIFT_LIMIT = 62  # shifts are applied to int64 values
+
+
+def rounding_shift(x, shift):
+    """x * 2^-shift rounded half up (one arithmetic shift after adding half), saturated to int32.
+    A negative shift multiplies by 2^-shift. C twin: eq_rounding_shift."""
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    right = np.clip(shift, 1, SHIFT_LIMIT)
+    down = (x + (np.int64(1) << (right - 1))) >> right
+    up = x * (np.int64(1) << np.clip(-shift, 0, 31))
+    return np.clip(np.where(shift > 0, down, up), INT32_MIN, INT32_MAX)
+
+
+def rounding_divide(x, d):
+    """x / d rounded half away from zero (d > 0), with int64 x. C twin: eq_rounding_divide."""
+    x = np.asarray(x, dtype=np.int64)
+    q = (np.abs(x) + d // 2) // d
+    return np.where(x < 0, -q, q)

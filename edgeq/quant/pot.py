@@ -63,9 +63,15 @@ def _quant(choice: Choice) -> Quant:
     return Quant([choice.scale], [choice.zero_point])
 
 
-def quantize_graph(graph: Graph, stats: dict[str, TensorStats]) -> tuple[Graph, dict]:
-    """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report)."""
+def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction: bool = True) -> tuple[Graph, dict]:
+    """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report).
+
+    With bias_correction, each layer's bias absorbs the expected error its quantized weights cause,
+    (W_q - W) E[x], with E[x] the per-channel mean of its input on the calibration data (Nagel et al.
+    2019, section 4.2, empirical variant)."""
     g = copy.deepcopy(graph)
+    g.requant = "shift"
+    g.unshare_constants()
     report: dict[str, dict] = {}
 
     def activation(name: str) -> None:
@@ -98,7 +104,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats]) -> tuple[Graph, 
         else:
             activation(op.outputs[0])
         if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)):
-            _quantize_weights(g, op, report)
+            mean_in = stats[graph_input(graph, op)].channel_mean if bias_correction else None
+            _quantize_weights(g, op, report, mean_in)
         new_ops.append(op)
     g.ops = new_ops
     return g, report
@@ -114,22 +121,53 @@ def _requantized(g: Graph, name: str, quant: Quant, new_ops: list[ops.Op], consu
     return out_name
 
 
-def _quantize_weights(g: Graph, op: ops.Op, report: dict) -> None:
+def graph_input(graph: Graph, op: ops.Op) -> str:
+    return op.inputs[0]
+
+
+def weight_error_bias(op: ops.Op, w: np.ndarray, wq: np.ndarray, mean_in: np.ndarray) -> np.ndarray:
+    """Per output channel: the expected output shift (W_q - W) E[x] caused by quantized weights."""
+    dw = (wq - w).astype(np.float64)
+    if isinstance(op, ops.FullyConnected):
+        return dw @ mean_in.reshape(-1)[: dw.shape[1]] if mean_in.size >= dw.shape[1] else np.zeros(dw.shape[0])
+    if isinstance(op, ops.DepthwiseConv2D):
+        per_out = dw.sum(axis=(0, 1, 2))  # [C*M]
+        return per_out * np.repeat(mean_in, op.depth_multiplier)
+    out_c, _, _, filt_c = dw.shape
+    groups = mean_in.size // filt_c
+    per_group = out_c // groups
+    spatial = dw.sum(axis=(1, 2))  # [O, filt_c]
+    return np.array([spatial[o] @ mean_in[(o // per_group) * filt_c:(o // per_group + 1) * filt_c]
+                     for o in range(out_c)])
+
+
+def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None) -> None:
     w = g.t(op.inputs[1])
     c = choose_exponent(w.data.astype(np.float64), float(np.abs(w.data).max()), unsigned=False, weights=True)
     q = np.clip(np.round(w.data / c.scale), -127, 127).astype(np.int8)
     s_in = g.t(op.inputs[0]).quant.s
+    out_channels = w.shape[0] if not isinstance(op, ops.DepthwiseConv2D) else w.shape[3]
+    if len(op.inputs) < 3 or not op.inputs[2]:
+        name = f"{op.name}/bias"
+        g.tensors[name] = Tensor(name, (out_channels,), "float32", None, np.zeros(out_channels, np.float32))
+        op.inputs = op.inputs[:2] + [name]
+    b = g.t(op.inputs[2])
+    bias = b.data.astype(np.float64)
+    correction = np.zeros(out_channels)
+    if mean_in is not None:
+        correction = weight_error_bias(op, w.data, q.astype(np.float64) * c.scale, mean_in)
+        bias = bias - correction
     report[w.name] = {"kind": "weights", "exponent": c.exponent, "mse": c.mse,
-                      "max_abs": float(np.abs(w.data).max())}
+                      "max_abs": float(np.abs(w.data).max()),
+                      "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0))}
     w.data, w.dtype, w.quant = q, "int8", Quant([c.scale], [0])
-    if len(op.inputs) > 2 and op.inputs[2]:
-        b = g.t(op.inputs[2])
-        bias_scale = float(s_in) * c.scale
-        b.data = np.clip(np.round(b.data.astype(np.float64) / bias_scale), -2**31, 2**31 - 1).astype(np.int32)
-        b.dtype, b.quant = "int32", Quant([bias_scale], [0])
+    bias_scale = float(s_in) * c.scale
+    b.data = np.clip(np.round(bias / bias_scale), -2**31, 2**31 - 1).astype(np.int32)
+    b.dtype, b.quant = "int32", Quant([bias_scale], [0])
 
 
-def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8) -> dict[str, float]:
+def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8,
+                names: list[str] | None = None) -> dict[str, float]:
     """Per activation tensor: signal-to-quantization-noise ratio (dB) of the integer graph against the
     float graph on the first calibration samples."""
     from edgeq.quant.executor import lower_graph, run_float_graph, run_int
@@ -143,7 +181,7 @@ def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: in
         xq = np.clip(np.round(sample / t_in.s) + t_in.zp, -128, 127).astype(np.int8)
         q = run_int(int_graph, [xq], calls, keep_all=True)
         for name, fv in f.items():
-            if name not in q or int_graph.t(name).quant is None:
+            if name not in q or int_graph.t(name).quant is None or (names is not None and name not in names):
                 continue
             tq = int_graph.t(name).quant
             deq = (q[name].astype(np.float64) - tq.zp) * tq.s
@@ -151,3 +189,25 @@ def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: in
             noise[name] = noise.get(name, 0.0) + float(np.sum((fv - deq) ** 2))
     return {n: 10 * math.log10(signal[n] / noise[n]) if noise[n] > 0 else float("inf")
             for n in signal if signal[n] > 0}
+
+
+def paired_outputs(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first output of the float graph and the dequantized first output of the integer graph,
+    for every sample (the input quantized with the integer graph's input scale)."""
+    from edgeq.quant.executor import lower_graph, run_float_graph, run_int
+
+    calls = lower_graph(int_graph)
+    t_in, t_out = int_graph.t(int_graph.inputs[0]).quant, int_graph.t(int_graph.outputs[0]).quant
+    fs, qs = [], []
+    for sample in x:
+        fs.append(run_float_graph(float_graph, [sample])[float_graph.outputs[0]].reshape(-1))
+        xq = np.clip(np.round(sample / t_in.s) + t_in.zp, -128, 127).astype(np.int8)
+        y = run_int(int_graph, [xq], calls)[int_graph.outputs[0]].reshape(-1)
+        qs.append((y.astype(np.float64) - t_out.zp) * t_out.s)
+    return np.array(fs), np.array(qs)
+
+
+def output_agreement(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> float:
+    """Share of samples whose first output has the same argmax in the integer and the float graph."""
+    f, q = paired_outputs(float_graph, int_graph, x)
+    return float(np.mean(f.argmax(axis=1) == q.argmax(axis=1))) if len(x) else 1.0

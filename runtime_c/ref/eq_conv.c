@@ -1,9 +1,12 @@
 /* Reference int8 convolutions: the loops of TFLM's reference_integer_ops, which define the results. */
 #include "eq_conv.h"
 
-static int8_t eq_requantize(int32_t acc, int32_t mult, int32_t shift, const int32_t offset, int32_t lo, int32_t hi)
+/* TFLite's multiplier and shift per channel; without multipliers (power-of-two graphs) one rounding shift. */
+static int8_t eq_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c, const int32_t offset,
+                            int32_t lo, int32_t hi)
 {
-    return (int8_t)eq_clamp(eq_mbqm(acc, mult, (int)shift) + offset, lo, hi);
+    const int32_t scaled = mult != NULL ? eq_mbqm(acc, mult[c], (int)shift[c]) : eq_rounding_shift(acc, shift[c]);
+    return (int8_t)eq_clamp(scaled + offset, lo, hi);
 }
 
 eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out)
@@ -47,7 +50,7 @@ eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *o
                         acc += p->bias[oc];
                     }
                     out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] =
-                        eq_requantize(acc, p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min, p->act_max);
+                        eq_requantize(acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max);
                 }
             }
         }
@@ -88,7 +91,7 @@ eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const i
                             acc += p->bias[oc];
                         }
                         out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] = eq_requantize(
-                            acc, p->out_mult[oc], p->out_shift[oc], p->output_offset, p->act_min, p->act_max);
+                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max);
                     }
                 }
             }
@@ -114,7 +117,7 @@ eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const
                 acc += p->bias[o];
             }
             out[(size_t)b * p->output_depth + o] =
-                eq_requantize(acc, p->out_mult[o], p->out_shift[o], p->output_offset, p->act_min, p->act_max);
+                eq_requantize(acc, p->out_mult, p->out_shift, o, p->output_offset, p->act_min, p->act_max);
         }
     }
     return EQ_OK;

@@ -12,7 +12,7 @@ typedef struct {
     int32_t input_offset, output_offset, act_min, act_max;
     const int8_t *weights;   /* [output_c][filter_h][filter_w][filter_c] */
     const int32_t *bias;     /* [output_c] */
-    const int32_t *out_mult; /* [output_c] */
+    const int32_t *out_mult; /* [output_c]; NULL: power-of-two graph, out_shift alone rescales */
     const int32_t *out_shift;
 } eq_conv_s8_params_t;
 

@@ -18,6 +18,13 @@ eq_status_t eq_add_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8
                                      + (size_t)i3 * p->in0_s3;
                     const size_t b = (size_t)i0 * p->in1_s0 + (size_t)i1 * p->in1_s1 + (size_t)i2 * p->in1_s2
                                      + (size_t)i3 * p->in1_s3;
+                    if (p->out_mult == 0) { /* power-of-two graph: align by left shifts, one rounding shift */
+                        const int64_t sum = ((int64_t)in0[a] + p->in0_offset) * (1LL << p->in0_shift)
+                                            + ((int64_t)in1[b] + p->in1_offset) * (1LL << p->in1_shift);
+                        out[o++] = (int8_t)eq_clamp(eq_rounding_shift(sum, p->out_shift) + p->output_offset,
+                                                    p->act_min, p->act_max);
+                        continue;
+                    }
                     const int32_t va = eq_wrap32(((int64_t)in0[a] + p->in0_offset) * (1LL << p->left_shift));
                     const int32_t vb = eq_wrap32(((int64_t)in1[b] + p->in1_offset) * (1LL << p->left_shift));
                     const int32_t sa = eq_mbqm_smaller_than_one(va, p->in0_mult, (int)p->in0_shift);
@@ -47,7 +54,9 @@ eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8
                     const size_t b = (size_t)i0 * p->in1_s0 + (size_t)i1 * p->in1_s1 + (size_t)i2 * p->in1_s2
                                      + (size_t)i3 * p->in1_s3;
                     const int32_t prod = ((int32_t)in0[a] + p->in0_offset) * ((int32_t)in1[b] + p->in1_offset);
-                    const int32_t raw = eq_mbqm(prod, p->out_mult, (int)p->out_shift) + p->output_offset;
+                    const int32_t scaled = p->out_mult != 0 ? eq_mbqm(prod, p->out_mult, (int)p->out_shift)
+                                                            : eq_rounding_shift(prod, p->out_shift);
+                    const int32_t raw = scaled + p->output_offset;
                     out[o++] = (int8_t)eq_clamp(raw, p->act_min, p->act_max);
                 }
             }

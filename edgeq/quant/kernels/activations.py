@@ -15,9 +15,9 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.quant import gemmlowp as gl
-from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away
+from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away, rounding_shift
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, require_int8
+from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, pot_shift, require_int8
 
 INPUTS = range(INT8_MIN, INT8_MAX + 1)
 
@@ -57,9 +57,18 @@ def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
 def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
     """TFLM's ReluQuantized: requantize by s_in/s_out, clamp below at the quantized 0."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
-    m, shift = quantize_multiplier(float(s_in) / float(s_out))
+    rescale = _rescaler(op, graph, s_in, s_out)
     lo = max(INT8_MIN, zp_out + int(round_half_away(float(np.float32(0.0) / s_out))))
-    return _finish_lut(_lut_call(op, lambda v: min(INT8_MAX, max(lo, zp_out + _mbqm(v - zp_in, m, shift)))), graph)
+    return _finish_lut(_lut_call(op, lambda v: min(INT8_MAX, max(lo, zp_out + rescale(v - zp_in)))), graph)
+
+
+def _rescaler(op: ops.Op, graph: Graph, s_in, s_out):
+    """v -> v * s_in / s_out in integers: TFLite's multiplier, or a rounding shift in a power-of-two graph."""
+    if graph.requant == "shift":
+        shift = pot_shift(s_in, s_out, op)
+        return lambda v: int(rounding_shift(v, shift))
+    m, shift = quantize_multiplier(float(s_in) / float(s_out))
+    return lambda v: _mbqm(v, m, shift)
 
 
 @lowers(ops.Relu6)
@@ -188,8 +197,8 @@ def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
 @lowers(ops.Quantize)
 def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
-    m, shift = quantize_multiplier(float(s_in) / float(s_out))
-    return _finish_lut(_lut_call(op, lambda v: _clamp8(_mbqm(v - zp_in, m, shift) + zp_out)), graph)
+    rescale = _rescaler(op, graph, s_in, s_out)
+    return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(v - zp_in) + zp_out)), graph)
 
 
 # --- softmax ---------------------------------------------------------------------------------------

@@ -73,3 +73,18 @@ def require_int8(op: ops.Op, graph: Graph, names: list[str]) -> None:
 
 def clamp_s8(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarray:
     return np.clip(x, lo, hi).astype(np.int8)
+
+
+def exponent_of(scale: float, what: str) -> int:
+    """n for scale == 2^-n exactly."""
+    m, e = np.frexp(np.float64(scale))
+    if m != 0.5:
+        raise EdgeqError(f"{what}: scale {scale!r} is not a power of two, so it cannot be rescaled by a shift; "
+                         "quantize the model with --quant pot.")
+    return int(1 - e)
+
+
+def pot_shift(scale_in: float, scale_out: float, op: ops.Op) -> int:
+    """The right shift taking values at scale_in to scale_out (negative: a left shift)."""
+    what = f"Operator {op.name} ({op.kind})"
+    return exponent_of(scale_in, what) - exponent_of(scale_out, what)

@@ -10,11 +10,21 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
+from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
-    activation_range, clamp_s8, float_activation, out_size, pad_before, require_int8,
+    activation_range, clamp_s8, float_activation, out_size, pad_before, pot_shift, require_int8,
 )
+
+
+def _rescale_arrays(op: ops.Op, graph: Graph, channels: int) -> dict[str, np.ndarray]:
+    """out_mult/out_shift per channel (TFLite), or out_shift alone for a power-of-two graph."""
+    if graph.requant == "shift":
+        x, w, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        return {"out_shift": np.full(channels, pot_shift(float(x.quant.s) * float(w.quant.s), y.quant.s, op),
+                                     np.int32)}
+    mult, shift = _per_channel_multipliers(op, graph, channels)
+    return {"out_mult": mult, "out_shift": shift}
 
 
 def _per_channel_multipliers(op: ops.Op, graph: Graph, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +83,12 @@ def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
     if x.shape[3] % w.shape[3] or w.shape[0] % (x.shape[3] // w.shape[3]):
         raise EdgeqError(f"Operator {op.name} (CONV_2D): {x.shape[3]} input channels do not split into groups "
                          f"of {w.shape[3]}.")
-    mult, shift = _per_channel_multipliers(op, graph, w.shape[0])
     params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
     params["filter_c"] = w.shape[3]
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0]),
-        "out_mult": mult, "out_shift": shift})
+        **_rescale_arrays(op, graph, w.shape[0])})
 
 
 @lowers(ops.DepthwiseConv2D)
@@ -87,13 +96,12 @@ def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
     x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
-    mult, shift = _per_channel_multipliers(op, graph, w.shape[3])
     params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
     params["depth_multiplier"] = op.depth_multiplier
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3]),
-        "out_mult": mult, "out_shift": shift})
+        **_rescale_arrays(op, graph, w.shape[3])})
 
 
 @lowers(ops.FullyConnected)
@@ -105,18 +113,21 @@ def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
     if x.size % depth:
         raise EdgeqError(f"Operator {op.name} (FULLY_CONNECTED): input of {x.size} values is not a multiple of "
                          f"the weights' depth {depth}.")
-    if w.quant.per_tensor:
+    if graph.requant == "shift":
+        rescale = _rescale_arrays(op, graph, units)
+    elif w.quant.per_tensor:
         # GetQuantizedConvolutionMultipler: the float product, then double.
         real = float(np.float32(x.quant.s) * np.float32(w.quant.s)) / float(y.quant.s)
         m, s = quantize_multiplier(real)
-        mult, shift = np.full(units, m, np.int32), np.full(units, s, np.int32)
+        rescale = {"out_mult": np.full(units, m, np.int32), "out_shift": np.full(units, s, np.int32)}
     else:
         mult, shift = _per_channel_multipliers(op, graph, units)
+        rescale = {"out_mult": mult, "out_shift": shift}
     params = {"batches": x.size // depth, "input_depth": depth, "output_depth": units,
               "weights_offset": -int(w.quant.zero_point[0])}
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "fully_connected_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), "out_mult": mult, "out_shift": shift})
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), **rescale})
 
 
 def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
@@ -135,11 +146,14 @@ def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
     return xp[:, rows[:, None, :, None], cols[None, :, None, :], :]
 
 
-def _requantize(acc: np.ndarray, call: KernelCall, channel_axis_values: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    p = call.params
-    mult, shift = channel_axis_values
-    out = multiply_by_quantized_multiplier(acc, mult.astype(np.int64), shift.astype(np.int64)) + p["output_offset"]
-    return clamp_s8(out, p["act_min"], p["act_max"])
+def _requantize(acc: np.ndarray, call: KernelCall) -> np.ndarray:
+    p, a = call.params, call.arrays
+    shift = a["out_shift"].astype(np.int64)
+    if "out_mult" in a:
+        out = multiply_by_quantized_multiplier(acc, a["out_mult"].astype(np.int64), shift)
+    else:  # power-of-two graph: one rounding shift
+        out = rounding_shift(acc, shift)
+    return clamp_s8(out + p["output_offset"], p["act_min"], p["act_max"])
 
 
 @kernel("conv_s8")
@@ -158,7 +172,7 @@ def conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
         wg = w[g * per_group:(g + 1) * per_group].reshape(per_group, kh * kw * fc)
         acc[..., g * per_group:(g + 1) * per_group] = (xg @ wg.T).reshape(n, oh, ow, per_group)
     acc = acc.astype(np.int64) + a["bias"].astype(np.int64)
-    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+    return _requantize(acc, call).reshape(out_shape)
 
 
 @kernel("depthwise_conv_s8")
@@ -169,7 +183,7 @@ def depthwise_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> 
     cols = np.repeat(cols, p["depth_multiplier"], axis=-1)  # channel c*M+m reads input channel c
     w = a["weights"].astype(np.int64).reshape(p["filter_h"], p["filter_w"], p["output_c"])
     acc = np.einsum("nyxhwc,hwc->nyxc", cols, w) + a["bias"].astype(np.int64)
-    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+    return _requantize(acc, call).reshape(out_shape)
 
 
 @kernel("fully_connected_s8")
@@ -178,7 +192,7 @@ def fully_connected_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) ->
     x = inputs[0].reshape(p["batches"], p["input_depth"]).astype(np.float64) + p["input_offset"]
     w = a["weights"].astype(np.float64) + p["weights_offset"]
     acc = (x @ w.T).astype(np.int64) + a["bias"].astype(np.int64)
-    return _requantize(acc, call, (a["out_mult"], a["out_shift"])).reshape(out_shape)
+    return _requantize(acc, call).reshape(out_shape)
 
 
 def _float_patches(x: np.ndarray, op, w_hw, y_shape) -> np.ndarray:

@@ -12,10 +12,12 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.quant.fixedpoint import (
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
-    wrap32,
+    rounding_shift, wrap32,
 )
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import activation_range, clamp_s8, float_activation, require_int8, to_nhwc4
+from edgeq.quant.kernels.common import (
+    activation_range, clamp_s8, exponent_of, float_activation, pot_shift, require_int8, to_nhwc4,
+)
 
 ADD_LEFT_SHIFT = 20
 
@@ -56,6 +58,8 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
 def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if graph.requant == "shift":
+        return _lower_add_shift(op, graph)
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
     m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
@@ -68,9 +72,28 @@ def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
     return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params)
 
 
+def _lower_add_shift(op: ops.Add, graph: Graph) -> KernelCall:
+    """Power-of-two ADD: both inputs aligned on the finer scale by left shifts, the sum rescaled by one
+    rounding shift (out_mult 0 selects this in the kernel)."""
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    what = f"Operator {op.name} (ADD)"
+    na, nb, ny = (exponent_of(t.quant.s, what) for t in (a, b, y))
+    n = max(na, nb)
+    lo, hi = activation_range(op.activation, y)
+    params = _broadcast_params(op, graph)
+    params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
+                   "left_shift": 0, "in0_mult": 0, "in0_shift": n - na, "in1_mult": 0, "in1_shift": n - nb,
+                   "out_mult": 0, "out_shift": max(n - ny, -31), "act_min": lo, "act_max": hi})
+    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params)
+
+
 @kernel("add_s8")
 def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
+    if p["out_mult"] == 0:
+        acc = sum((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) << p[f"in{k}_shift"] for k in (0, 1))
+        raw = rounding_shift(acc, p["out_shift"]) + p["output_offset"]
+        return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
     scaled = []
     for k in (0, 1):
         v = wrap32((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) * (1 << p["left_shift"]))
@@ -84,7 +107,10 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    m, s = quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
+    if graph.requant == "shift":  # out_mult 0: the product rescaled by one rounding shift
+        m, s = 0, max(pot_shift(float(a.quant.s) * float(b.quant.s), y.quant.s, op), -31)
+    else:
+        m, s = quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
     lo, hi = activation_range(op.activation, y)
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
@@ -96,7 +122,10 @@ def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
 def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     prod = (_gather(inputs[0], p, "in0") + p["in0_offset"]) * (_gather(inputs[1], p, "in1") + p["in1_offset"])
-    raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
+    if p["out_mult"] == 0:
+        raw = rounding_shift(prod, p["out_shift"]) + p["output_offset"]
+    else:
+        raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
