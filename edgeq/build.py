@@ -32,12 +32,14 @@ class Compiled:
 
 
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
-             bias_correction: bool = True) -> tuple[Graph, dict]:
+             bias_correction: str = "empirical") -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized; the one that agrees with the float model's
-    top-1 on more calibration samples wins, then the one with the higher output SQNR)."""
+    top-1 on more calibration samples wins, then the one with the higher output SQNR).
+    bias_correction: "empirical" (edgeq.quant.bias_correction), "analytic" (pot.weight_error_bias) or "off"."""
     from edgeq.passes.equalization import equalize
+    from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.calibration import collect_stats, load_calibration
     from edgeq.quant.pot import output_agreement, quantize_graph, sqnr_report
 
@@ -54,11 +56,13 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     for cle in candidates:
         g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
         echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
-        qgraph, report = quantize_graph(g, collect_stats(g, x), bias_correction=bias_correction)
+        qgraph, report = quantize_graph(g, collect_stats(g, x), bias_correction=bias_correction == "analytic")
+        corrections = correct_biases(g, qgraph, x) if bias_correction == "empirical" else {}
         out_sqnr = min(sqnr_report(graph, qgraph, x, 16, names=graph.outputs).values())
         agree = output_agreement(graph, qgraph, x) if len(candidates) > 1 else float("nan")
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"],
                               "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
+                              "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
         results.append(((agree, out_sqnr), qgraph, report, eq_info, g))
     best = max(results, key=lambda r: r[0])

@@ -140,3 +140,73 @@ def test_float_model_without_calibration_is_refused(digits_float, tmp_path):
     path, _ = digits_float
     proc = edgeq("build", path, "-o", tmp_path / "o")
     assert proc.returncode == 1 and "--calib" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _inverted_residual(h, expand, out, stride, name):
+    inp = h
+    h = L.ReLU(6.0)(L.BatchNormalization(name=f"{name}_expand_bn")(L.Conv2D(expand, 1, use_bias=False,
+                                                                           name=f"{name}_expand")(h)))
+    h = L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(h)
+    h = L.ReLU(6.0)(L.BatchNormalization()(h))
+    h = L.BatchNormalization(name=f"{name}_project_bn")(L.Conv2D(out, 1, use_bias=False)(h))
+    return L.Add()([inp, h]) if stride == 1 and inp.shape[-1] == out else h
+
+
+def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
+    """MobileNetV2-style blocks (1x1 expand, depthwise, ReLU6, linear 1x1 project, residual) trained on
+    digits. Block a's project layer then gets per-channel output scales spread over 100x (and block b's
+    expand layer the inverse), which leaves the float function unchanged, as batch-norm folding does in
+    real MobileNets. Plain per-tensor power-of-two quantization loses accuracy; equalization plus bias
+    correction bring it back to within one point of float."""
+    from sklearn.datasets import load_digits
+
+    from edgeq.build import quantize
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.pot import paired_outputs
+
+    tf.keras.utils.set_random_seed(0)
+    d = load_digits()
+    x, y = (d.images / 16.0).astype(np.float32)[..., None], d.target
+    inp = tf.keras.Input((8, 8, 1), batch_size=1)
+    h = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(inp)))
+    h = _inverted_residual(h, 48, 24, 1, "a")
+    h = _inverted_residual(h, 72, 24, 2, "b")
+    h = _inverted_residual(h, 72, 24, 1, "c")
+    model = tf.keras.Model(inp, L.Dense(10)(L.GlobalAveragePooling2D()(h)))
+    model.compile("adam", tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x[:1400], y[:1400], epochs=20, batch_size=32, verbose=0)
+    spread = np.exp(np.random.default_rng(0).uniform(np.log(0.01), 0.0, 24)).astype(np.float32)
+    bn = model.get_layer("a_project_bn")
+    gamma, beta, mean, var = bn.get_weights()
+    bn.set_weights([gamma * spread, beta * spread, mean, var])
+    expand = model.get_layer("b_expand")
+    expand.set_weights([expand.get_weights()[0] / spread.reshape(1, 1, -1, 1)])
+    path = tmp_path / "mnv2.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    np.savez(tmp_path / "calib.npz", x=x[1400:1464])
+
+    graph = load_tflite_file(path)
+    ratios = []
+    for op in graph.ops:
+        w = graph.t(op.inputs[1]).data if op.kind == "CONV_2D" else None
+        if w is not None:
+            r = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+            ratios.append(r.max() / r.min())
+    assert max(ratios) > 50, ratios
+    x_eval, y_eval = load_calibration_like(x[1500:], graph), y[1500:]
+
+    def accuracy(equalization, bias_correction):
+        q, _ = quantize(graph, tmp_path / "calib.npz", lambda *a: None, equalization, bias_correction)
+        f, out = paired_outputs(graph, q, x_eval)
+        return 100 * np.mean(f.argmax(1) == y_eval), 100 * np.mean(out.argmax(1) == y_eval)
+
+    float_acc, plain = accuracy("off", "off")
+    _, repaired = accuracy("on", "empirical")
+    assert float_acc > 85, float_acc
+    assert plain < float_acc - 3, (float_acc, plain)
+    assert repaired >= float_acc - 1, (float_acc, plain, repaired)
+
+
+def load_calibration_like(x: np.ndarray, graph) -> np.ndarray:
+    return x.reshape((len(x), *graph.t(graph.inputs[0]).shape))
