@@ -12,9 +12,20 @@ import numpy as np
 from edgeq.errors import EdgeqError
 
 
+BIAS_CORRECTIONS = ("empirical", "analytic", "off")
+
+
 def _load(model: str):
-    from edgeq.frontends.tflite import load_tflite_file
-    return load_tflite_file(model)
+    from edgeq.frontends import load_model
+    ctx = click.get_current_context(silent=True)
+    return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
+
+
+# Kept in the click context by a callback, so the commands' signatures do not change.
+_input_layout = click.option(
+    "--input-layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True, expose_value=False,
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__("edgeq.input_layout", value),
+    help="ONNX/.pt2 models: keep the model's NCHW input, or take NHWC input (no input reorder layer).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +37,7 @@ def cli():
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of a table.")
+@_input_layout
 def inspect(model, as_json):
     """Operators, shapes, MACs, weight bytes and the planned arena of MODEL."""
     from edgeq.inspect import inspect_graph
@@ -54,10 +66,14 @@ def inspect(model, as_json):
 @click.option("--calib", type=click.Path(dir_okay=False), help="Calibration inputs (.npz key x, or .npy).")
 @click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Cross-layer equalization before power-of-two quantization (auto: keep it if it helps).")
-@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
-              help="Absorb the expected error of quantized weights into the biases.")
+@click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True,
+              help="Move the quantized model's mean error per channel into the biases: empirical (measured layer "
+                   "by layer on the calibration data), analytic (weight error times the mean input), or off.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
-def build(model, board, out_dir, quant, calib, equalization, bias_correction, lib):
+@_input_layout
+def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -65,7 +81,14 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, li
     graph = _load(model)
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
-        graph, _ = quantize(graph, calib, click.echo, equalization, bias_correction)
+        float_graph = graph
+        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction)
+        if report_path:
+            from edgeq.quant.calibration import load_calibration
+            from edgeq.quant.report import build_report, write_html
+            write_html(build_report(float_graph, graph, choices, load_calibration(calib, float_graph)),
+                       Path(report_path))
+            click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant)
     write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
@@ -95,27 +118,25 @@ def run(build_dir, input_path, output_path, dequantize, port):
               help="Calibration inputs (.npz key x, or .npy), in the model's input layout and scaling.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
-@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True)
+@click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True)
+@_input_layout
 def quantize_cmd(model, calib, out_dir, equalization, bias_correction):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import quantize
     from edgeq.quant.calibration import load_calibration
-    from edgeq.quant.pot import sqnr_report
+    from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
     qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction)
-    summary = {k: choices.pop(k) for k in ("_summary", "_equalization")}
-    float_graph = choices.pop("_float_graph")
-    sqnr = sqnr_report(float_graph, qgraph, load_calibration(calib, graph))
+    report = build_report(graph, qgraph, choices, load_calibration(calib, graph))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"model": graph.name, **summary,
-              "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
-    (out / "quant_report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    write_json(report, out / "quant_report.json")
+    write_html(report, out / "quant_report.html")
     click.echo(f"{'tensor':<60} {'kind':<10} {'scale':>8} {'zp':>5} {'SQNR dB':>8}")
     for name, c in report["tensors"].items():
         q = f"{c['sqnr_db']:8.1f}" if c.get("sqnr_db") is not None else "       -"
         click.echo(f"{name[-60:]:<60} {c['kind']:<10} {'2^-' + str(c['exponent']):>8} {c.get('zero_point', 0):>5} {q}")
-    click.echo(f"wrote {out / 'quant_report.json'}")
+    click.echo(f"wrote {out / 'quant_report.json'} and {out / 'quant_report.html'}")
 
 
 @cli.command()

@@ -134,6 +134,9 @@ def test_quantize_command_writes_a_report(digits_float, tmp_path):
     report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
     sqnr = [t["sqnr_db"] for t in report["tensors"].values() if t["kind"] == "activation" and t["sqnr_db"]]
     assert sqnr and min(sqnr) > 10
+    html = (tmp_path / "q" / "quant_report.html").read_text()
+    assert html.count("<img") >= 3 and "data:image/png;base64," in html
+    assert all(name in html for name in report["tensors"])
 
 
 def test_float_model_without_calibration_is_refused(digits_float, tmp_path):

@@ -57,6 +57,13 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
 
 
+def template(name: str) -> jinja2.Template:
+    """A template of templates/ (HTML ones autoescaped)."""
+    env = _env()
+    env.autoescape = name.endswith(".html.j2")
+    return env.get_template(name)
+
+
 def _initializer(values: np.ndarray, per_line: int = 16) -> str:
     flat = [str(v) for v in values.reshape(-1).tolist()]
     return "\n".join("    " + ", ".join(flat[i:i + per_line]) + "," for i in range(0, len(flat), per_line))
