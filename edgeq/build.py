@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import shutil
 import tempfile
@@ -41,7 +42,8 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.calibration import collect_stats, load_calibration
-    from edgeq.quant.pot import output_agreement, quantize_graph, sqnr_report
+    from edgeq.quant.executor import run_float_graph
+    from edgeq.quant.pot import paired_outputs, quantize_graph
 
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
@@ -52,14 +54,19 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
                          "to full int8 with the TFLite converter.")
     x = load_calibration(calib, graph)
     candidates = {"on": [True], "off": [False], "auto": [False, True]}[equalization]
+    reference = np.array([run_float_graph(graph, [s])[graph.outputs[0]].reshape(-1) for s in x], np.float64)
     results = []
     for cle in candidates:
         g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
         echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
         qgraph, report = quantize_graph(g, collect_stats(g, x), bias_correction=bias_correction == "analytic")
-        corrections = correct_biases(g, qgraph, x) if bias_correction == "empirical" else {}
-        out_sqnr = min(sqnr_report(graph, qgraph, x, 16, names=graph.outputs).values())
-        agree = output_agreement(graph, qgraph, x) if len(candidates) > 1 else float("nan")
+        if bias_correction == "empirical":
+            corrections, outputs = correct_biases(g, qgraph, x)
+        else:
+            corrections, outputs = {}, paired_outputs(graph, qgraph, x)[1]
+        noise = float(np.sum((reference - outputs) ** 2))
+        out_sqnr = 10 * math.log10(float(np.sum(reference ** 2)) / noise) if noise > 0 else float("inf")
+        agree = float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1)))
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"],
                               "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,

@@ -22,8 +22,9 @@ def _dequantize(q: np.ndarray, t) -> np.ndarray:
     return ((q.astype(np.float64) - t.quant.zp) * t.quant.s).astype(np.float32)
 
 
-def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> dict[str, float]:
-    """Adjust qgraph's int32 biases in place; returns per layer the largest correction in output LSBs."""
+def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+    """Adjust qgraph's int32 biases in place. Returns per layer the largest correction in output LSBs, and
+    the corrected model's first output on every sample, dequantized ([N, size], float64)."""
     float_ops = {op.name: op for op in float_graph.ops}
     t_in = qgraph.t(qgraph.inputs[0])
     fvals = {qgraph.inputs[0]: [s for s in x]}
@@ -55,7 +56,9 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> dict[str
             if remaining[name] == 0 and name not in qgraph.outputs:
                 fvals.pop(name, None)
                 qvals.pop(name, None)
-    return corrections
+    out = qgraph.t(qgraph.outputs[0])
+    outputs = np.array([_dequantize(v, out).reshape(-1) for v in qvals[qgraph.outputs[0]]], np.float64)
+    return corrections, outputs
 
 
 def _correct_layer(op, fop, float_graph: Graph, qgraph: Graph, fargs, qins) -> float:

@@ -205,9 +205,3 @@ def paired_outputs(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> tuple
         y = run_int(int_graph, [xq], calls)[int_graph.outputs[0]].reshape(-1)
         qs.append((y.astype(np.float64) - t_out.zp) * t_out.s)
     return np.array(fs), np.array(qs)
-
-
-def output_agreement(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> float:
-    """Share of samples whose first output has the same argmax in the integer and the float graph."""
-    f, q = paired_outputs(float_graph, int_graph, x)
-    return float(np.mean(f.argmax(axis=1) == q.argmax(axis=1))) if len(x) else 1.0
