@@ -14,8 +14,10 @@ typedef enum {
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EQ_ALIGNED(n) __attribute__((aligned(n)))
+#define EQ_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define EQ_ALIGNED(n)
+#define EQ_ALWAYS_INLINE inline
 #endif
 
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))

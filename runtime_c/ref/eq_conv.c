@@ -1,15 +1,17 @@
 /* Reference int8 convolutions: the loops of TFLM's reference_integer_ops, which define the results. */
 #include "eq_conv.h"
 
-/* TFLite's multiplier and shift per channel; without multipliers (power-of-two graphs) one rounding shift. */
-static int8_t eq_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c, const int32_t offset,
-                            int32_t lo, int32_t hi)
+/* TFLite's multiplier and shift per channel, or (power-of-two graphs, no multipliers) one rounding shift.
+ * Each kernel's loops are compiled twice, with shift_only constant, so no output pays for the choice. */
+static EQ_ALWAYS_INLINE int8_t eq_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
+                                             const int32_t offset, int32_t lo, int32_t hi, const int shift_only)
 {
-    const int32_t scaled = mult != NULL ? eq_mbqm(acc, mult[c], (int)shift[c]) : eq_rounding_shift(acc, shift[c]);
+    const int32_t scaled = shift_only ? eq_rounding_shift(acc, shift[c]) : eq_mbqm(acc, mult[c], (int)shift[c]);
     return (int8_t)eq_clamp(scaled + offset, lo, hi);
 }
 
-eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out)
+static EQ_ALWAYS_INLINE eq_status_t conv_loops(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out,
+                                           const int shift_only)
 {
     if (p == NULL || in == NULL || out == NULL || p->filter_c <= 0 || p->input_c % p->filter_c != 0) {
         return EQ_ERR_ARG;
@@ -50,7 +52,8 @@ eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *o
                         acc += p->bias[oc];
                     }
                     out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] =
-                        eq_requantize(acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max);
+                        eq_requantize(acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max,
+                                      shift_only);
                 }
             }
         }
@@ -58,7 +61,8 @@ eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *o
     return EQ_OK;
 }
 
-eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out)
+static EQ_ALWAYS_INLINE eq_status_t depthwise_conv_loops(const eq_depthwise_conv_s8_params_t *p, const int8_t *in,
+                                                     int8_t *out, const int shift_only)
 {
     if (p == NULL || in == NULL || out == NULL || p->output_c != p->input_c * p->depth_multiplier) {
         return EQ_ERR_ARG;
@@ -91,7 +95,7 @@ eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const i
                             acc += p->bias[oc];
                         }
                         out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] = eq_requantize(
-                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max);
+                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max, shift_only);
                     }
                 }
             }
@@ -100,7 +104,8 @@ eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const i
     return EQ_OK;
 }
 
-eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const int8_t *in, int8_t *out)
+static EQ_ALWAYS_INLINE eq_status_t fully_connected_loops(const eq_fully_connected_s8_params_t *p, const int8_t *in,
+                                                      int8_t *out, const int shift_only)
 {
     if (p == NULL || in == NULL || out == NULL) {
         return EQ_ERR_ARG;
@@ -117,8 +122,24 @@ eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const
                 acc += p->bias[o];
             }
             out[(size_t)b * p->output_depth + o] =
-                eq_requantize(acc, p->out_mult, p->out_shift, o, p->output_offset, p->act_min, p->act_max);
+                eq_requantize(acc, p->out_mult, p->out_shift, o, p->output_offset, p->act_min, p->act_max, shift_only);
         }
     }
     return EQ_OK;
+}
+
+eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out)
+{
+    return p != NULL && p->out_mult == NULL ? conv_loops(p, in, out, 1) : conv_loops(p, in, out, 0);
+}
+
+eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out)
+{
+    return p != NULL && p->out_mult == NULL ? depthwise_conv_loops(p, in, out, 1) : depthwise_conv_loops(p, in, out, 0);
+}
+
+eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const int8_t *in, int8_t *out)
+{
+    return p != NULL && p->out_mult == NULL ? fully_connected_loops(p, in, out, 1)
+                                            : fully_connected_loops(p, in, out, 0);
 }
