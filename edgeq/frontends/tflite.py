@@ -57,7 +57,7 @@ def load_tflite(data: bytes, name: str, origin: str = "the model") -> Graph:
         raise EdgeqError(
             f"{origin} is not a TFLite model: a .tflite flatbuffer carries the identifier 'TFL3' at byte 4"
             f"{', and this file is only %d bytes' % len(data) if len(data) < 8 else ''}. "
-            "Export the model with the TFLite converter (or give an .onnx/.pt2 file once those frontends exist).")
+            "Export the model with the TFLite converter, or give an .onnx or .pt2 file.")
     try:
         return _Importer(data, name, origin).run()
     except EdgeqError:
