@@ -32,34 +32,60 @@ class Compiled:
     cmodel: CModel
 
 
+def calibration_inputs(graph: Graph, calib: str | Path | None, data_free: bool = False,
+                       input_range: str | None = None) -> np.ndarray:
+    """The float inputs quantization calibrates on: the user's, or synthetic ones in data-free mode."""
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.data_free import parse_input_range, synthetic_inputs
+
+    if data_free:
+        return synthetic_inputs(graph, parse_input_range(input_range, graph))
+    if calib is None:
+        raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot --calib X.npz "
+                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling), or without data "
+                         "with --data-free --input-range LO,HI, or convert it to full int8 with the TFLite converter.")
+    return load_calibration(calib, graph)
+
+
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
-             bias_correction: str = "empirical") -> tuple[Graph, dict]:
+             bias_correction: str = "empirical", data_free: bool = False,
+             input_range: str | None = None) -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized; the one that agrees with the float model's
     top-1 on more calibration samples wins, then the one with the higher output SQNR).
-    bias_correction: "empirical" (edgeq.quant.bias_correction), "analytic" (pot.weight_error_bias) or "off"."""
+    bias_correction: "empirical" (edgeq.quant.bias_correction), "analytic" (pot.weight_error_bias) or "off".
+    data_free: no calibration data; statistics from batch norms and synthetic inputs in input_range "LO,HI"
+    (edgeq.quant.data_free). Equalization is then on unless "off", and bias correction analytic."""
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
-    from edgeq.quant.calibration import collect_stats, load_calibration
+    from edgeq.quant.calibration import collect_stats
+    from edgeq.quant.data_free import data_free_stats
     from edgeq.quant.executor import run_float_graph
     from edgeq.quant.pot import paired_outputs, quantize_graph
 
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
-    if calib is None:
-        raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot --calib X.npz "
-                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling), or convert it "
-                         "to full int8 with the TFLite converter.")
-    x = load_calibration(calib, graph)
+    x = calibration_inputs(graph, calib, data_free, input_range)
+    if data_free:
+        equalization = "off" if equalization == "off" else "on"
+        bias_correction = "analytic" if bias_correction != "off" else "off"
     candidates = {"on": [True], "off": [False], "auto": [False, True]}[equalization]
     reference = np.array([run_float_graph(graph, [s])[graph.outputs[0]].reshape(-1) for s in x], np.float64)
     results = []
     for cle in candidates:
         g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
         echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
-        qgraph, report = quantize_graph(g, collect_stats(g, x), bias_correction=bias_correction == "analytic")
+        if data_free:
+            stats, from_bn = data_free_stats(g, x)
+            echo(f"warning: data-free quantization of {g.name}: the ranges of {from_bn} of {len(stats)} activation "
+                 f"tensors come from batch-norm statistics, the others from {len(x)} synthetic inputs uniform in "
+                 f"[{input_range}]; bias correction is analytic. Expect lower accuracy than with calibration data "
+                 "(see README, 'Data-free mode'); give --calib with a few hundred real samples when you can.")
+        else:
+            stats = collect_stats(g, x)
+        qgraph, report = quantize_graph(g, stats, bias_correction=bias_correction == "analytic")
         if bias_correction == "empirical":
             corrections, outputs = correct_biases(g, qgraph, x)
         else:
@@ -67,7 +93,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         noise = float(np.sum((reference - outputs) ** 2))
         out_sqnr = 10 * math.log10(float(np.sum(reference ** 2)) / noise) if noise > 0 else float("inf")
         agree = float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1)))
-        report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"],
+        report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"], "data_free": data_free,
                               "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
@@ -151,6 +177,9 @@ def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_by
             from edgeq.targets.host import write_host_harness, compile_host
             write_host_harness(c.cmodel, tmp)
             compile_host(tmp, c.cmodel.prefix)
+        elif board.kind == "npu":
+            from edgeq.targets.npu import write_npu
+            info["npu"] = write_npu(c, board, tmp, echo)
         else:
             info["firmware"] = _firmware(c, board, tmp, echo)
         (tmp / "model.json").write_text(json.dumps(info, indent=1) + "\n")

@@ -21,6 +21,13 @@ def _load(model: str):
     return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
 
 
+def _data_free_options(fn):
+    fn = click.option("--input-range", help="Data-free mode: the range LO,HI of the input values (e.g. 0,1).")(fn)
+    return click.option("--data-free", is_flag=True,
+                        help="Quantize without calibration data: ranges from batch-norm statistics and synthetic "
+                             "inputs in --input-range (less accurate; edgeq says by how much it guessed).")(fn)
+
+
 # Kept in the click context by a callback, so the commands' signatures do not change.
 _input_layout = click.option(
     "--input-layout", type=click.Choice(["nchw", "nhwc"]), default="nchw", show_default=True, expose_value=False,
@@ -72,8 +79,10 @@ def inspect(model, as_json):
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
+@_data_free_options
 @_input_layout
-def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib):
+def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
+          input_range):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -82,12 +91,12 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
         float_graph = graph
-        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction)
+        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range)
         if report_path:
-            from edgeq.quant.calibration import load_calibration
+            from edgeq.build import calibration_inputs
             from edgeq.quant.report import build_report, write_html
-            write_html(build_report(float_graph, graph, choices, load_calibration(calib, float_graph)),
-                       Path(report_path))
+            x = calibration_inputs(float_graph, calib, data_free, input_range)
+            write_html(build_report(float_graph, graph, choices, x), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant)
     write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
@@ -114,20 +123,25 @@ def run(build_dir, input_path, output_path, dequantize, port):
 
 @cli.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--calib", type=click.Path(dir_okay=False), required=True,
+@click.option("--calib", type=click.Path(dir_okay=False),
               help="Calibration inputs (.npz key x, or .npy), in the model's input layout and scaling.")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True)
+@click.option("--tflite", "tflite_path", type=click.Path(dir_okay=False),
+              help="Also write the quantized model as an int8 .tflite (for LiteRT and NPU compilers such as Vela).")
+@_data_free_options
 @_input_layout
-def quantize_cmd(model, calib, out_dir, equalization, bias_correction):
+def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
-    from edgeq.build import quantize
-    from edgeq.quant.calibration import load_calibration
+    from edgeq.build import calibration_inputs, quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
-    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction)
-    report = build_report(graph, qgraph, choices, load_calibration(calib, graph))
+    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range)
+    if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
+        from edgeq.export import to_tflite
+        tflite_bytes = to_tflite(qgraph)
+    report = build_report(graph, qgraph, choices, calibration_inputs(graph, calib, data_free, input_range))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "quant_report.json")
@@ -137,6 +151,9 @@ def quantize_cmd(model, calib, out_dir, equalization, bias_correction):
         q = f"{c['sqnr_db']:8.1f}" if c.get("sqnr_db") is not None else "       -"
         click.echo(f"{name[-60:]:<60} {c['kind']:<10} {'2^-' + str(c['exponent']):>8} {c.get('zero_point', 0):>5} {q}")
     click.echo(f"wrote {out / 'quant_report.json'} and {out / 'quant_report.html'}")
+    if tflite_path:
+        Path(tflite_path).write_bytes(tflite_bytes)
+        click.echo(f"wrote {tflite_path}")
 
 
 @cli.command()

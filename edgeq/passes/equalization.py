@@ -96,6 +96,9 @@ def _scale_out(op: ops.Op, g: Graph, f: np.ndarray) -> None:
     if len(op.inputs) > 2 and op.inputs[2]:
         b = g.t(op.inputs[2])
         b.data = (b.data * f).astype(np.float32)
+    if op.outputs[0] in g.bn_stats:  # the output distribution scales with the channel (f > 0)
+        mean, std = g.bn_stats[op.outputs[0]]
+        g.bn_stats[op.outputs[0]] = (mean * f, std * f)
 
 
 def _scale_in(op: ops.Op, w, s: np.ndarray) -> None:

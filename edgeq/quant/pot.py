@@ -20,8 +20,9 @@ from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.quant.calibration import TensorStats
 
 UNSIGNED_OFFSET = -128
-# Ops whose int8 kernels need the output quantized exactly like the (first) input.
-SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad)
+# Ops whose int8 kernels need the output quantized exactly like the (first) input (RELU6: TFLite Micro
+# clamps on the input scale without requantizing, and LiteRT requantizes: equal scales make both agree).
+SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad, ops.Relu6)
 FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0)}
 
 

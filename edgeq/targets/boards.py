@@ -14,7 +14,7 @@ BOARDS_DIR = edgeq.ROOT / "boards"
 class Board:
     name: str
     description: str
-    kind: str  # "host" or "mcu"
+    kind: str  # "host", "mcu" or "npu" (a Cortex-M with an Ethos-U, compiled by Vela: targets/npu.py)
     emulated: bool = False
     core: str = ""
     features: list[str] = field(default_factory=list)
