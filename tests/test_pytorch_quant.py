@@ -55,6 +55,7 @@ def test_calibrated_quantization_keeps_accuracy(digits_torch):
     qgraph, _ = quantize(graph, root / "calib.npz", lambda *a: None)
     float_acc, quant_acc = _accuracy(graph, qgraph, x, y)
     assert float_acc > 90, float_acc
+    print(f"float {float_acc:.1f}%, quantized {quant_acc:.1f}%")
     assert quant_acc >= float_acc - 1, (float_acc, quant_acc)
 
 
@@ -70,4 +71,5 @@ def test_data_free_quantization_from_batch_norm_statistics(digits_torch):
     assert report["_summary"]["data_free"] and report["_summary"]["bias_correction"] == "analytic"
     assert any("warning: data-free" in m and "4 of" in m for m in messages), messages
     float_acc, quant_acc = _accuracy(graph, qgraph, x, y)
+    print(f"float {float_acc:.1f}%, quantized {quant_acc:.1f}%")
     assert quant_acc >= float_acc - 1, (float_acc, quant_acc)
