@@ -397,18 +397,21 @@ def _dequantized_run(out_dir, x_path, y_path):
     return np.load(y_path)
 
 
-def test_onnx_mobilenet_pot_build_is_bit_exact(exported, tmp_path):
-    """Power-of-two quantization of the ONNX model (NCHW input kept): host C == numpy reference."""
-    path = exported["mobilenetv2"][1]["onnx"]
+@pytest.mark.parametrize("fmt", ["onnx", "pt2"])
+@pytest.mark.parametrize("name", list(MODELS))
+def test_pot_build_is_bit_exact(exported, tmp_path, name, fmt):
+    """Power-of-two quantization of each model from each format (NCHW input kept): host C == numpy reference."""
+    path = exported[name][1][fmt]
+    shape = MODELS[name].input_shape
     rng = np.random.default_rng(5)
-    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((24, 1, 3, 32, 32)).astype(np.float32))
-    x = rng.standard_normal((6, 1, 3, 32, 32)).astype(np.float32)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((24, *shape)).astype(np.float32))
+    x = rng.standard_normal((6, *shape)).astype(np.float32)
     np.savez(tmp_path / "eval.npz", x=x)
     out = tmp_path / "pot"
     proc = edgeq("build", path, "--board", "host", "--calib", tmp_path / "calib.npz", "-o", out)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "model.json").read_text())
-    assert manifest["quant"] == "pot" and manifest["inputs"][0]["shape"] == [1, 3, 32, 32]
+    assert manifest["quant"] == "pot" and manifest["inputs"][0]["shape"] == list(shape)
     for t in manifest["tensors"]:
         if t["dtype"] == "int8":
             assert all(s > 0 and np.log2(s) == round(np.log2(s)) for s in t["scale"]), t["name"]
@@ -418,7 +421,7 @@ def test_onnx_mobilenet_pot_build_is_bit_exact(exported, tmp_path):
     # and the C, fed NCHW floats, stays close to the float model
     np.save(tmp_path / "x.npy", x)
     y = _dequantized_run(out, tmp_path / "x.npy", tmp_path / "y.npy")
-    ref = np.stack([_ort(path, s) for s in x])
+    ref = np.stack([_ort(exported[name][1]["onnx"], s) for s in x])
     assert np.abs(y.reshape(ref.shape) - ref).max() < 0.1 * np.abs(ref).max()
 
 
