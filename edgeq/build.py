@@ -33,23 +33,26 @@ class Compiled:
 
 
 def calibration_inputs(graph: Graph, calib: str | Path | None, data_free: bool = False,
-                       input_range: str | None = None) -> np.ndarray:
-    """The float inputs quantization calibrates on: the user's, or synthetic ones in data-free mode."""
+                       input_range: str | None = None, resize: str = "stretch") -> np.ndarray:
+    """The float inputs quantization calibrates on: the user's (arrays, or a folder of images scaled onto
+    input_range, 0,1 by default), or synthetic ones in data-free mode."""
     from edgeq.quant.calibration import load_calibration
     from edgeq.quant.data_free import parse_input_range, synthetic_inputs
 
     if data_free:
         return synthetic_inputs(graph, parse_input_range(input_range, graph))
     if calib is None:
-        raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot --calib X.npz "
-                         "(key x: [N, *input_shape] float32 in the model's input layout and scaling), or without data "
+        raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot "
+                         "--calib X.npz (key x: [N, *input_shape] float32 in the model's input layout and scaling), or without data "
                          "with --data-free --input-range LO,HI, or convert it to full int8 with the TFLite converter.")
+    if Path(calib).is_dir():
+        return load_calibration(calib, graph, parse_input_range(input_range or "0,1", graph), resize)
     return load_calibration(calib, graph)
 
 
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
              bias_correction: str = "empirical", data_free: bool = False,
-             input_range: str | None = None) -> tuple[Graph, dict]:
+             input_range: str | None = None, resize: str = "stretch") -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized; the one that agrees with the float model's
@@ -67,7 +70,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
-    x = calibration_inputs(graph, calib, data_free, input_range)
+    x = calibration_inputs(graph, calib, data_free, input_range, resize)
     if data_free:
         equalization = "off" if equalization == "off" else "on"
         bias_correction = "analytic" if bias_correction != "off" else "off"

@@ -21,8 +21,11 @@ def _load(model: str):
     return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
 
 
-def _data_free_options(fn):
-    fn = click.option("--input-range", help="Data-free mode: the range LO,HI of the input values (e.g. 0,1).")(fn)
+def _calibration_options(fn):
+    fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
+                      help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
+    fn = click.option("--input-range", help="The range LO,HI of the model's input values: image pixels 0..255 "
+                                            "map onto it (default 0,1); data-free mode draws from it.")(fn)
     return click.option("--data-free", is_flag=True,
                         help="Quantize without calibration data: ranges from batch-norm statistics and synthetic "
                              "inputs in --input-range (less accurate; edgeq says by how much it guessed).")(fn)
@@ -70,7 +73,8 @@ def inspect(model, as_json):
 @click.option("--quant", type=click.Choice(["keep", "pot"]),
               help="keep (default for int8 models): the model's own quantization, bit-exact with TFLite Micro. "
                    "pot (default for float models): power-of-two scales from --calib data.")
-@click.option("--calib", type=click.Path(dir_okay=False), help="Calibration inputs (.npz key x, or .npy).")
+@click.option("--calib", type=click.Path(), help="Calibration inputs (.npz key x, or .npy), or a folder "
+              "of images (see --input-range, --resize).")
 @click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Cross-layer equalization before power-of-two quantization (auto: keep it if it helps).")
 @click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True,
@@ -79,10 +83,10 @@ def inspect(model, as_json):
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
-@_data_free_options
+@_calibration_options
 @_input_layout
 def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
-          input_range):
+          input_range, resize):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -91,11 +95,12 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
         float_graph = graph
-        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range)
+        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
+                                  resize)
         if report_path:
             from edgeq.build import calibration_inputs
             from edgeq.quant.report import build_report, write_html
-            x = calibration_inputs(float_graph, calib, data_free, input_range)
+            x = calibration_inputs(float_graph, calib, data_free, input_range, resize)
             write_html(build_report(float_graph, graph, choices, x), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant)
@@ -123,25 +128,28 @@ def run(build_dir, input_path, output_path, dequantize, port):
 
 @cli.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--calib", type=click.Path(dir_okay=False),
-              help="Calibration inputs (.npz key x, or .npy), in the model's input layout and scaling.")
+@click.option("--calib", type=click.Path(),
+              help="Calibration inputs (.npz key x, or .npy) in the model's input layout and scaling, or a folder "
+                   "of images (see --input-range, --resize).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
 @click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True)
 @click.option("--tflite", "tflite_path", type=click.Path(dir_okay=False),
               help="Also write the quantized model as an int8 .tflite (for LiteRT and NPU compilers such as Vela).")
-@_data_free_options
+@_calibration_options
 @_input_layout
-def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range):
+def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import calibration_inputs, quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
-    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range)
+    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
+                                  resize)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
         tflite_bytes = to_tflite(qgraph)
-    report = build_report(graph, qgraph, choices, calibration_inputs(graph, calib, data_free, input_range))
+    report = build_report(graph, qgraph, choices, calibration_inputs(graph, calib, data_free, input_range,
+                                                                       resize))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "quant_report.json")

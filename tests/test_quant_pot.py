@@ -213,3 +213,29 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
 
 def load_calibration_like(x: np.ndarray, graph) -> np.ndarray:
     return x.reshape((len(x), *graph.t(graph.inputs[0]).shape))
+
+
+def test_calibration_from_a_folder_of_images(digits_float, tmp_path):
+    """--calib FOLDER: images resized to the input and scaled onto --input-range, in the input's layout."""
+    from PIL import Image
+
+    from edgeq.build import calibration_inputs
+    from edgeq.frontends.tflite import load_tflite_file
+
+    path, root = digits_float
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(5):
+        Image.fromarray(rng.integers(0, 256, (24, 16, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    (folder / "notes.txt").write_text("not an image")
+    graph = load_tflite_file(path)
+    x = calibration_inputs(graph, folder, input_range="-1,1")
+    assert x.shape == (5, 1, 8, 8, 1) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.1
+    crop = calibration_inputs(graph, folder, input_range="0,1", resize="center-crop")
+    assert crop.shape == x.shape and not np.allclose(crop, (x + 1) / 2)
+    proc = edgeq("quantize", path, "--calib", folder, "--input-range", "0,1", "-o", tmp_path / "q")
+    assert proc.returncode == 0, proc.stderr
+    (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    proc = edgeq("quantize", path, "--calib", folder, "-o", tmp_path / "q2")
+    assert proc.returncode == 1 and "broken.png" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

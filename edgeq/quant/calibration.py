@@ -13,9 +13,16 @@ from edgeq.quant.executor import run_float_graph
 SAMPLE_VALUES = 8192  # values kept per tensor and per sample for the threshold search
 
 
-def load_calibration(path: str | Path, graph: Graph) -> np.ndarray:
-    """[N, *input_shape] float32 from a .npz (key x) or .npy in the model's input layout."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def load_calibration(path: str | Path, graph: Graph, input_range: tuple[float, float] = (0.0, 1.0),
+                     resize: str = "stretch") -> np.ndarray:
+    """[N, *input_shape] float32 from a .npz (key x) or .npy in the model's input layout, or from a folder
+    of images: resized to the input's size, pixels 0..255 mapped linearly onto input_range."""
     path = Path(path)
+    if path.is_dir():
+        return load_image_folder(path, graph, input_range, resize)
     try:
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
@@ -77,3 +84,40 @@ def collect_stats(graph: Graph, x: np.ndarray, progress=None) -> dict[str, Tenso
         if progress:
             progress(k + 1, len(x))
     return stats
+
+
+def _image_layout(shape: tuple[int, ...]) -> tuple[str, int, int, int]:
+    """(layout, height, width, channels) of a 4-D image input, NHWC or NCHW."""
+    if len(shape) == 4 and shape[-1] in (1, 3):
+        return "nhwc", shape[1], shape[2], shape[3]
+    if len(shape) == 4 and shape[1] in (1, 3):
+        return "nchw", shape[2], shape[3], shape[1]
+    raise EdgeqError(f"The model's input has shape {shape}, not an image of 1 or 3 channels (NHWC or NCHW); "
+                     "give calibration data as .npz/.npy instead of an image folder.")
+
+
+def load_image_folder(folder: Path, graph: Graph, input_range: tuple[float, float], resize: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    shape = graph.t(graph.inputs[0]).shape
+    layout, h, w, c = _image_layout(shape)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise EdgeqError(f"Calibration folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    lo, hi = input_range
+    samples = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if c == 1 else "RGB")
+                if resize == "center-crop":  # keep the aspect ratio: crop the middle square-ish region first
+                    side_w, side_h = (im.width, im.width * h // w) if im.width * h <= im.height * w \
+                        else (im.height * w // h, im.height)
+                    left, top = (im.width - side_w) // 2, (im.height - side_h) // 2
+                    im = im.crop((left, top, left + side_w, top + side_h))
+                a = np.asarray(im.resize((w, h), Image.BILINEAR), np.float32).reshape(h, w, c)
+        except (OSError, UnidentifiedImageError) as e:
+            raise EdgeqError(f"Cannot read calibration image {f}: {e}. Remove it from {folder} or fix it.") from None
+        a = lo + a * ((hi - lo) / 255.0)
+        samples.append(a[None] if layout == "nhwc" else a.transpose(2, 0, 1)[None])
+    return np.stack(samples).reshape((len(samples), *shape)).astype(np.float32)
