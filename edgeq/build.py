@@ -50,20 +50,41 @@ def calibration_inputs(graph: Graph, calib: str | Path | None, data_free: bool =
     return load_calibration(calib, graph)
 
 
+def _statistics(g: Graph, x: np.ndarray, data_free: bool, bias_absorption: bool):
+    """Activation statistics of the float graph g, after high-bias absorption when it moves anything.
+    Returns (graph, statistics, {layer: largest amount absorbed})."""
+    from edgeq.passes.bias_absorption import absorb_high_biases
+    from edgeq.quant.calibration import collect_stats
+    from edgeq.quant.data_free import data_free_stats
+
+    def stats_of(graph: Graph):
+        return data_free_stats(graph, x)[0] if data_free else collect_stats(graph, x)
+
+    stats = stats_of(g)
+    if not bias_absorption:
+        return g, stats, {}
+    if data_free:  # DFQ: the pre-activation stays above beta - 3|gamma|
+        bounds = {n: mean - 3 * std for n, (mean, std) in g.bn_stats.items()}
+    else:  # a positive smallest value after the ReLU: the ReLU never clipped that channel
+        bounds = {n: st.channel_min for n, st in stats.items()}
+    absorbed_graph, moved = absorb_high_biases(g, bounds)
+    return (absorbed_graph, stats_of(absorbed_graph), moved) if moved else (g, stats, {})
+
+
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
              bias_correction: str = "empirical", data_free: bool = False,
-             input_range: str | None = None, resize: str = "stretch") -> tuple[Graph, dict]:
+             input_range: str | None = None, resize: str = "stretch",
+             bias_absorption: bool = True) -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized; the one that agrees with the float model's
     top-1 on more calibration samples wins, then the one with the higher output SQNR).
     bias_correction: "empirical" (edgeq.quant.bias_correction), "analytic" (pot.weight_error_bias) or "off".
     data_free: no calibration data; statistics from batch norms and synthetic inputs in input_range "LO,HI"
-    (edgeq.quant.data_free). Equalization is then on unless "off", and bias correction analytic."""
+    (edgeq.quant.data_free). Equalization is then on unless "off", and bias correction analytic.
+    bias_absorption: high-bias absorption (edgeq.passes.bias_absorption) where it is exact."""
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
-    from edgeq.quant.calibration import collect_stats
-    from edgeq.quant.data_free import data_free_stats
     from edgeq.quant.executor import run_float_graph
     from edgeq.quant.pot import paired_outputs, quantize_graph
 
@@ -80,14 +101,13 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     for cle in candidates:
         g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
         echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
+        g, stats, absorbed = _statistics(g, x, data_free, bias_absorption)
         if data_free:
-            stats, from_bn = data_free_stats(g, x)
+            from_bn = sum(1 for n in g.bn_stats if n in stats)
             echo(f"warning: data-free quantization of {g.name}: the ranges of {from_bn} of {len(stats)} activation "
                  f"tensors come from batch-norm statistics, the others from {len(x)} synthetic inputs uniform in "
                  f"[{input_range}]; bias correction is analytic. Expect lower accuracy than with calibration data "
                  "(see README, 'Data-free mode'); give --calib with a few hundred real samples when you can.")
-        else:
-            stats = collect_stats(g, x)
         qgraph, report = quantize_graph(g, stats, bias_correction=bias_correction == "analytic")
         if bias_correction == "empirical":
             corrections, outputs = correct_biases(g, qgraph, x)
@@ -97,6 +117,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         out_sqnr = 10 * math.log10(float(np.sum(reference ** 2)) / noise) if noise > 0 else float("inf")
         agree = float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1)))
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"], "data_free": data_free,
+                              "high_bias_absorbed": absorbed,
                               "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}

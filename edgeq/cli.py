@@ -24,6 +24,8 @@ def _load(model: str):
 def _calibration_options(fn):
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
+    fn = click.option("--bias-absorption/--no-bias-absorption", default=True, show_default=True,
+                      help="High-bias absorption into the next layer, where a ReLU layer's channels never clip.")(fn)
     fn = click.option("--input-range", help="The range LO,HI of the model's input values: image pixels 0..255 "
                                             "map onto it (default 0,1); data-free mode draws from it.")(fn)
     return click.option("--data-free", is_flag=True,
@@ -86,7 +88,7 @@ def inspect(model, as_json):
 @_calibration_options
 @_input_layout
 def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
-          input_range, resize):
+          input_range, resize, bias_absorption):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -96,7 +98,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     if quant == "pot":
         float_graph = graph
         graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                                  resize)
+                                  resize, bias_absorption)
         if report_path:
             from edgeq.build import calibration_inputs
             from edgeq.quant.report import build_report, write_html
@@ -138,13 +140,14 @@ def run(build_dir, input_path, output_path, dequantize, port):
               help="Also write the quantized model as an int8 .tflite (for LiteRT and NPU compilers such as Vela).")
 @_calibration_options
 @_input_layout
-def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize):
+def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize,
+                 bias_absorption):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import calibration_inputs, quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
     qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                                  resize)
+                               resize, bias_absorption)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
         tflite_bytes = to_tflite(qgraph)

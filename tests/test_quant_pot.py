@@ -239,3 +239,36 @@ def test_calibration_from_a_folder_of_images(digits_float, tmp_path):
     (folder / "broken.png").write_bytes(b"\x89PNG garbage")
     proc = edgeq("quantize", path, "--calib", folder, "-o", tmp_path / "q2")
     assert proc.returncode == 1 and "broken.png" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
+    """A ReLU layer whose channels never clip on the data hands its bias to the next layer: same float
+    outputs, smaller range of its own output, and the quantized model no worse."""
+    from edgeq.build import quantize
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.passes.bias_absorption import absorb_high_biases
+    from edgeq.quant.calibration import collect_stats, load_calibration
+    from edgeq.quant.executor import run_float_graph
+
+    tf.keras.utils.set_random_seed(3)
+    model = tf.keras.Sequential([tf.keras.Input((16,), batch_size=1), L.Dense(24, activation="relu"),
+                                 L.Dense(24, activation="relu"), L.Dense(6)])
+    w, b = model.layers[0].get_weights()
+    model.layers[0].set_weights([w * 0.2, b + np.linspace(0.0, 6.0, 24, dtype=np.float32)])  # high biases
+    path = tmp_path / "mlp.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).uniform(-1, 1, (64, 16)).astype(np.float32))
+    graph = load_tflite_file(path)
+    x = load_calibration(tmp_path / "calib.npz", graph)
+    stats = collect_stats(graph, x)
+    absorbed, moved = absorb_high_biases(graph, {n: s.channel_min for n, s in stats.items()})
+    first = graph.ops[0]
+    assert moved.get(first.name, 0) > 3, moved
+    for sample in x[:8]:
+        a, b2 = run_float_graph(graph, [sample], keep_all=True), run_float_graph(absorbed, [sample], keep_all=True)
+        np.testing.assert_allclose(b2[graph.outputs[0]], a[graph.outputs[0]], rtol=1e-5, atol=1e-5)
+        assert b2[first.outputs[0]].max() < a[first.outputs[0]].max() - 2
+    _, with_absorption = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off")
+    _, without = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", bias_absorption=False)
+    assert with_absorption["_summary"]["high_bias_absorbed"] and not without["_summary"]["high_bias_absorbed"]
+    assert with_absorption["_summary"]["output_sqnr_db"] >= without["_summary"]["output_sqnr_db"] - 0.5
