@@ -51,12 +51,14 @@ class TensorStats:
     samples: list[np.ndarray] = field(default_factory=list)
     channel_sum: np.ndarray | None = None  # per last-axis channel, for bias correction
     channel_min: np.ndarray | None = None  # per last-axis channel, for high-bias absorption
+    row_max_min: float = np.inf  # the smallest maximum along the last axis (a softmax's top logit)
     count: int = 0
 
     def add(self, v: np.ndarray, rng: np.random.Generator) -> None:
         per_channel = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
         sums = per_channel.astype(np.float64).sum(axis=0)
         self.channel_sum = sums if self.channel_sum is None else self.channel_sum + sums
+        self.row_max_min = min(self.row_max_min, float(per_channel.max(axis=1).min()))
         mins = per_channel.min(axis=0).astype(np.float64)
         self.channel_min = mins if self.channel_min is None else np.minimum(self.channel_min, mins)
         self.count += per_channel.shape[0]

@@ -20,6 +20,7 @@ from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.quant.calibration import TensorStats
 
 UNSIGNED_OFFSET = -128
+SOFTMAX_SPAN = 8.0  # logits this far below a sample's top one get probability e^-8, under int8's 1/256
 # Ops whose int8 kernels need the output quantized exactly like the (first) input (RELU6: TFLite Micro
 # clamps on the input scale without requantizing, and LiteRT requantizes: equal scales make both agree).
 SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad, ops.Relu6)
@@ -43,9 +44,10 @@ def quant_error(x: np.ndarray, exponent: int, zero_point: int, qmin: int = -128,
     return float(np.mean((x - (q - zero_point) * s) ** 2))
 
 
-def choose_exponent(x: np.ndarray, max_abs: float, unsigned: bool, weights: bool = False) -> Choice:
+def choose_exponent(x: np.ndarray, max_abs: float, unsigned: bool, weights: bool = False,
+                    clip: bool = True) -> Choice:
     """The power-of-two scale with the least squared error, among the one that clips nothing and
-    four finer ones that clip the tail."""
+    (with clip) four finer ones that clip the tail."""
     zero_point = UNSIGNED_OFFSET if unsigned else 0
     qmin = -127 if weights else -128
     levels = 255 if unsigned else 127
@@ -53,7 +55,7 @@ def choose_exponent(x: np.ndarray, max_abs: float, unsigned: bool, weights: bool
         return Choice(0, zero_point, 0.0)
     n0 = math.floor(math.log2(levels / max_abs))
     best = None
-    for n in range(n0, n0 + 5):
+    for n in range(n0, n0 + (5 if clip else 1)):
         err = quant_error(x, n, zero_point, qmin)
         if best is None or err < best.mse:
             best = Choice(n, zero_point, err)
@@ -75,6 +77,12 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
     g.unshare_constants()
     report: dict[str, dict] = {}
 
+    # A softmax's input (logits): what matters is each sample's top values, so the range runs from the
+    # largest logit down to SOFTMAX_SPAN below the smallest top logit; lower ones only clip to ~0
+    # probability. Clipping the top instead would make classes tie. Graph outputs clip nothing.
+    softmax_inputs = {op.inputs[0]: op.beta for op in g.ops if isinstance(op, ops.Softmax)}
+    keep_tail = set(g.outputs) | set(softmax_inputs)
+
     def activation(name: str) -> None:
         t = g.t(name)
         if t.quant is not None:
@@ -82,7 +90,10 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         st = stats.get(name)
         if st is None:
             raise EdgeqError(f"No calibration statistics for tensor '{name}'.")
-        c = choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0)
+        span = st.max_abs if st.min < 0 else st.max
+        if name in softmax_inputs and st.min < 0:
+            span = min(span, max(st.max, SOFTMAX_SPAN / softmax_inputs[name] - st.row_max_min))
+        c = choose_exponent(st.values, span, unsigned=st.min >= 0, clip=name not in keep_tail)
         t.quant, t.dtype = _quant(c), "int8"
         report[name] = {"kind": "activation", "exponent": c.exponent, "zero_point": c.zero_point, "mse": c.mse,
                         "min": st.min, "max": st.max}
