@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.models import digits_cnn, digits_data
+
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, Tensor, ops
 
@@ -47,27 +49,10 @@ def quantize_inputs(qgraph: Graph, x: np.ndarray) -> list[np.ndarray]:
 def digits(tmp_path_factory):
     """The digits CNN of test_quant_pot (conv, depthwise with ReLU6, max/average pool, dense, softmax),
     quantized without equalization so that its fused ReLU6 stays a ReLU6."""
-    from sklearn.datasets import load_digits
-
     from edgeq.frontends.tflite import load_tflite
 
-    tf.keras.utils.set_random_seed(0)
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[..., None]
-    model = tf.keras.Sequential([
-        tf.keras.Input((8, 8, 1), batch_size=1),
-        L.Conv2D(8, 3, padding="same", activation="relu"),
-        L.DepthwiseConv2D(3, padding="same", activation="relu6"),
-        L.Conv2D(16, 1, activation="relu"),
-        L.MaxPooling2D(2),
-        L.Conv2D(16, 3, padding="same"),
-        L.AveragePooling2D(4),
-        L.Flatten(),
-        L.Dense(10),
-        L.Softmax(),
-    ])
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x[:1400], d.target[:1400], epochs=5, batch_size=32, verbose=0)
+    x, _ = digits_data()
+    model = digits_cnn(epochs=5)
     graph = load_tflite(tf.lite.TFLiteConverter.from_keras_model(model).convert(), "digits")
     qgraph, data = quantize_and_export(graph, x[1400:1464], tmp_path_factory.mktemp("digits"), "off")
     assert any(getattr(op, "activation", None) == ops.Activation.RELU6 for op in qgraph.ops)

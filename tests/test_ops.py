@@ -5,7 +5,6 @@ The cases are a declarative plan: one entry per parameter combination TFLite all
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tests.oracles import check_model, convert_int8

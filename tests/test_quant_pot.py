@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.models import digits_cnn, digits_data
 
 tf = pytest.importorskip("tensorflow")
 L = tf.keras.layers
@@ -17,26 +18,8 @@ L = tf.keras.layers
 @pytest.fixture(scope="module")
 def digits_float(tmp_path_factory):
     """A small CNN trained on scikit-learn's digits, as a float TFLite file, with calib/eval sets."""
-    from sklearn.datasets import load_digits
-
-    tf.keras.utils.set_random_seed(0)
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[..., None]
-    y = d.target
-    model = tf.keras.Sequential([
-        tf.keras.Input((8, 8, 1), batch_size=1),
-        L.Conv2D(8, 3, padding="same", activation="relu"),
-        L.DepthwiseConv2D(3, padding="same", activation="relu6"),
-        L.Conv2D(16, 1, activation="relu"),
-        L.MaxPooling2D(2),
-        L.Conv2D(16, 3, padding="same"),
-        L.AveragePooling2D(4),
-        L.Flatten(),
-        L.Dense(10),
-        L.Softmax(),
-    ])
-    model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(x[:1400], y[:1400], epochs=15, batch_size=32, verbose=0)
+    x, y = digits_data()
+    model = digits_cnn(epochs=15)
     root = tmp_path_factory.mktemp("pot")
     path = root / "digits_float.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
@@ -161,16 +144,12 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
     expand layer the inverse), which leaves the float function unchanged, as batch-norm folding does in
     real MobileNets. Plain per-tensor power-of-two quantization loses accuracy; equalization plus bias
     correction bring it back to within one point of float."""
-    from sklearn.datasets import load_digits
-
     from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
-    from edgeq.quant.calibration import load_calibration
     from edgeq.quant.pot import paired_outputs
 
     tf.keras.utils.set_random_seed(0)
-    d = load_digits()
-    x, y = (d.images / 16.0).astype(np.float32)[..., None], d.target
+    x, y = digits_data()
     inp = tf.keras.Input((8, 8, 1), batch_size=1)
     h = L.ReLU(6.0)(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(inp)))
     h = _inverted_residual(h, 48, 24, 1, "a")

@@ -17,16 +17,13 @@ import tflite
 
 import edgeq
 from edgeq.errors import EdgeqError
+from edgeq.frontends.tflite import ACTIVATIONS, PADDINGS
 from edgeq.ir import Graph, Tensor, ops
 
 _TYPES = {"int8": tflite.TensorType.INT8, "int32": tflite.TensorType.INT32}
-_ACT = {
-    ops.Activation.NONE: tflite.ActivationFunctionType.NONE,
-    ops.Activation.RELU: tflite.ActivationFunctionType.RELU,
-    ops.Activation.RELU_N1_TO_1: tflite.ActivationFunctionType.RELU_N1_TO_1,
-    ops.Activation.RELU6: tflite.ActivationFunctionType.RELU6,
-}
-_PAD = {ops.Padding.SAME: tflite.Padding.SAME, ops.Padding.VALID: tflite.Padding.VALID}
+# the frontend's mappings, inverted
+_ACT = {ir: code for code, ir in ACTIVATIONS.items()}
+_PAD = {ir: code for code, ir in PADDINGS.items()}
 BUFFER_ALIGNMENT = 16  # as the converter aligns constant data: kernels read int32 biases in place
 
 

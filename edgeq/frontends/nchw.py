@@ -483,7 +483,7 @@ class Importer:
                 bias, bias_src = c.reshape(-1), n.inputs[2]
             else:
                 c_val = self._act(2)
-        out = self._dense(n, x, w.astype(np.float32), bias, n.inputs[1], bias_src)
+        self._dense(n, x, w.astype(np.float32), bias, n.inputs[1], bias_src)
         if c_val is not None:
             if a.get("beta", 1.0) != 1.0:
                 raise self.fail("a computed C with beta != 1 is not supported.")

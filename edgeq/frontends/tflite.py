@@ -29,13 +29,13 @@ _DTYPES = {
 }
 _CONST_ONLY = {tflite.TensorType.FLOAT16: np.float16}
 
-_ACT = {
+ACTIVATIONS = {
     tflite.ActivationFunctionType.NONE: ops.Activation.NONE,
     tflite.ActivationFunctionType.RELU: ops.Activation.RELU,
     tflite.ActivationFunctionType.RELU_N1_TO_1: ops.Activation.RELU_N1_TO_1,
     tflite.ActivationFunctionType.RELU6: ops.Activation.RELU6,
 }
-_PAD = {tflite.Padding.SAME: ops.Padding.SAME, tflite.Padding.VALID: ops.Padding.VALID}
+PADDINGS = {tflite.Padding.SAME: ops.Padding.SAME, tflite.Padding.VALID: ops.Padding.VALID}
 
 SUPPORTED = (
     "CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED AVERAGE_POOL_2D MAX_POOL_2D ADD MUL RESHAPE SQUEEZE "
@@ -212,13 +212,13 @@ class _Importer:
         if kind == "CONV_2D":
             o = _options(op, tflite.Conv2DOptions)
             return ops.Conv2D(name, tin, tout, o.StrideH(), o.StrideW(), o.DilationHFactor(), o.DilationWFactor(),
-                              _PAD[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
+                              PADDINGS[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
         if kind == "DEPTHWISE_CONV_2D":
             o = _options(op, tflite.DepthwiseConv2DOptions)
             x, w = self.tensors[ins[0]], self.tensors[ins[1]]
             mult = w.shape[3] // x.shape[3] if x.shape[3] else 1
             return ops.DepthwiseConv2D(name, tin, tout, o.StrideH(), o.StrideW(), o.DilationHFactor(),
-                                       o.DilationWFactor(), mult, _PAD[o.Padding()],
+                                       o.DilationWFactor(), mult, PADDINGS[o.Padding()],
                                        self._act(o.FusedActivationFunction(), index, kind))
         if kind == "FULLY_CONNECTED":
             o = _options(op, tflite.FullyConnectedOptions)
@@ -230,7 +230,7 @@ class _Importer:
             o = _options(op, tflite.Pool2DOptions)
             cls = ops.AveragePool2D if kind == "AVERAGE_POOL_2D" else ops.MaxPool2D
             return cls(name, tin, tout, o.FilterHeight(), o.FilterWidth(), o.StrideH(), o.StrideW(),
-                       _PAD[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
+                       PADDINGS[o.Padding()], self._act(o.FusedActivationFunction(), index, kind))
         if kind in ("ADD", "MUL"):
             o = _options(op, tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
             cls = ops.Add if kind == "ADD" else ops.Mul
@@ -266,10 +266,10 @@ class _Importer:
         return simple[kind](name, tin, tout)
 
     def _act(self, code: int, index: int, kind: str) -> ops.Activation:
-        if code not in _ACT:
+        if code not in ACTIVATIONS:
             raise EdgeqError(f"Operator #{index} {kind} has fused activation {code} (not NONE, RELU, RELU_N1_TO_1 "
                              "or RELU6), which edgeq cannot handle.")
-        return _ACT[code]
+        return ACTIVATIONS[code]
 
 
 def _fold_constant_dequantize(graph: Graph) -> None:

@@ -6,7 +6,7 @@ as constant tensors but that only parametrize the op (paddings, axes, shapes) ar
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 class Activation(enum.Enum):

@@ -13,7 +13,7 @@ from edgeq.ir import Graph, ops
 from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
-    activation_range, clamp_s8, float_activation, out_size, pad_before, pot_shift, require_int8,
+    activation_range, clamp_s8, float_activation, pad_before, pot_shift, require_int8,
 )
 
 
