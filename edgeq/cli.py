@@ -230,7 +230,7 @@ def boards():
     click.echo(f"{'board':<17} {'kind':<9} {'core':<11} {'flash':>9} {'RAM':>9}  features / description")
     for b in all_boards():
         aliases = f"; alias {', '.join(b.aliases)}" if b.aliases else ""
-        kind = "host" if b.kind == "host" else ("emulated" if b.emulated else "real")
+        kind = b.kind if b.kind in ("host", "npu") else ("emulated" if b.emulated else "real")
         mem = [f"{r['length'] // 1024:,} KiB" if r["length"] else "-" for r in (b.flash, b.ram)]
         feats = ",".join(b.features) or "-"
         click.echo(f"{b.name:<17} {kind:<9} {b.core:<11} {mem[0]:>9} {mem[1]:>9}  {feats}; {b.description}{aliases}")
