@@ -381,6 +381,8 @@ def test_build_for_corstone300_u55_and_quantize_to_tflite(vela, tmp_path):
     assert report["cpu_operators"] == 0 and report["cycles_per_inference"] > 0
     assert report["edgeq_c"]["arena_bytes"] > 0 and (out / report["files"]["vela_tflite"]).exists()
     assert f"{report['cycles_per_inference']:,} cycles" in proc.stdout
+    proc = edgeq("profile", out)  # nothing can run it here: one clear line, not a serial-port hint
+    assert proc.returncode == 1 and "npu_report.json" in proc.stderr and "Traceback" not in proc.stderr
 
     proc = edgeq("quantize", model, "--calib", tmp_path / "calib.npz", "-o", tmp_path / "q",
                  "--tflite", tmp_path / "q.tflite")

@@ -60,6 +60,10 @@ def open_device(build_dir: Path, manifest: dict, port: str | None = None):
                 yield link, board
             return
         port = pty
+    if board.kind == "npu":
+        raise EdgeqError(f"{board.name} is an NPU target that edgeq compiles with Vela but cannot run: there is no "
+                         f"device firmware for it yet and no FVP here. Vela's estimates are in "
+                         f"{build_dir}/npu_report.json; to run the model, build it for another board.")
     if port is None:
         raise EdgeqError(f"{board.name} is a real board: give its serial port with --port (for example "
                          "--port /dev/ttyACM0, the ST-LINK or J-Link virtual COM port).")
