@@ -90,15 +90,21 @@ def quant_table(shared: Path) -> str:
     from edgeq.quant.pot import paired_outputs
 
     variants = [("plain", "off", "off"), ("+ equalization", "on", "off"), ("+ bias correction", "off", "empirical"),
-                ("+ both", "on", "empirical"), ("default (auto)", "auto", "empirical")]
+                ("+ both", "on", "empirical"), ("default (auto)", "auto", "empirical"), ("data-free", None, None)]
     rows = ["| model (metric) | MLCommons int8 per-channel | " + " | ".join(v[0] for v in variants) + " |",
             "| --- | ---: | " + " | ".join("---:" for _ in variants) + " |"]
     for name, rel, data, anchor in QUANT_MODELS:
         graph = load_tflite_file(shared / rel)
         x = load_calibration(shared / "data" / data / "eval.npz", graph)
         cells = []
+        calib = shared / "data" / data / "calib.npz"
         for _, eq, bc in variants:
-            qgraph, _ = quantize(graph, shared / "data" / data / "calib.npz", lambda *a, **k: None, eq, bc)
+            if eq is None:  # no data: only the input range, here the calibration set's
+                xc = load_calibration(calib, graph)
+                qgraph, _ = quantize(graph, None, lambda *a, **k: None, data_free=True,
+                                     input_range=f"{float(xc.min())!r},{float(xc.max())!r}")
+            else:
+                qgraph, _ = quantize(graph, calib, lambda *a, **k: None, eq, bc)
             f, q = paired_outputs(graph, qgraph, x)
             if name == "ad01":
                 flat = x.reshape(len(x), -1)
@@ -106,7 +112,7 @@ def quant_table(shared: Path) -> str:
                 cells.append(f"{np.corrcoef(score_f, score_q)[0, 1]:.4f}")
             else:
                 cells.append(f"{100 * np.mean(f.argmax(axis=1) == q.argmax(axis=1)):.1f}%")
-            print(f"{name} {eq}/{bc}: {cells[-1]}", flush=True)
+            print(f"{name} {eq or 'data-free'}/{bc}: {cells[-1]}", flush=True)
         metric = "anomaly score r" if name == "ad01" else "top-1 agreement"
         ref = f"{anchor:.4f}" if name == "ad01" else f"{anchor:.1f}%"
         rows.append(f"| {name} ({metric}) | {ref} | " + " | ".join(cells) + " |")
