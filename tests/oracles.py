@@ -27,7 +27,8 @@ def tflm_run(model: bytes, inputs: list[np.ndarray], n_outputs: int = 1) -> list
     """TFLite Micro's reference interpreter on one sample."""
     from tflite_micro.python.tflite_micro import runtime
 
-    it = runtime.Interpreter.from_bytes(model)
+    # its default arena, 10x the file, is too small for tiny models and TFLM then crashes
+    it = runtime.Interpreter.from_bytes(model, arena_size=max(1 << 20, 10 * len(model)))
     for i, x in enumerate(inputs):
         it.set_input(x, i)
     it.invoke()
