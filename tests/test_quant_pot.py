@@ -52,8 +52,9 @@ def branchy_float(tmp_path_factory):
 
 
 def test_pot_rescales_by_shifts_only(branchy_float, tmp_path):
-    """Every requantization of a power-of-two build is a shift: no multiplier reaches the C, and the host
-    C (built with ASan/UBSan) matches the numpy executor bit for bit on ADD, MUL, MEAN, concatenation."""
+    """Convolutions, ADD and MUL of a power-of-two build requantize by a shift: no multiplier array reaches
+    the C, and the host C (built with ASan/UBSan) matches the numpy executor bit for bit on ADD, MUL, MEAN,
+    concatenation."""
     path, root = branchy_float
     out = tmp_path / "branchy"
     proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "-o", out)

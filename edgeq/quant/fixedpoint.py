@@ -91,18 +91,12 @@ SHIFT_LIMIT = 62  # shifts are applied to int64 values
 
 
 def rounding_shift(x, shift):
-    """x * 2^-shift rounded half up (one arithmetic shift after adding half), saturated to int32.
-    A negative shift multiplies by 2^-shift. C twin: eq_rounding_shift."""
+    """x * 2^-shift rounded half away from zero (the magnitude shifted after adding half, as TFLite rounds
+    its ties), saturated to int32. A negative shift multiplies by 2^-shift. C twin: eq_rounding_shift."""
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     right = np.clip(shift, 1, SHIFT_LIMIT)
-    down = (x + (np.int64(1) << (right - 1))) >> right
+    magnitude = (np.abs(x) + (np.int64(1) << (right - 1))) >> right
+    down = np.where(x < 0, -magnitude, magnitude)
     up = x * (np.int64(1) << np.clip(-shift, 0, 31))
     return np.clip(np.where(shift > 0, down, up), INT32_MIN, INT32_MAX)
-
-
-def rounding_divide(x, d):
-    """x / d rounded half away from zero (d > 0), with int64 x. C twin: eq_rounding_divide."""
-    x = np.asarray(x, dtype=np.int64)
-    q = (np.abs(x) + d // 2) // d
-    return np.where(x < 0, -q, q)

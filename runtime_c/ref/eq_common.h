@@ -74,24 +74,18 @@ static inline int32_t eq_mbqm_greater_than_one(int32_t x, int32_t multiplier, in
     return eq_srdhm(eq_wrap32((int64_t)x * (1LL << left_shift)), multiplier);
 }
 
-/* Power-of-two requantization (graphs quantized with --quant pot): x * 2^-shift rounded half up,
- * saturated to int32; a negative shift multiplies. Twin of fixedpoint.rounding_shift. Right shift of a
- * negative int64 is arithmetic on every compiler edgeq targets (gcc, clang). */
+/* Power-of-two requantization (graphs quantized with --quant pot): x * 2^-shift rounded half away from
+ * zero, as TFLite rounds ties, saturated to int32; a negative shift multiplies. Twin of
+ * fixedpoint.rounding_shift. The magnitude is shifted, so no negative value is ever right-shifted. */
 static inline int32_t eq_rounding_shift(int64_t x, int32_t shift)
 {
     if (shift > 0) {
-        x = (x + ((int64_t)1 << (shift - 1))) >> shift;
+        const int64_t magnitude = ((x < 0 ? -x : x) + ((int64_t)1 << (shift - 1))) >> shift;
+        x = x < 0 ? -magnitude : magnitude;
     } else if (shift < 0) {
         x = x * ((int64_t)1 << -shift);
     }
     return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
-}
-
-/* x / d rounded half away from zero, d > 0. Twin of fixedpoint.rounding_divide. */
-static inline int64_t eq_rounding_divide(int64_t x, int64_t d)
-{
-    const int64_t q = ((x < 0 ? -x : x) + d / 2) / d;
-    return x < 0 ? -q : q;
 }
 
 #endif /* EQ_COMMON_H */

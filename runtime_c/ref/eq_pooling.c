@@ -78,15 +78,7 @@ eq_status_t eq_mean_s8(const eq_mean_s8_params_t *p, const int8_t *in, int8_t *o
                         }
                     }
                     const int32_t centred = eq_wrap32((int64_t)sum - (int64_t)p->input_zp * p->count);
-                    int32_t acc;
-                    if (p->out_mult != 0) {
-                        acc = eq_mbqm(centred, p->out_mult, (int)p->out_shift) + p->output_zp;
-                    } else {
-                        const int32_t up = p->out_shift < 0 ? -p->out_shift : 0;
-                        const int32_t down = p->out_shift > 0 ? p->out_shift : 0;
-                        const int64_t q = eq_rounding_divide((int64_t)centred * (1LL << up), (int64_t)p->count << down);
-                        acc = (int32_t)EQ_MAX(EQ_MIN(q, 255), -256) + p->output_zp;
-                    }
+                    const int32_t acc = eq_mbqm(centred, p->out_mult, (int)p->out_shift) + p->output_zp;
                     out[o++] = (int8_t)eq_clamp(acc, INT8_MIN, INT8_MAX);
                 }
             }

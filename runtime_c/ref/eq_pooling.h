@@ -18,7 +18,6 @@ typedef struct {
     int32_t d0, d1, d2, d3;
     int32_t reduce0, reduce1, reduce2, reduce3;
     int32_t count, input_zp, output_zp, out_mult, out_shift; /* out_mult/out_shift include 1/count */
-    /* out_mult 0 (power-of-two graph): the sum divided by count * 2^out_shift, rounded once */
 } eq_mean_s8_params_t;
 
 eq_status_t eq_avg_pool_s8(const eq_avg_pool_s8_params_t *p, const int8_t *in, int8_t *out);

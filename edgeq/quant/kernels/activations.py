@@ -15,9 +15,9 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.quant import gemmlowp as gl
-from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away, rounding_shift
+from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, pot_shift, require_int8
+from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, require_int8
 
 INPUTS = range(INT8_MIN, INT8_MAX + 1)
 
@@ -63,10 +63,10 @@ def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
 
 
 def _rescaler(op: ops.Op, graph: Graph, s_in, s_out):
-    """v -> v * s_in / s_out in integers: TFLite's multiplier, or a rounding shift in a power-of-two graph."""
-    if graph.requant == "shift":
-        shift = pot_shift(s_in, s_out, op)
-        return lambda v: int(rounding_shift(v, shift))
+    """v -> v * s_in / s_out in integers, as TFLite computes it, for every graph: these ops run as a
+    256-entry table, so no rescaling happens at run time and the table may as well agree with LiteRT
+    and TFLite Micro on an exported power-of-two model (a single rounding shift differs from TFLite's
+    double rounding on a sixth of the values)."""
     m, shift = quantize_multiplier(float(s_in) / float(s_out))
     return lambda v: _mbqm(v, m, shift)
 

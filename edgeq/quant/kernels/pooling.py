@@ -10,10 +10,10 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, rounding_divide, wrap32
+from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
-    activation_range, clamp_s8, float_activation, pad_before, pot_shift, require_int8, to_nhwc4,
+    activation_range, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4,
 )
 
 
@@ -89,13 +89,11 @@ def lower_mean(op: ops.Mean, graph: Graph) -> KernelCall:
     dims = to_nhwc4(x.shape)
     axes = tuple(a + 4 - len(x.shape) for a in op.axes)
     count = int(np.prod([dims[a] for a in axes]))
-    if graph.requant == "shift":  # out_mult 0: one rounding division by count * 2^shift
-        mult, shift = 0, min(max(pot_shift(x.quant.s, y.quant.s, op), -31), 31)
-    else:
-        mult, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
-        # QuantizedMeanOrSum folds 1/count into the multiplier.
-        fold = min(count.bit_length() - 1, 32, 31 + shift)
-        mult, shift = int(np.int32((mult << fold) // count)), shift - fold
+    # QuantizedMeanOrSum folds 1/count into the multiplier. Power-of-two graphs too: 1/count is rarely a
+    # power of two, and TFLite's arithmetic keeps an exported model in step with LiteRT and TFLite Micro.
+    mult, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
+    fold = min(count.bit_length() - 1, 32, 31 + shift)
+    mult, shift = int(np.int32((mult << fold) // count)), shift - fold
     params = {f"d{i}": dims[i] for i in range(4)}
     params.update({f"reduce{i}": int(i in axes) for i in range(4)})
     params.update({"count": count, "input_zp": x.quant.zp, "output_zp": y.quant.zp,
@@ -109,12 +107,7 @@ def mean_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
     x = inputs[0].reshape([p[f"d{i}"] for i in range(4)]).astype(np.int64)
     axes = tuple(i for i in range(4) if p[f"reduce{i}"])
     centred = wrap32(x.sum(axis=axes) - p["input_zp"] * p["count"])
-    if p["out_mult"] == 0:
-        k = p["out_shift"]
-        q = rounding_divide(centred << max(-k, 0), p["count"] << max(k, 0))
-        out = np.clip(q, -256, 255) + p["output_zp"]
-    else:
-        out = multiply_by_quantized_multiplier(centred, p["out_mult"], p["out_shift"]) + p["output_zp"]
+    out = multiply_by_quantized_multiplier(centred, p["out_mult"], p["out_shift"]) + p["output_zp"]
     return clamp_s8(out).reshape(out_shape)
 
 
