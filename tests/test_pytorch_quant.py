@@ -73,3 +73,29 @@ def test_data_free_quantization_from_batch_norm_statistics(digits_torch):
     float_acc, quant_acc = _accuracy(graph, qgraph, x, y)
     print(f"float {float_acc:.1f}%, quantized {quant_acc:.1f}%")
     assert quant_acc >= float_acc - 1, (float_acc, quant_acc)
+
+
+def test_data_free_from_the_command_line(digits_torch, tmp_path):
+    """`edgeq build --data-free` needs only the input range, says what it guessed, builds bit-exact C;
+    without the range it stops with one line naming the flag."""
+    import json
+    import subprocess
+    import sys
+
+    def edgeq(*args):
+        return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+    path, root, x, _ = digits_torch
+    proc = edgeq("build", path, "--board", "host", "--data-free", "-o", tmp_path / "no_range")
+    assert proc.returncode == 1 and "--input-range" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "no_range").exists()
+    out = tmp_path / "df"
+    proc = edgeq("build", path, "--board", "host", "--data-free", "--input-range", "0,1",
+                 "--report", tmp_path / "report.html", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: data-free" in proc.stdout and "batch-norm statistics" in proc.stdout
+    assert "<img" in (tmp_path / "report.html").read_text()
+    assert json.loads((out / "model.json").read_text())["quant"] == "pot"
+    np.savez(tmp_path / "eval.npz", x=x[:8])
+    proc = edgeq("validate", out, "--data", tmp_path / "eval.npz")
+    assert proc.returncode == 0 and "8 of 8 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
