@@ -106,8 +106,9 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
             from_bn = sum(1 for n in g.bn_stats if n in stats)
             echo(f"warning: data-free quantization of {g.name}: the ranges of {from_bn} of {len(stats)} activation "
                  f"tensors come from batch-norm statistics, the others from {len(x)} synthetic inputs uniform in "
-                 f"[{input_range}]; bias correction is analytic. Expect lower accuracy than with calibration data "
-                 "(see README, 'Data-free mode'); give --calib with a few hundred real samples when you can.")
+                 f"[{input_range}]; bias correction is analytic. Expect lower accuracy than with calibration data: "
+                 "on MLPerf Tiny models without batch-norm statistics it cost up to 24 points of top-1 agreement "
+                 "(README, 'Data-free mode'). Give --calib with a few hundred real samples when you can.")
         qgraph, report = quantize_graph(g, stats, bias_correction=bias_correction == "analytic")
         if bias_correction == "empirical":
             corrections, outputs = correct_biases(g, qgraph, x)
