@@ -43,8 +43,9 @@ def calibration_inputs(graph: Graph, calib: str | Path | None, data_free: bool =
         return synthetic_inputs(graph, parse_input_range(input_range, graph))
     if calib is None:
         raise EdgeqError(f"{graph.name} is a float model and edgeq runs int8: quantize it with --quant pot "
-                         "--calib X.npz (key x: [N, *input_shape] float32 in the model's input layout and scaling), or without data "
-                         "with --data-free --input-range LO,HI, or convert it to full int8 with the TFLite converter.")
+                         "--calib X.npz (key x: [N, *input_shape] float32 in the model's input layout and "
+                         "scaling), or without data with --data-free --input-range LO,HI, or convert it to full "
+                         "int8 with the TFLite converter.")
     if Path(calib).is_dir():
         return load_calibration(calib, graph, parse_input_range(input_range or "0,1", graph), resize)
     return load_calibration(calib, graph)
