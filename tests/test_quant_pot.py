@@ -129,6 +129,19 @@ def test_float_model_without_calibration_is_refused(digits_float, tmp_path):
     assert proc.returncode == 1 and "--calib" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("bad, needle", [
+    (np.full((4, 8, 8, 1), np.nan, np.float32), "NaN"),
+    (np.zeros((0, 8, 8, 1), np.float32), "no samples"),
+    (np.zeros((4, 9, 9, 1), np.float32), "shape"),
+])
+def test_bad_calibration_data_is_refused(digits_float, tmp_path, bad, needle):
+    path, _ = digits_float
+    np.savez(tmp_path / "bad.npz", x=bad)
+    proc = edgeq("quantize", path, "--calib", tmp_path / "bad.npz", "-o", tmp_path / "q")
+    assert proc.returncode == 1 and needle in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "q").exists()
+
+
 def _inverted_residual(h, expand, out, stride, name):
     inp = h
     h = L.ReLU(6.0)(L.BatchNormalization(name=f"{name}_expand_bn")(L.Conv2D(expand, 1, use_bias=False,

@@ -34,6 +34,13 @@ def load_calibration(path: str | Path, graph: Graph, input_range: tuple[float, f
     except (OSError, ValueError) as e:
         raise EdgeqError(f"Cannot read calibration data {path}: {e}.") from None
     shape = graph.t(graph.inputs[0]).shape
+    if x.ndim == 0 or len(x) == 0:
+        raise EdgeqError(f"Calibration data {path} holds no samples; give [N, {', '.join(map(str, shape))}] "
+                         "with N of a few dozen to a few hundred real inputs.")
+    numeric = np.issubdtype(x.dtype, np.number)
+    if not numeric or not np.all(np.isfinite(x)):
+        raise EdgeqError(f"Calibration data {path} has {'NaN or infinite' if numeric else 'non-numeric'} values; "
+                         "quantization ranges would be meaningless. Clean the data and try again.")
     if tuple(x.shape[1:]) != shape:
         if shape and shape[0] == 1 and tuple(x.shape[1:]) == shape[1:]:
             x = x.reshape((x.shape[0], *shape))
