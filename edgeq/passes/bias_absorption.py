@@ -14,7 +14,7 @@ import copy
 
 import numpy as np
 
-from edgeq.ir import Graph, ops
+from edgeq.ir import Graph, Tensor, ops
 from edgeq.passes.equalization import pairs
 
 
@@ -53,8 +53,7 @@ def absorb_high_biases(graph: Graph, lower_bounds: dict[str, np.ndarray]) -> tup
             shift = w2.sum(axis=(1, 2)) @ c
         if len(second.inputs) < 3 or not second.inputs[2]:
             name = f"{second.name}/bias"
-            g.tensors[name] = g.t(first.inputs[2]).__class__(name, (shift.size,), "float32", None,
-                                                             np.zeros(shift.size, np.float32))
+            g.tensors[name] = Tensor(name, (shift.size,), "float32", None, np.zeros(shift.size, np.float32))
             second.inputs = second.inputs[:2] + [name]
         b2 = g.t(second.inputs[2])
         b2.data = (b2.data + shift).astype(np.float32)
