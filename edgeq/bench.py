@@ -89,8 +89,10 @@ def quant_table(shared: Path) -> str:
     from edgeq.quant.calibration import load_calibration
     from edgeq.quant.pot import paired_outputs
 
-    variants = [("plain", "off", "off"), ("+ equalization", "on", "off"), ("+ bias correction", "off", "empirical"),
-                ("+ both", "on", "empirical"), ("default (auto)", "auto", "empirical"), ("data-free", None, None)]
+    variants = [("plain", "off", "off", "nearest"), ("+ equalization", "on", "off", "nearest"),
+                ("+ bias correction", "off", "empirical", "nearest"), ("+ both", "on", "empirical", "nearest"),
+                ("default (auto)", "auto", "empirical", "nearest"),
+                ("default + GPTQ rounding", "auto", "empirical", "gptq"), ("data-free", None, None, None)]
     rows = ["| model (metric) | MLCommons int8 per-channel | " + " | ".join(v[0] for v in variants) + " |",
             "| --- | ---: | " + " | ".join("---:" for _ in variants) + " |"]
     for name, rel, data, anchor in QUANT_MODELS:
@@ -98,13 +100,13 @@ def quant_table(shared: Path) -> str:
         x = load_calibration(shared / "data" / data / "eval.npz", graph)
         cells = []
         calib = shared / "data" / data / "calib.npz"
-        for _, eq, bc in variants:
+        for _, eq, bc, rounding in variants:
             if eq is None:  # no data: only the input range, here the calibration set's
                 xc = load_calibration(calib, graph)
                 qgraph, _ = quantize(graph, None, lambda *a, **k: None, data_free=True,
                                      input_range=f"{float(xc.min())!r},{float(xc.max())!r}")
             else:
-                qgraph, _ = quantize(graph, calib, lambda *a, **k: None, eq, bc)
+                qgraph, _ = quantize(graph, calib, lambda *a, **k: None, eq, bc, rounding=rounding)
             f, q = paired_outputs(graph, qgraph, x)
             if name == "ad01":
                 flat = x.reshape(len(x), -1)

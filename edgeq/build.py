@@ -75,7 +75,7 @@ def _statistics(g: Graph, x: np.ndarray, data_free: bool, bias_absorption: bool)
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
              bias_correction: str = "empirical", data_free: bool = False,
              input_range: str | None = None, resize: str = "stretch",
-             bias_absorption: bool = True) -> tuple[Graph, dict]:
+             bias_absorption: bool = True, rounding: str = "nearest") -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized; equalization is kept only when it agrees with
@@ -83,7 +83,8 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     bias_correction: "empirical" (edgeq.quant.bias_correction), "analytic" (pot.weight_error_bias) or "off".
     data_free: no calibration data; statistics from batch norms and synthetic inputs in input_range "LO,HI"
     (edgeq.quant.data_free). Equalization is then on unless "off", and bias correction analytic.
-    bias_absorption: high-bias absorption (edgeq.passes.bias_absorption) where it is exact."""
+    bias_absorption: high-bias absorption (edgeq.passes.bias_absorption) where it is exact.
+    rounding: "nearest", or "gptq" (edgeq.quant.rounding; needs real data, so nearest when data-free)."""
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.executor import run_float_graph
@@ -96,6 +97,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     if data_free:
         equalization = "off" if equalization == "off" else "on"
         bias_correction = "analytic" if bias_correction != "off" else "off"
+        rounding = "nearest"
     candidates = {"on": [True], "off": [False], "auto": [False, True]}[equalization]
     reference = np.array([run_float_graph(graph, [s])[graph.outputs[0]].reshape(-1) for s in x], np.float64)
     results = []
@@ -111,8 +113,8 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
                  "on MLPerf Tiny models without batch-norm statistics it cost up to 24 points of top-1 agreement "
                  "(README, 'Data-free mode'). Give --calib with a few hundred real samples when you can.")
         qgraph, report = quantize_graph(g, stats, bias_correction=bias_correction == "analytic")
-        if bias_correction == "empirical":
-            corrections, outputs = correct_biases(g, qgraph, x)
+        if bias_correction == "empirical" or rounding == "gptq":
+            corrections, outputs = correct_biases(g, qgraph, x, bias_correction == "empirical", rounding)
         else:
             corrections, outputs = {}, paired_outputs(graph, qgraph, x)[1]
         noise = float(np.sum((reference - outputs) ** 2))
@@ -121,7 +123,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         agree = float(np.mean(hits))
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"], "data_free": data_free,
                               "high_bias_absorbed": absorbed,
-                              "bias_correction": bias_correction, "output_sqnr_db": out_sqnr,
+                              "bias_correction": bias_correction, "rounding": rounding, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
         results.append(((agree, out_sqnr), qgraph, report, eq_info, g, hits))

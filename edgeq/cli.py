@@ -24,6 +24,9 @@ def _load(model: str):
 def _calibration_options(fn):
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
+    fn = click.option("--rounding", type=click.Choice(["nearest", "gptq"]), default="nearest", show_default=True,
+                      help="Weight rounding: to the nearest step, or error-compensating (GPTQ) against each "
+                           "layer's real inputs, which raises output SQNR.")(fn)
     fn = click.option("--bias-absorption/--no-bias-absorption", default=True, show_default=True,
                       help="High-bias absorption into the next layer, where a ReLU layer's channels never clip.")(fn)
     fn = click.option("--input-range", help="The range LO,HI of the model's input values: image pixels 0..255 "
@@ -88,7 +91,7 @@ def inspect(model, as_json):
 @_calibration_options
 @_input_layout
 def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
-          input_range, resize, bias_absorption):
+          input_range, resize, bias_absorption, rounding):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -98,7 +101,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     if quant == "pot":
         float_graph = graph
         graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                                  resize, bias_absorption)
+                                  resize, bias_absorption, rounding)
         if report_path:
             from edgeq.build import calibration_inputs
             from edgeq.quant.report import build_report, write_html
@@ -141,13 +144,13 @@ def run(build_dir, input_path, output_path, dequantize, port):
 @_calibration_options
 @_input_layout
 def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize,
-                 bias_absorption):
+                 bias_absorption, rounding):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import calibration_inputs, quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
     qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                               resize, bias_absorption)
+                               resize, bias_absorption, rounding)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
         tflite_bytes = to_tflite(qgraph)

@@ -267,3 +267,27 @@ def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
     _, without = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", bias_absorption=False)
     assert with_absorption["_summary"]["high_bias_absorbed"] and not without["_summary"]["high_bias_absorbed"]
     assert with_absorption["_summary"]["output_sqnr_db"] >= without["_summary"]["output_sqnr_db"] - 0.5
+
+
+def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
+    """--rounding gptq keeps the power-of-two scales, raises the output SQNR over nearest rounding, and
+    builds host C bit-exact with the executor."""
+    from edgeq.build import quantize
+    from edgeq.frontends.tflite import load_tflite_file
+
+    for path, root in (digits_float, branchy_float):
+        graph = load_tflite_file(path)
+        nearest = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off")
+        gptq = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="gptq")
+        assert gptq[1]["_summary"]["rounding"] == "gptq"
+        assert gptq[1]["_summary"]["output_sqnr_db"] > nearest[1]["_summary"]["output_sqnr_db"], \
+            (nearest[1]["_summary"]["output_sqnr_db"], gptq[1]["_summary"]["output_sqnr_db"])
+        for a, b in zip(nearest[0].ops, gptq[0].ops):
+            if a.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+                assert nearest[0].t(a.inputs[1]).quant.s == gptq[0].t(b.inputs[1]).quant.s
+    path, root = branchy_float
+    out = tmp_path / "gptq"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "gptq", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "bit-exact" in proc.stdout, proc.stdout + proc.stderr

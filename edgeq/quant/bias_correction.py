@@ -16,15 +16,18 @@ from edgeq.ir import Graph, ops
 from edgeq.quant.kernels import lower, run_float, run_kernel
 
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
+ROUNDING_SAMPLES = 16  # samples whose inputs define each layer's H for error-compensating rounding
 
 
 def _dequantize(q: np.ndarray, t) -> np.ndarray:
     return ((q.astype(np.float64) - t.quant.zp) * t.quant.s).astype(np.float32)
 
 
-def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-    """Adjust qgraph's int32 biases in place. Returns per layer the largest correction in output LSBs, and
-    the corrected model's first output on every sample, dequantized ([N, size], float64)."""
+def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bool = True,
+                   rounding: str = "nearest") -> tuple[dict[str, float], np.ndarray]:
+    """Adjust qgraph's int32 biases in place (with correct) and, with rounding "gptq", re-round each
+    layer's weights against its real inputs first (edgeq.quant.rounding). Returns per layer the largest
+    correction in output LSBs, and the model's first output on every sample, dequantized ([N, size])."""
     float_ops = {op.name: op for op in float_graph.ops}
     t_in = qgraph.t(qgraph.inputs[0])
     fvals = {qgraph.inputs[0]: [s for s in x]}
@@ -45,7 +48,8 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> tuple[di
         else:
             fargs = [[fvals[n][k] if n in fvals else float_graph.t(n).data for n in fop.inputs] for k in range(len(x))]
             if isinstance(op, LAYERS):
-                corrections[op.name] = _correct_layer(op, fop, float_graph, qgraph, fargs, qvals[op.inputs[0]])
+                corrections[op.name] = _correct_layer(op, fop, float_graph, qgraph, fargs, qvals[op.inputs[0]],
+                                                      correct, rounding)
             fvals[op.outputs[0]] = [run_float(fop, float_graph, a).astype(np.float32) for a in fargs]
         call = lower(op, qgraph)
         out_shape = qgraph.t(op.outputs[0]).shape
@@ -61,13 +65,20 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray) -> tuple[di
     return corrections, outputs
 
 
-def _correct_layer(op, fop, float_graph: Graph, qgraph: Graph, fargs, qins) -> float:
+def _correct_layer(op, fop, float_graph: Graph, qgraph: Graph, fargs, qins, correct: bool, rounding: str) -> float:
     linear_q = dataclasses.replace(op, activation=ops.Activation.NONE)
     linear_f = dataclasses.replace(fop, activation=ops.Activation.NONE)
     w, b = qgraph.t(op.inputs[1]), qgraph.t(op.inputs[2])
+    x_t = qgraph.t(op.inputs[0])
+    if rounding == "gptq" and fargs:
+        from edgeq.quant.rounding import round_layer
+        w.data = round_layer(op, np.asarray(fargs[0][1], np.float64), float(w.quant.s),
+                             [_dequantize(q_in, x_t) for q_in in qins[:ROUNDING_SAMPLES]],
+                             qgraph.t(op.outputs[0]).shape)
+    if not correct:
+        return 0.0
     w_real = (w.data.astype(np.float64) * w.quant.s).astype(np.float32)
     b_real = (b.data.astype(np.float64) * b.quant.s).astype(np.float32)
-    x_t = qgraph.t(op.inputs[0])
     diff = 0.0
     for q_in, f_args in zip(qins, fargs):
         pre_q = run_float(linear_q, qgraph, [_dequantize(q_in, x_t), w_real, b_real])
