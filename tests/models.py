@@ -34,3 +34,22 @@ def digits_cnn(epochs: int):
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x[:1400], y[:1400], epochs=epochs, batch_size=32, verbose=0)
     return model
+
+
+def branchy_model():
+    """An untrained float model with every rescaling kernel a power-of-two graph uses: residual ADD, MUL
+    by a sigmoid gate, LeakyReLU, concatenation of differently scaled tensors (a requantizing QUANTIZE),
+    tanh, ReLU, global average pool (MEAN), fully connected."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(1)
+    x = tf.keras.Input((8, 8, 1), batch_size=1)
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b = L.DepthwiseConv2D(3, padding="same")(a)
+    r = L.Add()([a, b])
+    m = L.Multiply()([r, L.Conv2D(8, 1, activation="sigmoid")(a)])
+    c = L.Concatenate()([L.LeakyReLU(0.1)(m), L.Conv2D(4, 1)(x)])
+    h = L.Activation("tanh")(L.Conv2D(12, 3, strides=2, padding="same")(c))
+    y = L.Dense(10)(L.GlobalAveragePooling2D()(L.ReLU()(h)))
+    return tf.keras.Model(x, y)

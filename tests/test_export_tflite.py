@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.models import digits_cnn, digits_data
+from tests.models import branchy_model, digits_cnn, digits_data
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, Tensor, ops
@@ -65,16 +65,7 @@ def branchy(tmp_path_factory):
     differently scaled tensors (so a requantizing QUANTIZE), tanh, ReLU, global average pool (MEAN)."""
     from edgeq.frontends.tflite import load_tflite
 
-    tf.keras.utils.set_random_seed(1)
-    x = tf.keras.Input((8, 8, 1), batch_size=1)
-    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
-    b = L.DepthwiseConv2D(3, padding="same")(a)
-    r = L.Add()([a, b])
-    m = L.Multiply()([r, L.Conv2D(8, 1, activation="sigmoid")(a)])
-    c = L.Concatenate()([L.LeakyReLU(0.1)(m), L.Conv2D(4, 1)(x)])
-    h = L.Activation("tanh")(L.Conv2D(12, 3, strides=2, padding="same")(c))
-    y = L.Dense(10)(L.GlobalAveragePooling2D()(L.ReLU()(h)))
-    graph = load_tflite(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(x, y)).convert(), "branchy")
+    graph = load_tflite(tf.lite.TFLiteConverter.from_keras_model(branchy_model()).convert(), "branchy")
     rng = np.random.default_rng(0)
     qgraph, data = quantize_and_export(graph, rng.uniform(0, 1, (32, 8, 8, 1)).astype(np.float32),
                                        tmp_path_factory.mktemp("branchy"))

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.models import digits_cnn, digits_data
+from tests.models import branchy_model, digits_cnn, digits_data
 
 tf = pytest.importorskip("tensorflow")
 L = tf.keras.layers
@@ -32,16 +32,7 @@ def digits_float(tmp_path_factory):
 def branchy_float(tmp_path_factory):
     """A float model with every rescaling kernel a power-of-two graph uses: residual ADD, MUL, concatenation
     of differently scaled tensors, MEAN, standalone activations, fully connected."""
-    tf.keras.utils.set_random_seed(1)
-    x = tf.keras.Input((8, 8, 1), batch_size=1)
-    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
-    b = L.DepthwiseConv2D(3, padding="same")(a)
-    r = L.Add()([a, b])
-    m = L.Multiply()([r, L.Conv2D(8, 1, activation="sigmoid")(a)])
-    c = L.Concatenate()([L.LeakyReLU(0.1)(m), L.Conv2D(4, 1)(x)])
-    h = L.Activation("tanh")(L.Conv2D(12, 3, strides=2, padding="same")(c))
-    y = L.Dense(10)(L.GlobalAveragePooling2D()(L.ReLU()(h)))
-    model = tf.keras.Model(x, y)
+    model = branchy_model()
     root = tmp_path_factory.mktemp("branchy")
     path = root / "branchy.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
