@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.frontends.files import read_model_file
 from edgeq.frontends.nchw import Node, SourceGraph, import_graph
 from edgeq.ir import Graph
 from edgeq.ir.graph import sha256_bytes
@@ -19,10 +20,7 @@ from edgeq.ir.graph import sha256_bytes
 
 def load_onnx_file(path: str | Path, input_layout: str = "nchw") -> Graph:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EdgeqError(f"Cannot read the model file {path}: {e.strerror}.") from None
+    data = read_model_file(path)
     return load_onnx(data, path.stem, str(path), input_layout, path.parent)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tflite
 
 from edgeq.errors import EdgeqError
+from edgeq.frontends.files import read_model_file
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.ir.graph import sha256_bytes
 
@@ -45,10 +46,7 @@ SUPPORTED = (
 
 def load_tflite_file(path: str | Path) -> Graph:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EdgeqError(f"Cannot read the model file {path}: {e.strerror}.") from None
+    data = read_model_file(path)
     return load_tflite(data, path.stem, str(path))
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.frontends.files import read_model_file
 from edgeq.frontends.nchw import Node, SourceGraph, import_graph
 from edgeq.ir import Graph
 from edgeq.ir.graph import sha256_bytes
@@ -25,10 +26,7 @@ from edgeq.ir.graph import sha256_bytes
 
 def load_pt2_file(path: str | Path, input_layout: str = "nchw") -> Graph:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EdgeqError(f"Cannot read the model file {path}: {e.strerror}.") from None
+    data = read_model_file(path)
     if not data.startswith(b"PK"):
         raise EdgeqError(f"{path} is not a PyTorch .pt2 file (a .pt2 is a zip archive written by torch.export.save). "
                          "Export the model with torch.export.export and save it with torch.export.save.")
