@@ -88,7 +88,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.executor import run_float_graph
-    from edgeq.quant.pot import paired_outputs, quantize_graph
+    from edgeq.quant.pot import dequantized_outputs, quantize_graph
 
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
@@ -116,7 +116,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         if bias_correction == "empirical" or rounding == "gptq":
             corrections, outputs = correct_biases(g, qgraph, x, bias_correction == "empirical", rounding)
         else:
-            corrections, outputs = {}, paired_outputs(graph, qgraph, x)[1]
+            corrections, outputs = {}, dequantized_outputs(qgraph, x)
         noise = float(np.sum((reference - outputs) ** 2))
         out_sqnr = 10 * math.log10(float(np.sum(reference ** 2)) / noise) if noise > 0 else float("inf")
         hits = reference.argmax(axis=1) == outputs.argmax(axis=1)

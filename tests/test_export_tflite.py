@@ -40,9 +40,10 @@ def quantize_and_export(graph: Graph, calib: np.ndarray, tmp: Path, equalization
 
 
 def quantize_inputs(qgraph: Graph, x: np.ndarray) -> list[np.ndarray]:
-    q = qgraph.t(qgraph.inputs[0]).quant
-    shape = qgraph.t(qgraph.inputs[0]).shape
-    return [np.clip(np.round(s / q.s) + q.zp, -128, 127).astype(np.int8).reshape(shape) for s in x]
+    from edgeq.quant.pot import quantize_sample
+
+    t = qgraph.t(qgraph.inputs[0])
+    return [quantize_sample(s, t.quant).reshape(t.shape) for s in x]
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,14 @@ import numpy as np
 
 from edgeq.ir import Graph, ops
 from edgeq.quant.kernels import lower, run_float, run_kernel
+from edgeq.quant.pot import dequantize, quantize_sample
 
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
 ROUNDING_SAMPLES = 16  # samples whose inputs define each layer's H for error-compensating rounding
 
 
 def _dequantize(q: np.ndarray, t) -> np.ndarray:
-    return ((q.astype(np.float64) - t.quant.zp) * t.quant.s).astype(np.float32)
+    return dequantize(q, t.quant).astype(np.float32)
 
 
 def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bool = True,
@@ -31,8 +32,8 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bo
     float_ops = {op.name: op for op in float_graph.ops}
     t_in = qgraph.t(qgraph.inputs[0])
     fvals = {qgraph.inputs[0]: [s for s in x]}
-    qvals = {qgraph.inputs[0]: [np.clip(np.round(s / t_in.quant.s) + t_in.quant.zp, -128, 127).astype(np.int8)
-                                for s in x]}
+    qvals = {qgraph.inputs[0]: [quantize_sample(s, t_in.quant) for s in x]}
+
     def reads(op) -> set[str]:  # the float op may read the tensor an inserted requantization replaced
         return set(op.inputs) | set(float_ops[op.name].inputs if op.name in float_ops else ())
 

@@ -70,8 +70,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
     """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report).
 
     With bias_correction, each layer's bias absorbs the expected error its quantized weights cause,
-    (W_q - W) E[x], with E[x] the per-channel mean of its input on the calibration data (Nagel et al.
-    2019, section 4.2, empirical variant)."""
+    (W_q - W) E[x], with E[x] the per-channel mean of its input in the statistics (Nagel et al. 2019,
+    section 4.2, analytic variant; the empirical one is edgeq.quant.bias_correction)."""
     g = copy.deepcopy(graph)
     g.requant = "shift"
     g.unshare_constants()
@@ -116,7 +116,7 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         else:
             activation(op.outputs[0])
         if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)):
-            mean_in = stats[graph_input(graph, op)].channel_mean if bias_correction else None
+            mean_in = stats[op.inputs[0]].channel_mean if bias_correction else None
             _quantize_weights(g, op, report, mean_in)
         new_ops.append(op)
     g.ops = new_ops
@@ -131,10 +131,6 @@ def _requantized(g: Graph, name: str, quant: Quant, new_ops: list[ops.Op], consu
     g.tensors[out_name] = Tensor(out_name, t.shape, "int8", copy.deepcopy(quant))
     new_ops.append(ops.Quantize(f"quantize_for_{consumer.name}_{len(new_ops)}", [name], [out_name]))
     return out_name
-
-
-def graph_input(graph: Graph, op: ops.Op) -> str:
-    return op.inputs[0]
 
 
 def weight_error_bias(op: ops.Op, w: np.ndarray, wq: np.ndarray, mean_in: np.ndarray) -> np.ndarray:
@@ -178,8 +174,16 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     b.dtype, b.quant = "int32", Quant([bias_scale], [0])
 
 
-def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8,
-                names: list[str] | None = None) -> dict[str, float]:
+def quantize_sample(x: np.ndarray, quant: Quant) -> np.ndarray:
+    """A float input as the integer graph takes it."""
+    return np.clip(np.round(x / quant.s) + quant.zp, -128, 127).astype(np.int8)
+
+
+def dequantize(q: np.ndarray, quant: Quant) -> np.ndarray:
+    return (q.astype(np.float64) - quant.zp) * quant.s
+
+
+def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8) -> dict[str, float]:
     """Per activation tensor: signal-to-quantization-noise ratio (dB) of the integer graph against the
     float graph on the first calibration samples."""
     from edgeq.quant.executor import lower_graph, run_float_graph, run_int
@@ -190,30 +194,31 @@ def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: in
     t_in = int_graph.t(int_graph.inputs[0]).quant
     for sample in x[:samples]:
         f = run_float_graph(float_graph, [sample], keep_all=True)
-        xq = np.clip(np.round(sample / t_in.s) + t_in.zp, -128, 127).astype(np.int8)
-        q = run_int(int_graph, [xq], calls, keep_all=True)
+        q = run_int(int_graph, [quantize_sample(sample, t_in)], calls, keep_all=True)
         for name, fv in f.items():
-            if name not in q or int_graph.t(name).quant is None or (names is not None and name not in names):
+            if name not in q or int_graph.t(name).quant is None:
                 continue
-            tq = int_graph.t(name).quant
-            deq = (q[name].astype(np.float64) - tq.zp) * tq.s
+            deq = dequantize(q[name], int_graph.t(name).quant)
             signal[name] = signal.get(name, 0.0) + float(np.sum(fv.astype(np.float64) ** 2))
             noise[name] = noise.get(name, 0.0) + float(np.sum((fv - deq) ** 2))
     return {n: 10 * math.log10(signal[n] / noise[n]) if noise[n] > 0 else float("inf")
             for n in signal if signal[n] > 0}
 
 
-def paired_outputs(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The first output of the float graph and the dequantized first output of the integer graph,
-    for every sample (the input quantized with the integer graph's input scale)."""
-    from edgeq.quant.executor import lower_graph, run_float_graph, run_int
+def dequantized_outputs(int_graph: Graph, x: np.ndarray) -> np.ndarray:
+    """The integer graph's first output for every float sample, dequantized: [N, size] float64."""
+    from edgeq.quant.executor import lower_graph, run_int
 
     calls = lower_graph(int_graph)
     t_in, t_out = int_graph.t(int_graph.inputs[0]).quant, int_graph.t(int_graph.outputs[0]).quant
-    fs, qs = [], []
-    for sample in x:
-        fs.append(run_float_graph(float_graph, [sample])[float_graph.outputs[0]].reshape(-1))
-        xq = np.clip(np.round(sample / t_in.s) + t_in.zp, -128, 127).astype(np.int8)
-        y = run_int(int_graph, [xq], calls)[int_graph.outputs[0]].reshape(-1)
-        qs.append((y.astype(np.float64) - t_out.zp) * t_out.s)
-    return np.array(fs), np.array(qs)
+    return np.array([dequantize(run_int(int_graph, [quantize_sample(s, t_in)], calls)[int_graph.outputs[0]],
+                                t_out).reshape(-1) for s in x])
+
+
+def paired_outputs(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first output of the float graph and the dequantized first output of the integer graph,
+    for every sample (the input quantized with the integer graph's input scale)."""
+    from edgeq.quant.executor import run_float_graph
+
+    fs = np.array([run_float_graph(float_graph, [s])[float_graph.outputs[0]].reshape(-1) for s in x])
+    return fs, dequantized_outputs(int_graph, x)
