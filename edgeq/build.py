@@ -137,6 +137,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
              f" on the calibration data; keeping {'on' if best[2]['_summary']['equalization'] else 'off'}")
     best[2]["_equalization"] = best[3]
     best[2]["_float_graph"] = best[4]  # the float graph the integer one quantizes (equalized or not)
+    best[2]["_calibration_inputs"] = x  # for the report, so images are not decoded again
     return best[1], best[2]
 
 

@@ -12,9 +12,6 @@ import numpy as np
 from edgeq.errors import EdgeqError
 
 
-BIAS_CORRECTIONS = ("empirical", "analytic", "off")
-
-
 def _load(model: str):
     from edgeq.frontends import load_model
     ctx = click.get_current_context(silent=True)
@@ -22,6 +19,18 @@ def _load(model: str):
 
 
 def _calibration_options(fn):
+    """The power-of-two quantizer's options, shared by build and quantize."""
+    fn = click.option("--calib", type=click.Path(),
+                      help="Calibration inputs (.npz key x, or .npy) in the model's input layout and scaling, or a "
+                           "folder of images (see --input-range, --resize).")(fn)
+    fn = click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+                      help="Cross-layer equalization before quantizing (auto: kept only if it clearly helps on "
+                           "the calibration data).")(fn)
+    fn = click.option("--bias-correction", type=click.Choice(["empirical", "analytic", "off"]), default="empirical",
+                      show_default=True,
+                      help="Move the quantized model's mean error per channel into the biases: empirical (measured "
+                           "layer by layer on the calibration data), analytic (weight error times the mean input), "
+                           "or off.")(fn)
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
     fn = click.option("--rounding", type=click.Choice(["nearest", "gptq"]), default="nearest", show_default=True,
@@ -78,13 +87,6 @@ def inspect(model, as_json):
 @click.option("--quant", type=click.Choice(["keep", "pot"]),
               help="keep (default for int8 models): the model's own quantization, bit-exact with TFLite Micro. "
                    "pot (default for float models): power-of-two scales from --calib data.")
-@click.option("--calib", type=click.Path(), help="Calibration inputs (.npz key x, or .npy), or a folder "
-              "of images (see --input-range, --resize).")
-@click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Cross-layer equalization before power-of-two quantization (auto: keep it if it helps).")
-@click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True,
-              help="Move the quantized model's mean error per channel into the biases: empirical (measured layer "
-                   "by layer on the calibration data), analytic (weight error times the mean input), or off.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
@@ -103,10 +105,8 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
         graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
                                   resize, bias_absorption, rounding)
         if report_path:
-            from edgeq.build import calibration_inputs
             from edgeq.quant.report import build_report, write_html
-            x = calibration_inputs(float_graph, calib, data_free, input_range, resize)
-            write_html(build_report(float_graph, graph, choices, x), Path(report_path))
+            write_html(build_report(float_graph, graph, choices), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant)
     write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
@@ -133,12 +133,7 @@ def run(build_dir, input_path, output_path, dequantize, port):
 
 @cli.command("quantize")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--calib", type=click.Path(),
-              help="Calibration inputs (.npz key x, or .npy) in the model's input layout and scaling, or a folder "
-                   "of images (see --input-range, --resize).")
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="Output folder.")
-@click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
-@click.option("--bias-correction", type=click.Choice(BIAS_CORRECTIONS), default="empirical", show_default=True)
 @click.option("--tflite", "tflite_path", type=click.Path(dir_okay=False),
               help="Also write the quantized model as an int8 .tflite (for LiteRT and NPU compilers such as Vela).")
 @_calibration_options
@@ -146,7 +141,7 @@ def run(build_dir, input_path, output_path, dequantize, port):
 def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize,
                  bias_absorption, rounding):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
-    from edgeq.build import calibration_inputs, quantize
+    from edgeq.build import quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
     qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
@@ -154,8 +149,7 @@ def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_pa
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
         tflite_bytes = to_tflite(qgraph)
-    report = build_report(graph, qgraph, choices, calibration_inputs(graph, calib, data_free, input_range,
-                                                                       resize))
+    report = build_report(graph, qgraph, choices)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "quant_report.json")

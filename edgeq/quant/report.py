@@ -12,14 +12,14 @@ import numpy as np
 from edgeq.ir import Graph
 
 
-def build_report(graph: Graph, qgraph: Graph, choices: dict, x: np.ndarray) -> dict:
+def build_report(graph: Graph, qgraph: Graph, choices: dict) -> dict:
     """choices: the dict edgeq.build.quantize returns beside the graph (consumed)."""
     from edgeq.quant.pot import sqnr_report
 
     summary = choices.pop("_summary")
     equalization = choices.pop("_equalization")
     float_graph = choices.pop("_float_graph")
-    sqnr = sqnr_report(float_graph, qgraph, x)
+    sqnr = sqnr_report(float_graph, qgraph, choices.pop("_calibration_inputs"))
     return {"model": graph.name, "_summary": summary, "_equalization": equalization,
             "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
 
