@@ -57,12 +57,12 @@ def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
 def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
     """TFLM's ReluQuantized: requantize by s_in/s_out, clamp below at the quantized 0."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
-    rescale = _rescaler(op, graph, s_in, s_out)
+    rescale = _rescaler(s_in, s_out)
     lo = max(INT8_MIN, zp_out + int(round_half_away(float(np.float32(0.0) / s_out))))
     return _finish_lut(_lut_call(op, lambda v: min(INT8_MAX, max(lo, zp_out + rescale(v - zp_in)))), graph)
 
 
-def _rescaler(op: ops.Op, graph: Graph, s_in, s_out):
+def _rescaler(s_in, s_out):
     """v -> v * s_in / s_out in integers, as TFLite computes it, for every graph: these ops run as a
     256-entry table, so no rescaling happens at run time and the table may as well agree with LiteRT
     and TFLite Micro on an exported power-of-two model (a single rounding shift differs from TFLite's
@@ -197,7 +197,7 @@ def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
 @lowers(ops.Quantize)
 def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
-    rescale = _rescaler(op, graph, s_in, s_out)
+    rescale = _rescaler(s_in, s_out)
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(v - zp_in) + zp_out)), graph)
 
 
