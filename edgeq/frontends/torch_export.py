@@ -50,9 +50,17 @@ def load_pt2_file(path: str | Path, input_layout: str = "nchw") -> Graph:
     return import_graph(src, input_layout)
 
 
+# ATen operators that map one to one onto an ONNX operator: (ONNX op, attributes), and the binary ones
+# (with torch's alpha for add/sub)
+_UNARY = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "hardswish": ("HardSwish", {}),
+          "hardsigmoid": ("HardSigmoid", {"alpha": 1.0 / 6, "beta": 0.5})}
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul"}
+
+
 def supported_aten() -> list[str]:
     """The ATen operators this reader maps (their in-place variants too)."""
-    return sorted(name[len("_aten_"):] for name in dir(_Reader) if name.startswith("_aten_"))
+    methods = [name[len("_aten_"):] for name in dir(_Reader) if name.startswith("_aten_")]
+    return sorted(methods + list(_UNARY) + list(_BINARY))
 
 
 def _pair(v) -> list[int]:
@@ -163,6 +171,13 @@ class _Reader:
         packet = getattr(getattr(node.target, "_overloadpacket", None), "__name__", None)
         # in-place variants (relu_, hardtanh_) compute the same value in an exported, functional graph
         base = packet[:-1] if packet and packet.endswith("_") and not packet.endswith("__") else packet
+        if base in _UNARY:
+            op, attrs = _UNARY[base]
+            self._emit(name, op, [self._bind(node)["self"].name], **attrs)
+            return
+        if base in _BINARY:
+            self._binary(node, self._bind(node), _BINARY[base])
+            return
         handler = getattr(self, f"_aten_{base}", None) if base else None
         if handler is None:
             self.nodes.append(Node(name, f"aten.{packet or getattr(node.target, '__name__', node.target)}",
@@ -254,26 +269,8 @@ class _Reader:
 
     # activations
 
-    def _unary(self, node, a, op, **attrs):
-        self._emit(node.name, op, [a["self"].name], **attrs)
-
-    def _aten_relu(self, node, a):
-        self._unary(node, a, "Relu")
-
-    def _aten_sigmoid(self, node, a):
-        self._unary(node, a, "Sigmoid")
-
-    def _aten_tanh(self, node, a):
-        self._unary(node, a, "Tanh")
-
-    def _aten_hardswish(self, node, a):
-        self._unary(node, a, "HardSwish")
-
-    def _aten_hardsigmoid(self, node, a):
-        self._unary(node, a, "HardSigmoid", alpha=1.0 / 6, beta=0.5)
-
     def _aten_leaky_relu(self, node, a):
-        self._unary(node, a, "LeakyRelu", alpha=float(a["negative_slope"]))
+        self._emit(node.name, "LeakyRelu", [a["self"].name], alpha=float(a["negative_slope"]))
 
     def _aten_silu(self, node, a):
         s = self._emit(f"{node.name}_sigmoid", "Sigmoid", [a["self"].name])
@@ -304,15 +301,6 @@ class _Reader:
         if alpha is not None and alpha != 1:
             yname = self._emit(f"{node.name}_alpha", "Mul", [yname, self._fconst(alpha, f"{node.name}_alpha")])
         self._emit(node.name, op, [self._arg(x, f"{node.name}_self"), yname])
-
-    def _aten_add(self, node, a):
-        self._binary(node, a, "Add")
-
-    def _aten_sub(self, node, a):
-        self._binary(node, a, "Sub")
-
-    def _aten_mul(self, node, a):
-        self._binary(node, a, "Mul")
 
     def _aten_div(self, node, a):
         if a.get("rounding_mode") is not None:
