@@ -1,11 +1,12 @@
 """The int8 .tflite export of power-of-two graphs, checked against LiteRT and TFLite Micro, and compiled by
 Arm's Vela for an Ethos-U55 (the corstone300-u55 board).
 
-edgeq requantizes a power-of-two graph with one rounding shift; the exported file carries only the
-scales, so LiteRT and TFLM requantize with TFLite's multiplier (double rounding, ties away from zero)
-and may land one LSB away. Each operator is therefore checked on its own: the runtime's inputs to it
-(every tensor preserved) through edgeq's kernel must give the runtime's output within one LSB. End to
-end, those one-LSB steps can add up downstream; the outputs are compared and reported too.
+edgeq requantizes a power-of-two graph with one rounding shift per layer, rounded as LiteRT's reference
+kernels round a multiplier of 2^-n, so the exported file runs bit-exact in LiteRT end to end. TFLM rounds
+fully connected layers differently from LiteRT (twice, through its Q31 multiplier), so there one LSB can
+differ. Each operator is also checked on its own: the runtime's inputs to it (every tensor preserved)
+through edgeq's kernel must give the runtime's output within one LSB (LiteRT's int8 LOGISTIC is its own
+table, not TFLM's integer code that edgeq follows).
 """
 from __future__ import annotations
 
@@ -228,14 +229,16 @@ EXPECTED_KINDS = {
 
 @pytest.mark.parametrize("runtime", ["litert", "tflm"])
 @pytest.mark.parametrize("model", ["digits", "branchy", "every_op"])
-def test_runtimes_match_edgeq_within_one_lsb(model, runtime, request):
+def test_runtimes_match_edgeq_per_op_within_one_lsb_and_litert_exactly(model, runtime, request):
     qgraph, data, samples = request.getfixturevalue(model)
     assert {type(op) for op in qgraph.ops} >= EXPECTED_KINDS.get(model, set())
     per_op, e2e, agree = compare(qgraph, data, samples, {"litert": litert, "tflm": tflm}[runtime])
     report = summary(model, runtime, per_op, e2e, agree)
     print(report)
     assert all(d.max <= 1 for d in per_op.values()), report
-    # End to end, one-LSB steps compound through later layers; the classification must not change.
+    if runtime == "litert":
+        assert e2e.max == 0, report
+    # TFLM's one-LSB steps in fully connected layers compound downstream; the classification must hold.
     assert agree >= 0.95, report
 
 

@@ -61,6 +61,24 @@ def test_pot_rescales_by_shifts_only(branchy_float, tmp_path):
     assert "bit-exact" in proc.stdout
 
 
+def test_shifts_round_as_litert_rounds_power_of_two_multipliers():
+    """The convolution/MUL shift equals TFLite's MultiplyByQuantizedMultiplier for 2^-k (Q31 0.5, then a
+    rounding divide: two roundings) and the fully connected/ADD shift its RoundingDivideByPOT, on every
+    int32 near zero and on random ones, for every shift; they differ from each other, so each is needed."""
+    from edgeq.quant.fixedpoint import (
+        multiply_by_quantized_multiplier, rounding_divide_by_pot, rounding_shift, tflite_rounding_shift,
+    )
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.arange(-5000, 5000), rng.integers(-2**31, 2**31, 20000)])
+    for k in range(1, 32):
+        np.testing.assert_array_equal(tflite_rounding_shift(x, k), multiply_by_quantized_multiplier(x, 1 << 30, 1 - k))
+        np.testing.assert_array_equal(rounding_shift(x, k), rounding_divide_by_pot(x, k))
+    assert not np.array_equal(tflite_rounding_shift(x, 3), rounding_shift(x, 3))
+    small = np.arange(-2**20, 2**20)  # a left shift (multiplier >= 1) is exact while it does not overflow
+    for k in range(-8, 1):
+        np.testing.assert_array_equal(tflite_rounding_shift(small, k), multiply_by_quantized_multiplier(small, 1 << 30, 1 - k))
+
+
 def edgeq(*args):
     return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
 

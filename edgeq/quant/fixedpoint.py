@@ -90,13 +90,31 @@ def multiply_by_quantized_multiplier_greater_than_one(x, multiplier, left_shift)
 SHIFT_LIMIT = 62  # shifts are applied to int64 values
 
 
-def rounding_shift(x, shift):
-    """x * 2^-shift rounded half away from zero (the magnitude shifted after adding half, as TFLite rounds
-    its ties), saturated to int32. A negative shift multiplies by 2^-shift. C twin: eq_rounding_shift."""
+def _shift_by_magnitude(x, shift, nudge):
+    """x * 2^-shift: for shift > 0 the magnitude plus nudge(x, shift) shifted right (no negative value is
+    ever right-shifted), otherwise a multiply; saturated to int32."""
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     right = np.clip(shift, 1, SHIFT_LIMIT)
-    magnitude = (np.abs(x) + (np.int64(1) << (right - 1))) >> right
+    magnitude = (np.abs(x) + nudge(x, right)) >> right
     down = np.where(x < 0, -magnitude, magnitude)
     up = x * (np.int64(1) << np.clip(-shift, 0, 31))
     return np.clip(np.where(shift > 0, down, up), INT32_MIN, INT32_MAX)
+
+
+def rounding_shift(x, shift):
+    """x * 2^-shift rounded half away from zero, as TFLite's RoundingDivideByPOT rounds (ADD's one
+    rounding). C twin: eq_rounding_shift."""
+    return _shift_by_magnitude(x, shift, lambda x, right: np.int64(1) << (right - 1))
+
+
+def tflite_rounding_shift(x, shift):
+    """x * 2^-shift rounded exactly as tflite::MultiplyByQuantizedMultiplier rounds a multiplier of 2^-shift
+    (0.5 in Q31, then a rounding divide), so an exported power-of-two model runs bit-exact in TFLite's
+    reference kernels. Its two roundings collapse into one shift of the magnitude with a sign-dependent
+    nudge: half, plus one for positive values when shift >= 2, minus one for negative ones when shift == 1.
+    C twin: eq_tflite_rounding_shift."""
+    def nudge(x, right):
+        half = np.int64(1) << (right - 1)
+        return np.where(x >= 0, half + (right >= 2), half - (right == 1))
+    return _shift_by_magnitude(x, shift, nudge)

@@ -74,18 +74,36 @@ static inline int32_t eq_mbqm_greater_than_one(int32_t x, int32_t multiplier, in
     return eq_srdhm(eq_wrap32((int64_t)x * (1LL << left_shift)), multiplier);
 }
 
-/* Power-of-two requantization (graphs quantized with --quant pot): x * 2^-shift rounded half away from
- * zero, as TFLite rounds ties, saturated to int32; a negative shift multiplies. Twin of
- * fixedpoint.rounding_shift. The magnitude is shifted, so no negative value is ever right-shifted. */
-static inline int32_t eq_rounding_shift(int64_t x, int32_t shift)
+/* x * 2^-shift for shift > 0: the magnitude plus a nudge, shifted right, so no negative value is ever
+ * right-shifted; otherwise a multiply. Saturated to int32. */
+static inline int32_t eq_shift_by_magnitude(int64_t x, int32_t shift, int64_t nudge)
 {
     if (shift > 0) {
-        const int64_t magnitude = ((x < 0 ? -x : x) + ((int64_t)1 << (shift - 1))) >> shift;
+        const int64_t magnitude = ((x < 0 ? -x : x) + nudge) >> shift;
         x = x < 0 ? -magnitude : magnitude;
     } else if (shift < 0) {
         x = x * ((int64_t)1 << -shift);
     }
     return x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : (int32_t)x);
+}
+
+/* Power-of-two requantization (graphs quantized with --quant pot): x * 2^-shift rounded half away from
+ * zero, as TFLite's RoundingDivideByPOT rounds (ADD). Twin of fixedpoint.rounding_shift. */
+static inline int32_t eq_rounding_shift(int64_t x, int32_t shift)
+{
+    return eq_shift_by_magnitude(x, shift, shift > 0 ? (int64_t)1 << (shift - 1) : 0);
+}
+
+/* x * 2^-shift rounded as tflite::MultiplyByQuantizedMultiplier rounds a multiplier of 2^-shift (its two
+ * roundings as one nudge), so exported power-of-two models match TFLite bit for bit (convolutions, FC,
+ * MUL). Twin of fixedpoint.tflite_rounding_shift. */
+static inline int32_t eq_tflite_rounding_shift(int64_t x, int32_t shift)
+{
+    int64_t nudge = 0;
+    if (shift > 0) {
+        nudge = ((int64_t)1 << (shift - 1)) + (x >= 0 ? (shift >= 2) : -(shift == 1));
+    }
+    return eq_shift_by_magnitude(x, shift, nudge);
 }
 
 #endif /* EQ_COMMON_H */

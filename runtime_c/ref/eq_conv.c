@@ -1,17 +1,23 @@
 /* Reference int8 convolutions: the loops of TFLM's reference_integer_ops, which define the results. */
 #include "eq_conv.h"
 
-/* TFLite's multiplier and shift per channel, or (power-of-two graphs, no multipliers) one rounding shift.
- * Each kernel's loops are compiled twice, with shift_only constant, so no output pays for the choice. */
+/* How a kernel rescales its accumulators: TFLite's multiplier and shift per channel, or (power-of-two
+ * graphs, no multipliers) one rounding shift, rounded as LiteRT rounds that layer kind: convolutions as
+ * MultiplyByQuantizedMultiplier rounds 2^-shift, fully connected layers once, half away from zero.
+ * Each kernel's loops are compiled once per mode, with the mode constant, so no output pays for the choice. */
+enum { EQ_MULTIPLIER, EQ_SHIFT_AS_CONV, EQ_SHIFT_AS_FC };
+
 static EQ_ALWAYS_INLINE int8_t eq_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
-                                             const int32_t offset, int32_t lo, int32_t hi, const int shift_only)
+                                             const int32_t offset, int32_t lo, int32_t hi, const int mode)
 {
-    const int32_t scaled = shift_only ? eq_rounding_shift(acc, shift[c]) : eq_mbqm(acc, mult[c], (int)shift[c]);
+    const int32_t scaled = mode == EQ_SHIFT_AS_CONV ? eq_tflite_rounding_shift(acc, shift[c])
+                           : mode == EQ_SHIFT_AS_FC ? eq_rounding_shift(acc, shift[c])
+                                                    : eq_mbqm(acc, mult[c], (int)shift[c]);
     return (int8_t)eq_clamp(scaled + offset, lo, hi);
 }
 
 static EQ_ALWAYS_INLINE eq_status_t conv_loops(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out,
-                                           const int shift_only)
+                                           const int mode)
 {
     if (p == NULL || in == NULL || out == NULL || p->filter_c <= 0 || p->input_c % p->filter_c != 0) {
         return EQ_ERR_ARG;
@@ -53,7 +59,7 @@ static EQ_ALWAYS_INLINE eq_status_t conv_loops(const eq_conv_s8_params_t *p, con
                     }
                     out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] =
                         eq_requantize(acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max,
-                                      shift_only);
+                                      mode);
                 }
             }
         }
@@ -62,7 +68,7 @@ static EQ_ALWAYS_INLINE eq_status_t conv_loops(const eq_conv_s8_params_t *p, con
 }
 
 static EQ_ALWAYS_INLINE eq_status_t depthwise_conv_loops(const eq_depthwise_conv_s8_params_t *p, const int8_t *in,
-                                                     int8_t *out, const int shift_only)
+                                                     int8_t *out, const int mode)
 {
     if (p == NULL || in == NULL || out == NULL || p->output_c != p->input_c * p->depth_multiplier) {
         return EQ_ERR_ARG;
@@ -95,7 +101,7 @@ static EQ_ALWAYS_INLINE eq_status_t depthwise_conv_loops(const eq_depthwise_conv
                             acc += p->bias[oc];
                         }
                         out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] = eq_requantize(
-                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max, shift_only);
+                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max, mode);
                     }
                 }
             }
@@ -105,7 +111,7 @@ static EQ_ALWAYS_INLINE eq_status_t depthwise_conv_loops(const eq_depthwise_conv
 }
 
 static EQ_ALWAYS_INLINE eq_status_t fully_connected_loops(const eq_fully_connected_s8_params_t *p, const int8_t *in,
-                                                      int8_t *out, const int shift_only)
+                                                      int8_t *out, const int mode)
 {
     if (p == NULL || in == NULL || out == NULL) {
         return EQ_ERR_ARG;
@@ -122,7 +128,7 @@ static EQ_ALWAYS_INLINE eq_status_t fully_connected_loops(const eq_fully_connect
                 acc += p->bias[o];
             }
             out[(size_t)b * p->output_depth + o] =
-                eq_requantize(acc, p->out_mult, p->out_shift, o, p->output_offset, p->act_min, p->act_max, shift_only);
+                eq_requantize(acc, p->out_mult, p->out_shift, o, p->output_offset, p->act_min, p->act_max, mode);
         }
     }
     return EQ_OK;
@@ -130,16 +136,18 @@ static EQ_ALWAYS_INLINE eq_status_t fully_connected_loops(const eq_fully_connect
 
 eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out)
 {
-    return p != NULL && p->out_mult == NULL ? conv_loops(p, in, out, 1) : conv_loops(p, in, out, 0);
+    return p != NULL && p->out_mult == NULL ? conv_loops(p, in, out, EQ_SHIFT_AS_CONV)
+                                            : conv_loops(p, in, out, EQ_MULTIPLIER);
 }
 
 eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out)
 {
-    return p != NULL && p->out_mult == NULL ? depthwise_conv_loops(p, in, out, 1) : depthwise_conv_loops(p, in, out, 0);
+    return p != NULL && p->out_mult == NULL ? depthwise_conv_loops(p, in, out, EQ_SHIFT_AS_CONV)
+                                            : depthwise_conv_loops(p, in, out, EQ_MULTIPLIER);
 }
 
 eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const int8_t *in, int8_t *out)
 {
-    return p != NULL && p->out_mult == NULL ? fully_connected_loops(p, in, out, 1)
-                                            : fully_connected_loops(p, in, out, 0);
+    return p != NULL && p->out_mult == NULL ? fully_connected_loops(p, in, out, EQ_SHIFT_AS_FC)
+                                            : fully_connected_loops(p, in, out, EQ_MULTIPLIER);
 }

@@ -55,7 +55,7 @@ eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8
                                      + (size_t)i3 * p->in1_s3;
                     const int32_t prod = ((int32_t)in0[a] + p->in0_offset) * ((int32_t)in1[b] + p->in1_offset);
                     const int32_t scaled = p->out_mult != 0 ? eq_mbqm(prod, p->out_mult, (int)p->out_shift)
-                                                            : eq_rounding_shift(prod, p->out_shift);
+                                                            : eq_tflite_rounding_shift(prod, p->out_shift);
                     const int32_t raw = scaled + p->output_offset;
                     out[o++] = (int8_t)eq_clamp(raw, p->act_min, p->act_max);
                 }

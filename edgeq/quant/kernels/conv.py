@@ -10,7 +10,9 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift
+from edgeq.quant.fixedpoint import (
+    multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift, tflite_rounding_shift,
+)
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
     activation_range, clamp_s8, float_activation, pad_before, pot_shift, require_int8,
@@ -148,13 +150,15 @@ def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
     return xp[:, rows[:, None, :, None], cols[None, :, None, :], :]
 
 
-def _requantize(acc: np.ndarray, call: KernelCall) -> np.ndarray:
+def _requantize(acc: np.ndarray, call: KernelCall, shift_rounding=tflite_rounding_shift) -> np.ndarray:
+    """TFLite's multipliers, or in power-of-two graphs one rounding shift, rounded as LiteRT rounds the layer
+    (convolutions: its multiplier of 2^-shift; fully connected: once, half away from zero)."""
     p, a = call.params, call.arrays
     shift = a["out_shift"].astype(np.int64)
     if "out_mult" in a:
         out = multiply_by_quantized_multiplier(acc, a["out_mult"].astype(np.int64), shift)
-    else:  # power-of-two graph: one rounding shift
-        out = rounding_shift(acc, shift)
+    else:
+        out = shift_rounding(acc, shift)
     return clamp_s8(out + p["output_offset"], p["act_min"], p["act_max"])
 
 
@@ -194,7 +198,7 @@ def fully_connected_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) ->
     x = inputs[0].reshape(p["batches"], p["input_depth"]).astype(np.float64) + p["input_offset"]
     w = a["weights"].astype(np.float64) + p["weights_offset"]
     acc = (x @ w.T).astype(np.int64) + a["bias"].astype(np.int64)
-    return _requantize(acc, call).reshape(out_shape)
+    return _requantize(acc, call, shift_rounding=rounding_shift).reshape(out_shape)
 
 
 def _float_patches(x: np.ndarray, op, w_hw, y_shape) -> np.ndarray:

@@ -12,7 +12,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.quant.fixedpoint import (
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
-    rounding_shift, wrap32,
+    rounding_shift, tflite_rounding_shift, wrap32,
 )
 from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
 from edgeq.quant.kernels.common import (
@@ -123,7 +123,7 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     prod = (_gather(inputs[0], p, "in0") + p["in0_offset"]) * (_gather(inputs[1], p, "in1") + p["in1_offset"])
     if p["out_mult"] == 0:
-        raw = rounding_shift(prod, p["out_shift"]) + p["output_offset"]
+        raw = tflite_rounding_shift(prod, p["out_shift"]) + p["output_offset"]
     else:
         raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
