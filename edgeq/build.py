@@ -86,6 +86,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     bias_absorption: high-bias absorption (edgeq.passes.bias_absorption) where it is exact.
     rounding: "nearest", or "gptq" (edgeq.quant.rounding; needs real data, so nearest when data-free)."""
     from edgeq.passes.equalization import equalize
+    from edgeq.passes.global_pool import global_average_pools_to_means
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.executor import run_float_graph
     from edgeq.quant.pot import dequantized_outputs, quantize_graph
@@ -94,6 +95,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
     x = calibration_inputs(graph, calib, data_free, input_range, resize)
+    graph, pools_as_means = global_average_pools_to_means(graph)
     if data_free:
         equalization = "off" if equalization == "off" else "on"
         bias_correction = "analytic" if bias_correction != "off" else "off"
@@ -122,7 +124,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         hits = reference.argmax(axis=1) == outputs.argmax(axis=1)
         agree = float(np.mean(hits))
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"], "data_free": data_free,
-                              "high_bias_absorbed": absorbed,
+                              "high_bias_absorbed": absorbed, "global_pools_as_means": pools_as_means,
                               "bias_correction": bias_correction, "rounding": rounding, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
