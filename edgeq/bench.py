@@ -91,8 +91,8 @@ def quant_table(shared: Path) -> str:
 
     variants = [("plain", "off", "off", "nearest"), ("+ equalization", "on", "off", "nearest"),
                 ("+ bias correction", "off", "empirical", "nearest"), ("+ both", "on", "empirical", "nearest"),
-                ("default (auto)", "auto", "empirical", "nearest"),
-                ("default + GPTQ rounding", "auto", "empirical", "gptq"), ("data-free", None, None, None)]
+                ("default (auto, GPTQ rounding)", "auto", "empirical", "gptq"),
+                ("default with nearest rounding", "auto", "empirical", "nearest"), ("data-free", None, None, None)]
     rows = ["| model (metric) | MLCommons int8 per-channel | " + " | ".join(v[0] for v in variants) + " |",
             "| --- | ---: | " + " | ".join("---:" for _ in variants) + " |"]
     for name, rel, data, anchor in QUANT_MODELS:

@@ -24,8 +24,8 @@ def _calibration_options(fn):
                       help="Calibration inputs (.npz key x, or .npy) in the model's input layout and scaling, or a "
                            "folder of images (see --input-range, --resize).")(fn)
     fn = click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-                      help="Cross-layer equalization before quantizing (auto: kept only if it clearly helps on "
-                           "the calibration data).")(fn)
+                      help="Cross-layer equalization before quantizing (auto: with and without, keeping the one that "
+                           "agrees with the float model more often on the calibration data).")(fn)
     fn = click.option("--bias-correction", type=click.Choice(["empirical", "analytic", "off"]), default="empirical",
                       show_default=True,
                       help="Move the quantized model's mean error per channel into the biases: empirical (measured "
@@ -33,9 +33,9 @@ def _calibration_options(fn):
                            "or off.")(fn)
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
-    fn = click.option("--rounding", type=click.Choice(["nearest", "gptq"]), default="nearest", show_default=True,
-                      help="Weight rounding: to the nearest step, or error-compensating (GPTQ) against each "
-                           "layer's real inputs, which raises output SQNR.")(fn)
+    fn = click.option("--rounding", type=click.Choice(["gptq", "nearest"]), default="gptq", show_default=True,
+                      help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, which "
+                           "raises output SQNR, or to the nearest step (always so with --data-free).")(fn)
     fn = click.option("--bias-absorption/--no-bias-absorption", default=True, show_default=True,
                       help="High-bias absorption into the next layer, where a ReLU layer's channels never clip.")(fn)
     fn = click.option("--input-range", help="The range LO,HI of the model's input values: image pixels 0..255 "

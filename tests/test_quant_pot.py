@@ -201,8 +201,9 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
     assert max(ratios) > 50, ratios
     x_eval, y_eval = load_calibration_like(x[1500:], graph), y[1500:]
 
-    def accuracy(equalization, bias_correction):
-        q, _ = quantize(graph, tmp_path / "calib.npz", lambda *a: None, equalization, bias_correction)
+    def accuracy(equalization, bias_correction, rounding="nearest"):
+        q, _ = quantize(graph, tmp_path / "calib.npz", lambda *a: None, equalization, bias_correction,
+                        rounding=rounding)
         f, out = paired_outputs(graph, q, x_eval)
         return 100 * np.mean(f.argmax(1) == y_eval), 100 * np.mean(out.argmax(1) == y_eval)
 
@@ -211,7 +212,7 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
     assert float_acc > 85, float_acc
     assert plain < float_acc - 3, (float_acc, plain)
     assert repaired >= float_acc - 1, (float_acc, plain, repaired)
-    _, default = accuracy("auto", "empirical")  # the default sees the gain on the calibration data
+    _, default = accuracy("auto", "empirical", "gptq")  # the default sees the gain on the calibration data
     assert default >= float_acc - 1, (float_acc, plain, default)
 
 
@@ -272,21 +273,22 @@ def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
         a, b2 = run_float_graph(graph, [sample], keep_all=True), run_float_graph(absorbed, [sample], keep_all=True)
         np.testing.assert_allclose(b2[graph.outputs[0]], a[graph.outputs[0]], rtol=1e-5, atol=1e-5)
         assert b2[first.outputs[0]].max() < a[first.outputs[0]].max() - 2
-    _, with_absorption = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off")
-    _, without = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", bias_absorption=False)
+    _, with_absorption = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
+    _, without = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", bias_absorption=False,
+                          rounding="nearest")
     assert with_absorption["_summary"]["high_bias_absorbed"] and not without["_summary"]["high_bias_absorbed"]
     assert with_absorption["_summary"]["output_sqnr_db"] >= without["_summary"]["output_sqnr_db"] - 0.5
 
 
 def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
-    """--rounding gptq keeps the power-of-two scales, raises the output SQNR over nearest rounding, and
-    builds host C bit-exact with the executor."""
+    """--rounding gptq (the default) keeps the power-of-two scales, raises the output SQNR over nearest
+    rounding, and builds host C bit-exact with the executor; so does --rounding nearest."""
     from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
 
     for path, root in (digits_float, branchy_float):
         graph = load_tflite_file(path)
-        nearest = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off")
+        nearest = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
         gptq = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="gptq")
         assert gptq[1]["_summary"]["rounding"] == "gptq"
         assert gptq[1]["_summary"]["output_sqnr_db"] > nearest[1]["_summary"]["output_sqnr_db"], \
@@ -295,8 +297,8 @@ def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
             if a.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
                 assert nearest[0].t(a.inputs[1]).quant.s == gptq[0].t(b.inputs[1]).quant.s
     path, root = branchy_float
-    out = tmp_path / "gptq"
-    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "gptq", "-o", out)
+    out = tmp_path / "nearest"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "nearest", "-o", out)
     assert proc.returncode == 0, proc.stderr
     proc = edgeq("validate", out, "--data", root / "eval.npz")
     assert proc.returncode == 0 and "bit-exact" in proc.stdout, proc.stdout + proc.stderr

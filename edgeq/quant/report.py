@@ -66,20 +66,26 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     eq = report["_equalization"]
     layers = list(eq.get("ranges_before", {}))
     if layers and report["_summary"]["equalization"]:
-        cols = 3
-        rows = (len(layers) + cols - 1) // cols
-        fig, axes = plt.subplots(rows, cols, figsize=(12, 2.6 * rows), squeeze=False)
-        for ax, name in zip(axes.flat, layers):
+        # one axes, layers side by side: a grid of subplots took seconds to lay out on MobileNets
+        fig, ax = plt.subplots(figsize=(12, 4))
+        start, ticks = 0, []
+        for i, name in enumerate(layers):
             before, after = np.array(eq["ranges_before"][name]), np.array(eq["ranges_after"][name])
-            ax.semilogy(before, ".", label="before", color="#999933")
-            ax.semilogy(after, ".", label="after", color="#117733")
-            ax.set_title(_short(name, 30), fontsize=8)
-            ax.set_xlabel("output channel", fontsize=7)
-        for ax in list(axes.flat)[len(layers):]:
-            ax.axis("off")
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        plots.append(("Weight range per output channel before and after cross-layer equalization", _png(fig)))
+            x = np.arange(start, start + before.size)
+            if i % 2:
+                ax.axvspan(start - 0.5, start + before.size - 0.5, color="#eeeeee", lw=0)
+            ax.plot(x, before, ".", ms=3, color="#999933", label="before" if i == 0 else None)
+            ax.plot(x, after, ".", ms=3, color="#117733", label="after" if i == 0 else None)
+            ticks.append((start + before.size / 2, _short(name, 30)))
+            start += before.size
+        ax.set_yscale("log")
+        top = max(max(eq["ranges_before"][n] + eq["ranges_after"][n]) for n in layers)
+        ax.set_ylim(top * 1e-5, top * 2)  # dead channels (|w| ~ 1e-30) would flatten the rest
+        ax.set_xticks([t for t, _ in ticks], [n for _, n in ticks], rotation=90, fontsize=6)
+        ax.set_ylabel("max |w| of the output channel (dead channels below the axis)")
+        ax.legend(fontsize=7)
+        plots.append(("Weight range per output channel before and after cross-layer equalization (layers side by "
+                      "side, in execution order)", _png(fig)))
         plt.close(fig)
     corrections = report["_summary"].get("bias_correction_max_lsb") or {}
     if corrections:
