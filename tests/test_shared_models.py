@@ -68,3 +68,45 @@ def test_float_executor_matches_litert(rel):
         # hybrid kernels quantize activations on the fly, so only the float files are held to 1e-4
         tol = 0.05 if "hybrid" in rel else 1e-4
         np.testing.assert_allclose(got.reshape(ref.shape), ref, rtol=tol, atol=tol * max(1.0, np.abs(ref).max()))
+
+
+# Issue 3's acceptance: MLCommons' per-channel int8 model's top-1 agreement with the float model on the shared
+# eval set (ad01: Pearson r of the anomaly score), and how far below it edgeq's power-of-two model may fall.
+POT_ACCEPTANCE = {"resnet_ic": ("resnet_ic_fp32", 89.5 - 1.0), "vww_96": ("vww_96_fp32", 99.0 - 1.0),
+                  "kws_ds_cnn": ("kws_ds_cnn_hybrid", 93.5 - 1.0), "ad01": ("ad01_fp32", 0.995)}
+
+
+@pytest.mark.parametrize("data", sorted(POT_ACCEPTANCE))
+def test_power_of_two_build_meets_the_acceptance_on_the_eval_set(data, tmp_path):
+    """The default power-of-two build for the host, calibrated on calib.npz and run as C by `edgeq run
+    --dequantize` on eval.npz, against the float model."""
+    import json
+    import subprocess
+    import sys
+
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.executor import run_float_graph
+
+    model, floor = POT_ACCEPTANCE[data]
+    path = shared_path(f"models/mlperf_tiny/{model}.tflite")
+    x = np.load(shared_path(f"data/{data}/eval.npz"))["x"].astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "build"
+    for args in (["build", path, "--board", "host", "--calib", shared_path(f"data/{data}/calib.npz"), "-o", out],
+                 ["run", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", "--dequantize"]):
+        proc = subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for t in json.loads((out / "model.json").read_text())["tensors"]:
+        if t["dtype"] == "int8":
+            assert all(np.log2(s) == round(np.log2(s)) for s in t["scale"]), t["name"]
+    graph = load_tflite_file(path)
+    shape = graph.t(graph.inputs[0]).shape
+    f = np.array([run_float_graph(graph, [s.reshape(shape)])[graph.outputs[0]].reshape(-1) for s in x])
+    q = np.load(tmp_path / "y.npy").reshape(len(x), -1)
+    if data == "ad01":
+        flat = x.reshape(len(x), -1)
+        measured = float(np.corrcoef(((flat - f) ** 2).mean(1), ((flat - q) ** 2).mean(1))[0, 1])
+    else:
+        measured = 100 * float(np.mean(f.argmax(1) == q.argmax(1)))
+    print(f"{data}: {measured:.4g} (floor {floor:.4g})")
+    assert measured >= floor, (data, measured, floor)
