@@ -385,3 +385,49 @@ def test_build_for_corstone300_u55_and_quantize_to_tflite(vela, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert [op.kind for op in load_tflite_file(tmp_path / "q.tflite").ops] == \
         [op.kind for op in load_tflite_file(out / "model_int8.tflite").ops]
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["conv", "fully_connected", "mul"])
+def test_ties_round_as_litert_at_every_small_shift(kind, k):
+    """Small accumulators and shifts of 1-3, where many values are ties or one below a tie and the rounding
+    rules differ: LiteRT's output equals edgeq's executor exactly, signs included (no activation clamps)."""
+    from edgeq.export import to_tflite
+    from edgeq.quant.executor import run_int
+
+    rng = np.random.default_rng(k)
+    sx, sw = 2.0 ** -4, 2.0 ** -6
+    qx, qy = Quant([sx], [0]), Quant([sx * sw * 2.0 ** k], [0])
+    tensors = {"x": Tensor("x", (1, 4, 4, 16), "int8", qx), "y": None}
+    w = rng.integers(-3, 4, (8, 16)).astype(np.int8)
+    bias = Tensor("b", (8,), "int32", Quant([sx * sw], [0]), rng.integers(-4, 5, 8).astype(np.int32))
+    if kind == "conv":
+        tensors["w"] = Tensor("w", (8, 1, 1, 16), "int8", Quant([sw], [0]), w.reshape(8, 1, 1, 16))
+        tensors["y"] = Tensor("y", (1, 4, 4, 8), "int8", qy)
+        op = ops.Conv2D("conv", ["x", "w", "b"], ["y"])
+    elif kind == "fully_connected":
+        tensors["x"] = Tensor("x", (16, 16), "int8", qx)
+        tensors["w"] = Tensor("w", (8, 16), "int8", Quant([sw], [0]), w)
+        tensors["y"] = Tensor("y", (16, 8), "int8", qy)
+        op = ops.FullyConnected("fully_connected", ["x", "w", "b"], ["y"])
+    else:
+        tensors["w"] = Tensor("w", (1, 4, 4, 16), "int8", Quant([sw], [0]))
+        tensors["y"] = Tensor("y", (1, 4, 4, 16), "int8", Quant([sx * sw * 2.0 ** k], [0]))
+        op = ops.Mul("mul", ["x", "w"], ["y"])
+    if kind != "mul":
+        tensors["b"] = bias
+    inputs = ["x", "w"] if kind == "mul" else ["x"]
+    g = Graph(kind, tensors, [op], inputs, ["y"], requant="shift")
+    xs = [rng.integers(-12, 13, g.t(n).shape).astype(np.int8) for n in inputs]
+    want = run_int(g, xs)["y"]
+    model = to_tflite(g)
+    np.testing.assert_array_equal(litert(model)(xs)("y").reshape(want.shape), want)
+    assert np.abs(want).max() < 127  # nothing saturated: every value was rounded, not clamped
+    # TFLM rounds convolutions and MUL as LiteRT does, but fully connected layers twice (Q31 0.5, then a
+    # rounding divide): one above on negative ties (k = 1) or on positive values just under a tie (k >= 2).
+    diff = tflm(model)(xs)("y").reshape(want.shape).astype(int) - want
+    if kind == "fully_connected":
+        assert set(np.unique(diff)) == {0, 1}
+        assert np.all(want[diff == 1] < 0) if k == 1 else np.all(want[diff == 1] >= 0)
+    else:
+        assert not diff.any()
