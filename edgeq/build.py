@@ -75,7 +75,7 @@ def _statistics(g: Graph, x: np.ndarray, data_free: bool, bias_absorption: bool)
 def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: str = "auto",
              bias_correction: str = "empirical", data_free: bool = False,
              input_range: str | None = None, resize: str = "stretch",
-             bias_absorption: bool = True, rounding: str = "gptq") -> tuple[Graph, dict]:
+             bias_absorption: bool = True, rounding: str = "gptq", pool_as_mean: bool = True) -> tuple[Graph, dict]:
     """Power-of-two quantization of a float graph on calibration data.
 
     equalization: "on", "off", or "auto" (both are quantized and the better on the calibration data is kept,
@@ -84,7 +84,8 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     data_free: no calibration data; statistics from batch norms and synthetic inputs in input_range "LO,HI"
     (edgeq.quant.data_free). Equalization is then on unless "off", and bias correction analytic.
     bias_absorption: high-bias absorption (edgeq.passes.bias_absorption) where it is exact.
-    rounding: "gptq" (edgeq.quant.rounding; needs real data, so nearest when data-free) or "nearest"."""
+    rounding: "gptq" (edgeq.quant.rounding; needs real data, so nearest when data-free) or "nearest".
+    pool_as_mean: global average pools quantized as MEANs (edgeq.passes.global_pool)."""
     from edgeq.passes.equalization import equalize
     from edgeq.passes.global_pool import global_average_pools_to_means
     from edgeq.quant.bias_correction import correct_biases
@@ -95,7 +96,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
     x = calibration_inputs(graph, calib, data_free, input_range, resize)
-    graph, pools_as_means = global_average_pools_to_means(graph)
+    graph, pools_as_means = global_average_pools_to_means(graph) if pool_as_mean else (graph, [])
     if data_free:
         equalization = "off" if equalization == "off" else "on"
         bias_correction = "analytic" if bias_correction != "off" else "off"

@@ -36,6 +36,9 @@ def _calibration_options(fn):
     fn = click.option("--rounding", type=click.Choice(["gptq", "nearest"]), default="gptq", show_default=True,
                       help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, which "
                            "raises output SQNR, or to the nearest step (always so with --data-free).")(fn)
+    fn = click.option("--pool-as-mean/--no-pool-as-mean", default=True, show_default=True,
+                      help="Quantize global average pools as MEAN, so their output gets its own scale (int8 "
+                           "AVERAGE_POOL_2D keeps its input's).")(fn)
     fn = click.option("--bias-absorption/--no-bias-absorption", default=True, show_default=True,
                       help="High-bias absorption into the next layer, where a ReLU layer's channels never clip.")(fn)
     fn = click.option("--input-range", help="The range LO,HI of the model's input values: image pixels 0..255 "
@@ -93,7 +96,7 @@ def inspect(model, as_json):
 @_calibration_options
 @_input_layout
 def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
-          input_range, resize, bias_absorption, rounding):
+          input_range, resize, bias_absorption, rounding, pool_as_mean):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
@@ -103,7 +106,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     if quant == "pot":
         float_graph = graph
         graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                                  resize, bias_absorption, rounding)
+                                  resize, bias_absorption, rounding, pool_as_mean)
         if report_path:
             from edgeq.quant.report import build_report, write_html
             write_html(build_report(float_graph, graph, choices), Path(report_path))
@@ -139,13 +142,13 @@ def run(build_dir, input_path, output_path, dequantize, port):
 @_calibration_options
 @_input_layout
 def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize,
-                 bias_absorption, rounding):
+                 bias_absorption, rounding, pool_as_mean):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.build import quantize
     from edgeq.quant.report import build_report, write_html, write_json
     graph = _load(model)
     qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                               resize, bias_absorption, rounding)
+                               resize, bias_absorption, rounding, pool_as_mean)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
         tflite_bytes = to_tflite(qgraph)

@@ -302,3 +302,30 @@ def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = edgeq("validate", out, "--data", root / "eval.npz")
     assert proc.returncode == 0 and "bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_global_average_pool_is_quantized_as_a_mean(digits_float):
+    """The digits CNN's 4x4 global average pool becomes a MEAN (the same float function) whose output gets
+    a finer power-of-two scale than its input; --no-pool-as-mean keeps the pool and its input's scale."""
+    from edgeq.build import quantize
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.ir import ops
+    from edgeq.passes.global_pool import global_average_pools_to_means
+    from edgeq.quant.executor import run_float_graph
+
+    path, root = digits_float
+    graph = load_tflite_file(path)
+    pooled, names = global_average_pools_to_means(graph)
+    assert len(names) == 1 and not any(isinstance(op, ops.AveragePool2D) for op in pooled.ops)
+    x = np.load(root / "eval.npz")["x"][:16].reshape(-1, *graph.t(graph.inputs[0]).shape)
+    for s in x:
+        np.testing.assert_allclose(run_float_graph(pooled, [s])[graph.outputs[0]],
+                                   run_float_graph(graph, [s])[graph.outputs[0]], rtol=1e-5, atol=1e-6)
+    q, choices = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
+    mean = next(op for op in q.ops if isinstance(op, ops.Mean))
+    assert choices["_summary"]["global_pools_as_means"] == names
+    assert q.t(mean.outputs[0]).quant.s < q.t(mean.inputs[0]).quant.s
+    kept, _ = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest",
+                       pool_as_mean=False)
+    pool = next(op for op in kept.ops if isinstance(op, ops.AveragePool2D))
+    assert kept.t(pool.outputs[0]).quant.s == kept.t(pool.inputs[0]).quant.s
