@@ -286,6 +286,9 @@ def test_flash_leaves_qemu_running_for_later_commands(example_builds, tmp_path):
                                "--output", str(tmp_path / "y.npy")], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         os.kill(info["pid"], 0)  # the flashed emulator served the run and is still up
+        # and it has no monitor socket, whose temporary folder nobody would remove after `kill`
+        args = Path(f"/proc/{info['pid']}/cmdline").read_bytes().split(b"\0")
+        assert args[args.index(b"-monitor") + 1] == b"none", args
     finally:
         os.kill(info["pid"], signal.SIGTERM)
         (d / DEVICE_FILE).unlink()

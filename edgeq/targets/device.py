@@ -120,7 +120,7 @@ def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) 
         if old is not None:
             with contextlib.suppress(OSError):
                 os.kill(json.loads((build_dir / DEVICE_FILE).read_text())["pid"], signal.SIGTERM)
-        qemu = QemuBoard(board, elf).start()
+        qemu = QemuBoard(board, elf, monitor=False).start()
         (build_dir / DEVICE_FILE).write_text(json.dumps({"pid": qemu.proc.pid, "pty": qemu.pty}))
         echo(f"{board.name} is running {elf.name} in QEMU (pid {qemu.proc.pid}), serial port {qemu.pty}; "
              f"stop it with `kill {qemu.proc.pid}`")

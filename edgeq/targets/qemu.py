@@ -19,18 +19,22 @@ PTY_LINE = re.compile(rb"char device redirected to (\S+) \(label serial0\)")
 
 
 class QemuBoard:
-    """A running emulated board; use as a context manager so the emulator always stops."""
+    """A running emulated board; use as a context manager so the emulator always stops.
 
-    def __init__(self, board: Board, elf: Path):
+    monitor: a QEMU monitor socket (in a temporary folder, removed by stop()) for reset(). An emulator
+    left running for later commands (`edgeq flash`) has none, so nothing is left behind when it is killed."""
+
+    def __init__(self, board: Board, elf: Path, monitor: bool = True):
         self.board, self.elf = board, Path(elf)
         self.proc: subprocess.Popen | None = None
         self.pty = ""
-        self._tmp = tempfile.mkdtemp(prefix="edgeq-qemu-")
-        self.monitor_path = os.path.join(self._tmp, "monitor.sock")
+        self._tmp = tempfile.mkdtemp(prefix="edgeq-qemu-") if monitor else None
+        self.monitor_path = os.path.join(self._tmp, "monitor.sock") if monitor else None
 
     def command(self) -> list[str]:
+        monitor = f"unix:{self.monitor_path},server,nowait" if self.monitor_path else "none"
         return ["qemu-system-arm", "-machine", self.board.raw["flasher"]["machine"], "-nographic",
-                "-monitor", f"unix:{self.monitor_path},server,nowait", "-serial", "pty",
+                "-monitor", monitor, "-serial", "pty",
                 "-icount", "shift=0,align=off,sleep=off", "-kernel", str(self.elf)]
 
     def start(self, timeout: float = 10.0) -> "QemuBoard":
@@ -58,6 +62,8 @@ class QemuBoard:
 
     def reset(self) -> None:
         """system_reset through the QEMU monitor: the firmware restarts from its reset vector."""
+        if self.monitor_path is None:
+            raise EdgeqError(f"This {self.board.name} emulator was started without a monitor and cannot be reset.")
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(self.monitor_path)
             s.sendall(b"system_reset\n")
@@ -73,7 +79,8 @@ class QemuBoard:
                 self.proc.wait()
         if self.proc is not None and self.proc.stdout:
             self.proc.stdout.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> "QemuBoard":
         return self.start() if self.proc is None else self
