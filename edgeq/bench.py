@@ -61,8 +61,8 @@ def latency_table(shared: Path) -> str:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "fw"
                 model = shared / rel
-                write_project(compile_graph(load_tflite_file(model)), get_board(board_name), "keep", out,
-                              model.read_bytes(), echo=lambda *_: None)
+                write_project(compile_graph(load_tflite_file(model)), get_board(board_name), "keep", out, model,
+                              echo=lambda *_: None)
                 manifest = load_manifest(out)
                 with open_device(out, manifest) as (link, board):
                     figures[core] = profile(link, board, manifest)["instructions_per_inference"]

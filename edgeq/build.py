@@ -200,9 +200,10 @@ def write_sources(c: Compiled, folder: Path) -> None:
     shutil.copytree(RUNTIME_DIR, folder / "runtime", dirs_exist_ok=True)
 
 
-def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_bytes: bytes = b"",
+def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_file: Path | None = None,
                   lib_only: bool = False, echo=print) -> None:
-    """Writes every file into a fresh sibling folder, then swaps it in: no half-written output."""
+    """Writes every file into a fresh sibling folder, then swaps it in: no half-written output.
+    model_file, the source model, is copied in as model.<its suffix>."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not (out_dir / "model.json").exists() and any(out_dir.iterdir()):
         raise EdgeqError(f"{out_dir} exists and is not an edgeq build folder; choose an empty or new -o folder.")
@@ -211,8 +212,8 @@ def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_by
     try:
         write_sources(c, tmp)
         info = manifest(c, board, quant)
-        if model_bytes:
-            (tmp / "model.tflite").write_bytes(model_bytes)
+        if model_file is not None:
+            shutil.copyfile(model_file, tmp / f"model{Path(model_file).suffix.lower()}")
         with open(tmp / "reference_graph.pkl", "wb") as f:  # the integer graph `edgeq validate` checks against
             pickle.dump(c.graph, f)
         if lib_only:

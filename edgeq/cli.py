@@ -112,7 +112,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
             write_html(build_report(float_graph, graph, choices), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant)
-    write_project(compiled, b, quant, Path(out_dir), Path(model).read_bytes(), lib_only=lib, echo=click.echo)
+    write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
     click.echo(f"built {graph.name} for {b.name} in {out_dir}: {layers} layers, arena {compiled.plan.size:,} B "
                f"(lower bound {compiled.plan.lower_bound:,} B)")

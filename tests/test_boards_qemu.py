@@ -38,7 +38,7 @@ def build(model: Path, board: str, out: Path) -> Path:
     from edgeq.targets.boards import get_board
 
     graph = load_tflite_file(model)
-    write_project(compile_graph(graph), get_board(board), "keep", out, model.read_bytes(), echo=lambda *_: None)
+    write_project(compile_graph(graph), get_board(board), "keep", out, model, echo=lambda *_: None)
     return out
 
 

@@ -53,6 +53,7 @@ def test_build_run_matches_tflm(tmp_path):
     proc = edgeq("build", EXAMPLE, "--board", "host", "-o", out)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "model.json").read_text())
+    assert (out / "model.tflite").read_bytes() == Path(EXAMPLE).read_bytes()
     assert manifest["arena"]["arena_bytes"] >= manifest["arena"]["lower_bound_bytes"]
     for t in manifest["tensors"]:
         assert {"name", "dtype", "shape", "scale", "zero_point"} <= set(t)

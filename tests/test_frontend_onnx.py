@@ -412,6 +412,7 @@ def test_pot_build_is_bit_exact(exported, tmp_path, name, fmt):
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["quant"] == "pot" and manifest["inputs"][0]["shape"] == list(shape)
+    assert (out / f"model{path.suffix}").read_bytes() == path.read_bytes()  # the source model, under its own suffix
     for t in manifest["tensors"]:
         if t["dtype"] == "int8":
             assert all(s > 0 and np.log2(s) == round(np.log2(s)) for s in t["scale"]), t["name"]
