@@ -130,6 +130,7 @@ def test_quantize_command_writes_a_report(digits_float, tmp_path):
     html = (tmp_path / "q" / "quant_report.html").read_text()
     assert html.count("<img") >= 3 and "data:image/png;base64," in html
     assert all(name in html for name in report["tensors"])
+    assert "weight rounding: gptq" in html and "quantized as MEAN: average_pool_2d" in html
 
 
 def test_float_model_without_calibration_is_refused(digits_float, tmp_path):
