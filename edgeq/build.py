@@ -122,14 +122,13 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
             corrections, outputs = {}, dequantized_outputs(qgraph, x)
         noise = float(np.sum((reference - outputs) ** 2))
         out_sqnr = 10 * math.log10(float(np.sum(reference ** 2)) / noise) if noise > 0 else float("inf")
-        hits = reference.argmax(axis=1) == outputs.argmax(axis=1)
-        agree = float(np.mean(hits))
+        agree = float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1)))
         report["_summary"] = {"equalization": cle, "equalized_pairs": eq_info["pairs"], "data_free": data_free,
                               "high_bias_absorbed": absorbed, "global_pools_as_means": pools_as_means,
                               "bias_correction": bias_correction, "rounding": rounding, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
-        results.append(((agree, out_sqnr), qgraph, report, eq_info, g, hits))
+        results.append(((agree, out_sqnr), qgraph, report, eq_info, g))
     best = results[0]
     if len(results) > 1:
         classifier = graph.t(graph.outputs[0]).shape != graph.t(graph.inputs[0]).shape
