@@ -95,8 +95,8 @@ static inline int32_t eq_rounding_shift(int64_t x, int32_t shift)
 }
 
 /* x * 2^-shift rounded as tflite::MultiplyByQuantizedMultiplier rounds a multiplier of 2^-shift (its two
- * roundings as one nudge), so exported power-of-two models match TFLite bit for bit (convolutions, FC,
- * MUL). Twin of fixedpoint.tflite_rounding_shift. */
+ * roundings as one nudge), so exported power-of-two models match LiteRT bit for bit (convolutions,
+ * depthwise, MUL). Twin of fixedpoint.tflite_rounding_shift. */
 static inline int32_t eq_tflite_rounding_shift(int64_t x, int32_t shift)
 {
     int64_t nudge = 0;

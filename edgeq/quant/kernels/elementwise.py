@@ -57,9 +57,9 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
 @lowers(ops.Add)
 def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if graph.requant == "shift":
         return _lower_add_shift(op, graph)
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
     m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
