@@ -16,8 +16,8 @@ from edgeq.codegen.render import CModel, build_cmodel, render_sources
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.memory.arena import ArenaPlan, plan_arena
-from edgeq.quant.executor import lower_graph
-from edgeq.quant.kernels import KernelCall
+from edgeq.lowering import lower_graph
+from edgeq.lowering import KernelCall
 from edgeq.targets.boards import Board
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "ref"
@@ -152,7 +152,7 @@ def _better(agreement_and_sqnr: tuple[float, float], classifier: bool) -> tuple[
     return (agree, sqnr) if classifier else (sqnr,)
 
 
-def compile_graph(graph: Graph, quant: str = "keep") -> Compiled:
+def compile_graph(graph: Graph, quant: str = "keep", board: Board | None = None, kernels: str = "auto") -> Compiled:
     if quant not in QUANT_MODES:
         raise EdgeqError(f"Unknown --quant mode '{quant}'; available: {', '.join(QUANT_MODES)}.")
     if not graph.is_integer:

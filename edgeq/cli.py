@@ -93,9 +93,12 @@ def inspect(model, as_json):
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
+@click.option("--kernels", type=click.Choice(["auto", "ref", "cmsis-nn"]), default="auto", show_default=True,
+              help="Kernel library: auto (the board's libraries in its order of preference, per layer), or one "
+                   "library with the portable reference C as the fallback for layers it cannot run.")
 @_calibration_options
 @_input_layout
-def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, data_free,
+def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, kernels, data_free,
           input_range, resize, bias_absorption, rounding, pool_as_mean):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
@@ -111,7 +114,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
             from edgeq.quant.report import build_report, write_html
             write_html(build_report(float_graph, graph, choices), Path(report_path))
             click.echo(f"wrote {report_path}")
-    compiled = compile_graph(graph, quant)
+    compiled = compile_graph(graph, quant, b, kernels)
     write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo)
     layers = sum(1 for c in compiled.calls if not c.alias)
     click.echo(f"built {graph.name} for {b.name} in {out_dir}: {layers} layers, arena {compiled.plan.size:,} B "

@@ -4,12 +4,12 @@ from __future__ import annotations
 from edgeq.ir import Graph, ops
 from edgeq.ir.stats import macs
 from edgeq.memory.arena import plan_arena
-from edgeq.quant.kernels import KernelCall
+from edgeq.lowering import KernelCall
 
 
 def inspect_graph(graph: Graph) -> dict:
     if graph.is_integer:
-        from edgeq.quant.executor import lower_graph
+        from edgeq.lowering import lower_graph
         calls = lower_graph(graph)
         weights = [sum(a.nbytes for a in c.arrays.values()) for c in calls]
     else:  # float model: what it would take before quantization

@@ -43,7 +43,8 @@ def validate_build(build_dir: Path, x: np.ndarray, port: str | None = None) -> d
     """Sends every sample to the device and compares its outputs bit for bit with edgeq's executor."""
     import pickle
 
-    from edgeq.quant.executor import lower_graph, run_int
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
     from edgeq.targets.device import open_device, run_samples
 
     m = load_manifest(build_dir)

@@ -41,7 +41,8 @@ def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
 
 def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> None:
     from edgeq.frontends.tflite import load_tflite
-    from edgeq.quant.executor import lower_graph, run_int
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
 
     graph = load_tflite(model, "model")
     calls = lower_graph(graph)

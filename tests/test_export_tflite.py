@@ -191,8 +191,9 @@ class Diff:
 def compare(qgraph: Graph, model: bytes, samples: list[np.ndarray], runtime) -> tuple[dict[str, Diff], Diff, float]:
     """Per operator: edgeq's kernel on the runtime's own inputs to it against the runtime's output.
     End to end: edgeq's executor against the runtime's outputs, and the top-1 agreement of the first."""
-    from edgeq.quant.executor import lower_graph, run_int
-    from edgeq.quant.kernels import run_kernel
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
+    from edgeq.lowering import run_kernel
 
     calls = lower_graph(qgraph)
     run = runtime(model)

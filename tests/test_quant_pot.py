@@ -65,7 +65,7 @@ def test_shifts_round_as_litert_rounds_power_of_two_multipliers():
     """The convolution/MUL shift equals TFLite's MultiplyByQuantizedMultiplier for 2^-k (Q31 0.5, then a
     rounding divide: two roundings) and the fully connected/ADD shift its RoundingDivideByPOT, on every
     int32 near zero and on random ones, for every shift; they differ from each other, so each is needed."""
-    from edgeq.quant.fixedpoint import (
+    from edgeq.lowering.fixedpoint import (
         multiply_by_quantized_multiplier, rounding_divide_by_pot, rounding_shift, tflite_rounding_shift,
     )
     rng = np.random.default_rng(0)
@@ -103,7 +103,8 @@ def test_pot_build_is_power_of_two_and_bit_exact(digits_float, tmp_path):
 def test_pot_accuracy_close_to_float(digits_float, tmp_path):
     from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
-    from edgeq.quant.executor import lower_graph, run_float_graph, run_int
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_float_graph, run_int
 
     path, root = digits_float
     graph = load_tflite_file(path)

@@ -33,7 +33,7 @@ def test_int8_model_bit_exact_with_tflm(name):
 def test_arena_reaches_the_lower_bound(name):
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.memory.arena import plan_arena
-    from edgeq.quant.executor import lower_graph
+    from edgeq.lowering import lower_graph
 
     graph = load_tflite_file(shared_path(INT8_MODELS[name]))
     plan = plan_arena(graph, lower_graph(graph))

@@ -10,7 +10,7 @@ import numpy as np
 import edgeq
 from edgeq.ir import Graph
 from edgeq.memory.arena import ArenaPlan
-from edgeq.quant.kernels import KernelCall
+from edgeq.lowering import KernelCall
 
 C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t"}
 

@@ -37,7 +37,7 @@ from edgeq.frontends import constfold, fold, qdq
 from edgeq.frontends.constfold import axes_of, flatten_shape, reshape_target, squeeze_shape, unsqueeze_shape
 from edgeq.frontends.layout import NHWC, Val, flatten_order, identity, nontrivial, reshape_perm
 from edgeq.ir import Graph, Quant, Tensor, ops
-from edgeq.quant.kernels.common import out_size, pad_before
+from edgeq.lowering.common import out_size, pad_before
 
 RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 UNARY = {"Relu": ops.Relu, "Sigmoid": ops.Logistic, "Tanh": ops.Tanh, "HardSwish": ops.HardSwish}

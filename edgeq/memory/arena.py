@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from edgeq.ir import Graph
 from edgeq.memory.planner import ArenaPlanner
-from edgeq.quant.kernels import KernelCall
+from edgeq.lowering import KernelCall
 
 ALIGNMENT = 16
 

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from edgeq.ir import Graph, ops
-from edgeq.quant.kernels import lower, run_float, run_kernel
+from edgeq.lowering import lower, run_float, run_kernel
 from edgeq.quant.pot import dequantize, quantize_sample
 
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)

@@ -12,7 +12,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
 from edgeq.quant.calibration import TensorStats, collect_stats
-from edgeq.quant.kernels.common import float_activation
+from edgeq.lowering.common import float_activation
 
 SYNTHETIC_SAMPLES = 32
 BN_SAMPLES = 4096  # Gaussian draws per channel

@@ -5,11 +5,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.quant.kernels import KernelCall, lower, run_float, run_kernel
-
-
-def lower_graph(graph: Graph) -> list[KernelCall]:
-    return [lower(op, graph) for op in graph.ops]
+from edgeq.lowering import KernelCall, lower_graph, run_float, run_kernel
 
 
 def _check_inputs(graph: Graph, inputs: list[np.ndarray], dtype: str) -> None:

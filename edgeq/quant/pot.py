@@ -186,7 +186,8 @@ def dequantize(q: np.ndarray, quant: Quant) -> np.ndarray:
 def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: int = 8) -> dict[str, float]:
     """Per activation tensor: signal-to-quantization-noise ratio (dB) of the integer graph against the
     float graph on the first calibration samples."""
-    from edgeq.quant.executor import lower_graph, run_float_graph, run_int
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_float_graph, run_int
 
     calls = lower_graph(int_graph)
     signal: dict[str, float] = {}
@@ -207,7 +208,8 @@ def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: in
 
 def dequantized_outputs(int_graph: Graph, x: np.ndarray) -> np.ndarray:
     """The integer graph's first output for every float sample, dequantized: [N, size] float64."""
-    from edgeq.quant.executor import lower_graph, run_int
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
 
     calls = lower_graph(int_graph)
     t_in, t_out = int_graph.t(int_graph.inputs[0]).quant, int_graph.t(int_graph.outputs[0]).quant

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import ops
-from edgeq.quant.kernels.conv import _float_patches
+from edgeq.lowering.conv import _float_patches
 
 MAX_ROWS = 8192  # input vectors per layer for H
 DAMP = 0.01  # of H's mean diagonal, for layers whose inputs do not span every direction

@@ -18,6 +18,7 @@ class Board:
     emulated: bool = False
     core: str = ""
     features: list[str] = field(default_factory=list)
+    kernels: list[str] = field(default_factory=lambda: ["ref"])  # kernel libraries, in order of preference
     aliases: list[str] = field(default_factory=list)
     clock_hz: int = 0
     flash: dict = field(default_factory=lambda: {"origin": 0, "length": 0})  # code + constants region

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.ir import Graph, ops
-from edgeq.quant.kernels import KernelCall, float_impl, lowers
+from edgeq.lowering import KernelCall, float_impl, lowers
 
 
 @lowers(ops.Reshape)

@@ -77,6 +77,10 @@ def lower(op: ops.Op, graph: Graph) -> KernelCall:
     return fn(op, graph)
 
 
+def lower_graph(graph: Graph) -> list[KernelCall]:
+    return [lower(op, graph) for op in graph.ops]
+
+
 def run_kernel(call: KernelCall, inputs: list[np.ndarray], out_shape: tuple[int, ...]) -> np.ndarray:
     _load_all()
     if call.alias:
@@ -94,4 +98,4 @@ def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
 
 def _load_all():
     # Import for the registration side effect; modules are cached after the first call.
-    from edgeq.quant.kernels import activations, conv, elementwise, pooling, reshape  # noqa: F401
+    from edgeq.lowering import activations, conv, elementwise, pooling, reshape  # noqa: F401

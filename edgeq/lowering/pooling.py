@@ -10,9 +10,9 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
-from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import (
+from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
+from edgeq.lowering import KernelCall, float_impl, kernel, lowers
+from edgeq.lowering.common import (
     activation_range, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4,
 )
 

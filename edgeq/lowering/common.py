@@ -5,7 +5,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Tensor, ops
-from edgeq.quant.fixedpoint import round_half_away
+from edgeq.lowering.fixedpoint import round_half_away
 
 INT8_MIN, INT8_MAX = -128, 127
 

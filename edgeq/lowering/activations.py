@@ -14,10 +14,10 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant import gemmlowp as gl
-from edgeq.quant.fixedpoint import quantize_multiplier, round_half_away
-from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import INT8_MAX, INT8_MIN, require_int8
+from edgeq.lowering import gemmlowp as gl
+from edgeq.lowering.fixedpoint import quantize_multiplier, round_half_away
+from edgeq.lowering import KernelCall, float_impl, kernel, lowers
+from edgeq.lowering.common import INT8_MAX, INT8_MIN, require_int8
 
 INPUTS = range(INT8_MIN, INT8_MAX + 1)
 

@@ -10,11 +10,11 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import (
+from edgeq.lowering.fixedpoint import (
     multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift, tflite_rounding_shift,
 )
-from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import (
+from edgeq.lowering import KernelCall, float_impl, kernel, lowers
+from edgeq.lowering.common import (
     activation_range, clamp_s8, float_activation, pad_before, pot_shift, require_int8,
 )
 

@@ -10,12 +10,12 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.quant.fixedpoint import (
+from edgeq.lowering.fixedpoint import (
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_smaller_than_one_exp, quantize_multiplier,
     rounding_shift, tflite_rounding_shift, wrap32,
 )
-from edgeq.quant.kernels import KernelCall, float_impl, kernel, lowers
-from edgeq.quant.kernels.common import (
+from edgeq.lowering import KernelCall, float_impl, kernel, lowers
+from edgeq.lowering.common import (
     activation_range, clamp_s8, exponent_of, float_activation, pot_shift, require_int8, to_nhwc4,
 )
 
