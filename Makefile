@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := gcc make clang cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 SHELL := /bin/bash
+# CMSIS-NN for --kernels cmsis-nn/auto: the pinned copy beside the checkout when there is one (no network here).
+SHARED_CMSIS_NN := $(abspath ../shared/third_party/CMSIS-NN)
+ifneq ($(wildcard $(SHARED_CMSIS_NN)/Include/arm_nnfunctions.h),)
+export EDGEQ_CMSIS_NN ?= $(SHARED_CMSIS_NN)
+endif
 
 .PHONY: demo test bench toolchains venv clean
 

@@ -56,7 +56,7 @@ def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> Non
                 got[name], ref[j].reshape(got[name].shape),
                 err_msg=f"numpy executor != TFLite Micro on sample {k}, output {name}")
     if c and _have_c_pipeline():
-        from edgeq.targets.host import build_and_run_host
+        from edgeq.build import build_and_run_host
         with tempfile.TemporaryDirectory() as d:
             outs = build_and_run_host(graph, Path(d), samples, sanitize=True)
         for k, (got, ref) in enumerate(zip(outs, expected)):

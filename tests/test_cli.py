@@ -146,7 +146,7 @@ def test_generated_c_is_warning_free_c99(tmp_path, cc):
     if shutil.which(cc) is None:
         pytest.skip(f"{cc} is not installed (make test installs it)")
     from edgeq.frontends.tflite import load_tflite_file
-    from edgeq.targets.host import build_and_run_host
+    from edgeq.build import build_and_run_host
 
     graph = load_tflite_file(EXAMPLE)
     x = np.zeros(graph.t(graph.inputs[0]).shape, np.int8)

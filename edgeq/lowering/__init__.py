@@ -27,6 +27,9 @@ class KernelCall:
     (numpy arrays whose dtype is the C element type). inputs/outputs are activation tensor names.
     With `variadic`, the C call takes `const int8_t *const *in` (an array of input pointers).
     With `alias`, no code is emitted: the output is the input's memory (reshape, squeeze).
+    requant: how the kernel rescales its accumulators, for kernels that do: "multiplier" (TFLite's
+    multiplier and shift) or "shift" (power-of-two graphs: one rounding shift, no multiplier).
+    This is the semantic kernel; edgeq.codegen.backends picks the C function that implements it per board.
     """
 
     layer: str
@@ -37,6 +40,11 @@ class KernelCall:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     variadic: bool = False
     alias: bool = False
+    requant: str | None = None
+
+    @property
+    def op_kind(self) -> str:
+        return self.kernel.removesuffix("_s8")
 
 
 Lowering = Callable[[ops.Op, Graph], KernelCall]

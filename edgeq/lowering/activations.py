@@ -223,7 +223,8 @@ def lower_softmax(op: ops.Softmax, graph: Graph) -> KernelCall:
     shape = graph.t(op.inputs[0]).shape
     depth = shape[-1]
     return KernelCall(op.name, "softmax_s8", [op.inputs[0]], [op.outputs[0]],
-                      {"rows": graph.t(op.inputs[0]).size // depth, "depth": depth},
+                      {"rows": graph.t(op.inputs[0]).size // depth, "depth": depth, "input_multiplier": multiplier,
+                       "input_left_shift": left_shift, "diff_min": diff_min},
                       {"exp_table": np.array(exp_table, dtype=np.int32)})
 
 

@@ -19,6 +19,10 @@ from edgeq.lowering.common import (
 )
 
 
+def _requant_mode(graph: Graph) -> str:
+    return "shift" if graph.requant == "shift" else "multiplier"
+
+
 def _rescale_arrays(op: ops.Op, graph: Graph, channels: int) -> dict[str, np.ndarray]:
     """out_mult/out_shift per channel (TFLite), or out_shift alone for a power-of-two graph."""
     if graph.requant == "shift":
@@ -90,7 +94,7 @@ def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0]),
-        **_rescale_arrays(op, graph, w.shape[0])})
+        **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph))
 
 
 @lowers(ops.DepthwiseConv2D)
@@ -103,7 +107,7 @@ def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3]),
-        **_rescale_arrays(op, graph, w.shape[3])})
+        **_rescale_arrays(op, graph, w.shape[3])}, requant=_requant_mode(graph))
 
 
 @lowers(ops.FullyConnected)
@@ -129,7 +133,7 @@ def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
               "weights_offset": -int(w.quant.zero_point[0])}
     params.update(_quant_params(op, graph))
     return KernelCall(op.name, "fully_connected_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), **rescale})
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), **rescale}, requant=_requant_mode(graph))
 
 
 def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
@@ -155,7 +159,7 @@ def _requantize(acc: np.ndarray, call: KernelCall, shift_rounding=tflite_roundin
     (convolutions: its multiplier of 2^-shift; fully connected: once, half away from zero)."""
     p, a = call.params, call.arrays
     shift = a["out_shift"].astype(np.int64)
-    if "out_mult" in a:
+    if call.requant == "multiplier":
         out = multiply_by_quantized_multiplier(acc, a["out_mult"].astype(np.int64), shift)
     else:
         out = shift_rounding(acc, shift)

@@ -69,12 +69,12 @@ def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": ADD_LEFT_SHIFT, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
                    "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params)
+    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params, requant="multiplier")
 
 
 def _lower_add_shift(op: ops.Add, graph: Graph) -> KernelCall:
     """Power-of-two ADD: both inputs aligned on the finer scale by left shifts, the sum rescaled by one
-    rounding shift (out_mult 0 selects this in the kernel)."""
+    rounding shift."""
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     what = f"Operator {op.name} (ADD)"
     na, nb, ny = (exponent_of(t.quant.s, what) for t in (a, b, y))
@@ -84,13 +84,13 @@ def _lower_add_shift(op: ops.Add, graph: Graph) -> KernelCall:
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": 0, "in0_mult": 0, "in0_shift": n - na, "in1_mult": 0, "in1_shift": n - nb,
                    "out_mult": 0, "out_shift": max(n - ny, -31), "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params)
+    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params, requant="shift")
 
 
 @kernel("add_s8")
 def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
-    if p["out_mult"] == 0:
+    if call.requant == "shift":
         acc = sum((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) << p[f"in{k}_shift"] for k in (0, 1))
         raw = rounding_shift(acc, p["out_shift"]) + p["output_offset"]
         return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
@@ -107,7 +107,7 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    if graph.requant == "shift":  # out_mult 0: the product rescaled by one rounding shift
+    if graph.requant == "shift":  # the product rescaled by one rounding shift
         m, s = 0, max(pot_shift(float(a.quant.s) * float(b.quant.s), y.quant.s, op), -31)
     else:
         m, s = quantize_multiplier(float(a.quant.s) * float(b.quant.s) / float(y.quant.s))
@@ -115,14 +115,15 @@ def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "out_mult": m, "out_shift": s, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "mul_s8", _binary_inputs(op, graph), list(op.outputs), params)
+    return KernelCall(op.name, "mul_s8", _binary_inputs(op, graph), list(op.outputs), params,
+                      requant="shift" if graph.requant == "shift" else "multiplier")
 
 
 @kernel("mul_s8")
 def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     prod = (_gather(inputs[0], p, "in0") + p["in0_offset"]) * (_gather(inputs[1], p, "in1") + p["in1_offset"])
-    if p["out_mult"] == 0:
+    if call.requant == "shift":
         raw = tflite_rounding_shift(prod, p["out_shift"]) + p["output_offset"]
     else:
         raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]

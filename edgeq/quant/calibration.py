@@ -37,10 +37,17 @@ def load_calibration(path: str | Path, graph: Graph, input_range: tuple[float, f
     if x.ndim == 0 or len(x) == 0:
         raise EdgeqError(f"Calibration data {path} holds no samples; give [N, {', '.join(map(str, shape))}] "
                          "with N of a few dozen to a few hundred real inputs.")
-    numeric = np.issubdtype(x.dtype, np.number)
-    if not numeric or not np.all(np.isfinite(x)):
-        raise EdgeqError(f"Calibration data {path} has {'NaN or infinite' if numeric else 'non-numeric'} values; "
-                         "quantization ranges would be meaningless. Clean the data and try again.")
+    if not np.issubdtype(x.dtype, np.floating):
+        hint = (" Integer data is usually raw pixels or samples: convert it to float32 in the scaling the model was "
+                "trained on (for example x.astype(np.float32) / 255 for a model trained on 0..1, or "
+                "x.astype(np.float32) if the model takes 0..255)." if np.issubdtype(x.dtype, np.integer) else "")
+        raise EdgeqError(f"Calibration data {path} is {x.dtype}; a float model calibrates on float32 inputs in the "
+                         f"model's input layout and scaling.{hint}")
+    check_finite(x, f"Calibration data {path}")
+    if len(x) > 1 and np.all(x == x[:1]):
+        raise EdgeqError(f"Calibration data {path}: all {len(x)} samples are the same (every value "
+                         f"{float(x.reshape(-1)[0]):.4g} in the first); quantization ranges need varied real inputs. "
+                         "Give a few dozen to a few hundred real samples.")
     if tuple(x.shape[1:]) != shape:
         if shape and shape[0] == 1 and tuple(x.shape[1:]) == shape[1:]:
             x = x.reshape((x.shape[0], *shape))
@@ -48,6 +55,39 @@ def load_calibration(path: str | Path, graph: Graph, input_range: tuple[float, f
             raise EdgeqError(f"Calibration data {path} has shape {tuple(x.shape)}; the model's input is {shape}, "
                              f"so it must be [N, {', '.join(map(str, shape))}].")
     return x.astype(np.float32)
+
+
+def check_finite(x: np.ndarray, what: str) -> None:
+    """Refuses NaN and infinite values, naming the first by sample and position."""
+    bad = ~np.isfinite(x)
+    if bad.any():
+        k, *pos = (int(i) for i in np.argwhere(bad)[0])
+        raise EdgeqError(f"{what} has {int(bad.sum())} NaN or infinite value(s), the first in sample {k} at "
+                         f"position {tuple(pos)} ({x[(k, *pos)]}); they have no int8 value. Clean or drop those "
+                         "samples and try again.")
+
+
+def check_outcome(name: str, x: np.ndarray, reference: np.ndarray, outputs: np.ndarray | None = None) -> bool:
+    """After quantizing on calibration data x: refuses a float model whose outputs on x are not finite (data far
+    beyond its scaling), and returns whether the quantized outputs collapsed (one output for every sample
+    while the float model's differ) for the caller to refuse."""
+    if not np.all(np.isfinite(reference)):
+        k = int(np.argwhere(~np.isfinite(reference))[0][0])
+        raise EdgeqError(f"The float model {name} gives NaN or infinite outputs on calibration sample {k} (inputs "
+                         f"in [{float(x.min()):.4g}, {float(x.max()):.4g}]): the data is far outside the scaling "
+                         "the model was trained on. Give calibration data in the model's own input scaling.")
+    if outputs is None or len(x) < 2:
+        return False
+    return bool(np.ptp(outputs, axis=0).max() == 0 and np.ptp(reference, axis=0).max() > 0)
+
+
+def collapse_error(name: str, x: np.ndarray) -> EdgeqError:
+    return EdgeqError(
+        f"The quantized {name} gives the same output for all {len(x)} calibration samples while the float model's "
+        f"differ: quantization lost the inputs. The calibration data spans [{float(x.min()):.4g}, "
+        f"{float(x.max()):.4g}] (mean {float(x.mean()):.4g}); that is usually the wrong scaling (0..255 pixels for "
+        "a model trained on 0..1, a constant, a wrong unit). Give calibration data in the model's own input "
+        "scaling.")
 
 
 @dataclass

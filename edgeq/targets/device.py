@@ -10,21 +10,30 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from edgeq.errors import EdgeqError
+from edgeq.targets import process
 from edgeq.targets.boards import Board, get_board
 from edgeq.targets.serial_link import SerialLink
 
 DEVICE_FILE = ".edgeq-device.json"  # a QEMU board left running by `edgeq flash`
-# A generous bound for one inference on QEMU, whose speed varies with the machine.
+# A generous bound for one inference on QEMU, whose speed varies with the machine (EDGEQ_TIMEOUT overrides).
 INFER_TIMEOUT = 120.0
+FLASH_TIMEOUT = 300.0
 
 
 def _elf(build_dir: Path, manifest: dict) -> Path:
+    board = get_board(manifest["board"])
+    if board.kind == "host":
+        raise EdgeqError(f"{build_dir} is a build for the host board: there is no firmware to flash or device to "
+                         f"talk to; its executable {manifest['prefix']}_host runs on this computer through "
+                         "`edgeq run` or `edgeq validate`. Build with --board BOARD for a microcontroller.")
+    if "firmware" not in manifest and board.kind != "npu":
+        raise EdgeqError(f"{build_dir} holds only the model's sources (built with --lib), no firmware; build it "
+                         f"again without --lib for {board.name}.")
     fw = manifest.get("firmware") or {}
     if not fw.get("elf"):
         raise EdgeqError(f"{build_dir} has no firmware ELF: the ARM toolchain was missing when it was built. "
@@ -36,13 +45,17 @@ def _running_qemu(build_dir: Path) -> str | None:
     path = build_dir / DEVICE_FILE
     if not path.exists():
         return None
-    info = json.loads(path.read_text())
     try:
-        os.kill(info["pid"], 0)
-    except OSError:
+        info = json.loads(path.read_text())
+        pid, pty = int(info["pid"]), str(info["pty"])
+        # only an emulator this build folder started counts: the file must not steer edgeq to another process
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if not f.read().startswith(b"qemu-system-arm\0"):
+                raise OSError
+    except (OSError, ValueError, KeyError, TypeError):
         path.unlink()
         return None
-    return info["pty"] if os.path.exists(info["pty"]) else None
+    return pty if pty.startswith("/dev/pts/") and os.path.exists(pty) else None
 
 
 @contextlib.contextmanager
@@ -83,7 +96,7 @@ def _check_hello(link: SerialLink, manifest: dict, board: Board) -> None:
 def run_samples(link: SerialLink, samples: list[bytes]) -> list[bytes]:
     outs = []
     for k, data in enumerate(samples):
-        status, _, out = link.infer(data, INFER_TIMEOUT)
+        status, _, out = link.infer(data, process.timeout_for(INFER_TIMEOUT))
         if status != 0:
             raise EdgeqError(f"The model returned error {status} on the device for sample {k}.")
         outs.append(out)
@@ -96,7 +109,7 @@ def profile(link: SerialLink, board: Board, manifest: dict, runs: int = 1, seed:
     n_in = sum(int(np.prod(t["shape"])) for t in manifest["inputs"])
     x = np.random.default_rng(seed).integers(-128, 128, n_in).astype(np.int8)
     run_samples(link, [x.tobytes()])
-    status, cycles, per_layer = link.profile(runs, len(layers), INFER_TIMEOUT * max(runs, 1))
+    status, cycles, per_layer = link.profile(runs, len(layers), process.timeout_for(INFER_TIMEOUT) * max(runs, 1))
     if status != 0:
         raise EdgeqError(f"The model returned error {status} on the device while profiling.")
     report = {
@@ -113,13 +126,16 @@ def profile(link: SerialLink, board: Board, manifest: dict, runs: int = 1, seed:
 
 def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) -> None:
     board = get_board(manifest["board"])
+    if board.kind == "npu":
+        raise EdgeqError(f"{board.name} is an NPU target that edgeq compiles with Vela but cannot run or flash yet; "
+                         f"Vela's estimates are in {build_dir}/npu_report.json.")
     elf = _elf(build_dir, manifest)
     if board.emulated:
         from edgeq.targets.qemu import QemuBoard
         old = _running_qemu(build_dir)
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.kill(json.loads((build_dir / DEVICE_FILE).read_text())["pid"], signal.SIGTERM)
+        if old is not None:  # _running_qemu checked the pid is an emulator
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(json.loads((build_dir / DEVICE_FILE).read_text())["pid"]), signal.SIGTERM)
         qemu = QemuBoard(board, elf, monitor=False).start()
         (build_dir / DEVICE_FILE).write_text(json.dumps({"pid": qemu.proc.pid, "pty": qemu.pty}))
         echo(f"{board.name} is running {elf.name} in QEMU (pid {qemu.proc.pid}), serial port {qemu.pty}; "
@@ -131,7 +147,7 @@ def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) 
         if shutil.which(name):
             cmd = _flash_command(name, extra, elf)
             echo(" ".join(cmd))
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+            proc = process.run(cmd, f"Flashing {board.name} with {name}", FLASH_TIMEOUT, text=True)
             if proc.returncode != 0:
                 raise EdgeqError(f"{name} could not flash {board.name}: {proc.stderr.strip()[-1500:]}")
             echo(f"flashed {elf.name} to {board.name}")
@@ -156,5 +172,9 @@ def _flash_command(tool: str, extra: list[str], elf: Path) -> list[str]:
 
 def _ihex(elf: Path) -> Path:
     hexfile = elf.with_suffix(".hex")
-    subprocess.run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(hexfile)], check=True)
+    proc = process.run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(hexfile)], "arm-none-eabi-objcopy", 120.0,
+                       text=True)
+    if proc.returncode != 0:
+        raise EdgeqError(f"arm-none-eabi-objcopy could not convert {elf.name} to Intel hex: {proc.stderr.strip()}; "
+                         "install gcc-arm-none-eabi or rebuild the folder.")
     return hexfile

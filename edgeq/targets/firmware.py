@@ -75,19 +75,25 @@ def have_toolchain() -> bool:
     return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "cmake"))
 
 
-def build_elf(folder: Path, prefix: str, board: Board) -> tuple[Path, MemoryUse]:
+def library_defines(model: CModel) -> dict[str, str]:
+    """CMake cache entries pointing FetchContent at the local copies of external kernel libraries."""
+    cmsis = model.libraries.get("cmsis-nn")
+    return {"FETCHCONTENT_SOURCE_DIR_CMSIS_NN": cmsis["root"]} if cmsis else {}
+
+
+def build_elf(folder: Path, prefix: str, board: Board, defines: dict[str, str] | None = None) -> tuple[Path, MemoryUse]:
     """Configures and builds the CMake project out of tree; the ELF (and map) land in folder."""
     with tempfile.TemporaryDirectory(prefix="edgeq-fw-") as tmp:
-        elf = _cmake_build(folder, Path(tmp), prefix, board)
+        elf = _cmake_build(folder, Path(tmp), prefix, board, defines or {})
         shutil.copy(elf, folder / elf.name)
         shutil.copy(elf.with_suffix(".map"), folder / f"{prefix}.map")
     return folder / elf.name, elf_memory(folder / elf.name)
 
 
-def _cmake_build(folder: Path, build: Path, prefix: str, board: Board) -> Path:
+def _cmake_build(folder: Path, build: Path, prefix: str, board: Board, defines: dict[str, str]) -> Path:
     folder = folder.resolve()
     steps = [["cmake", "-S", str(folder), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=arm-none-eabi.cmake",
-              "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles"],
+              "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles", *(f"-D{k}={v}" for k, v in sorted(defines.items()))],
              ["cmake", "--build", str(build), "--", "-j2"]]
     for args in steps:
         proc = subprocess.run(args, capture_output=True, text=True, cwd=folder)

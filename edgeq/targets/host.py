@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import signal
 from pathlib import Path
 
 import numpy as np
 
 from edgeq.codegen.render import CModel, render_template
 from edgeq.errors import EdgeqError
+from edgeq.targets import process
+
+COMPILE_TIMEOUT = 600.0  # seconds; a large model's weight arrays take minutes at -O2
 
 
 def write_host_harness(model: CModel, out: Path) -> None:
@@ -27,7 +30,7 @@ def compile_host(out: Path, prefix: str, sanitize: bool = False, cc: str | None 
     args = [make, "-s", "-C", str(out), f"CC={cc}", f"{prefix}_host"]
     if sanitize:
         args.append("SANITIZE=1")
-    proc = subprocess.run(args, capture_output=True, text=True)
+    proc = process.run(args, "Compiling the generated C for the host", COMPILE_TIMEOUT, text=True)
     if proc.returncode != 0:
         raise EdgeqError(f"Compiling the generated C for the host failed (this is a bug in edgeq; please report it "
                          f"with the model):\n{proc.stderr.strip()[-4000:]}")
@@ -40,10 +43,13 @@ def run_host(out: Path, prefix: str, samples: list[list[np.ndarray]], output_siz
     if not exe.exists():
         raise EdgeqError(f"{out} has no host executable {exe.name}; rebuild with `edgeq build --board host`.")
     payload = b"".join(np.ascontiguousarray(x, dtype=np.int8).tobytes() for xs in samples for x in xs)
-    proc = subprocess.run([str(exe)], input=payload, capture_output=True)
+    proc = process.run([str(exe)], f"The host executable {exe.name}", 60.0 + 0.5 * len(samples), input=payload)
     if proc.returncode != 0:
-        raise EdgeqError(f"The host executable failed (exit {proc.returncode}): "
-                         f"{proc.stderr.decode(errors='replace').strip()[-4000:]}")
+        how = f"was killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0 else \
+            f"failed with exit {proc.returncode}"
+        raise EdgeqError(f"The host executable {exe.name} {how} (a bug in edgeq or a damaged build; rebuild it and "
+                         f"report it with the model if it persists): "
+                         f"{proc.stderr.decode(errors='replace').strip()[-4000:] or 'no message'}")
     per_sample = sum(output_sizes)
     if len(proc.stdout) != per_sample * len(samples):
         raise EdgeqError(f"The host executable returned {len(proc.stdout)} bytes for {len(samples)} samples; "
@@ -58,13 +64,3 @@ def run_host(out: Path, prefix: str, samples: list[list[np.ndarray]], output_siz
         results.append(outs)
     return results
 
-
-def build_and_run_host(graph, out: Path, samples, sanitize: bool = True, cc: str | None = None):
-    """Compile a graph for the host (sanitized by default, as the tests want) and run samples."""
-    from edgeq.build import compile_graph, write_sources
-    c = compile_graph(graph)
-    out.mkdir(parents=True, exist_ok=True)
-    write_sources(c, out)
-    write_host_harness(c.cmodel, out)
-    compile_host(out, c.cmodel.prefix, sanitize=sanitize, cc=cc)
-    return run_host(out, c.cmodel.prefix, samples, [graph.t(n).nbytes for n in graph.outputs])

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from edgeq.errors import EdgeqError
+from edgeq.targets import process
 from edgeq.targets.boards import Board
 
 PTY_LINE = re.compile(rb"char device redirected to (\S+) \(label serial0\)")
@@ -42,6 +43,7 @@ class QemuBoard:
             raise EdgeqError("qemu-system-arm is not installed; `apt-get install qemu-system-arm` (make test does).")
         if not self.elf.exists():
             raise EdgeqError(f"No firmware {self.elf}; build it with `edgeq build MODEL --board {self.board.name}`.")
+        timeout = process.timeout_for(timeout)
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
         out, deadline = b"", time.monotonic() + timeout
@@ -58,7 +60,8 @@ class QemuBoard:
                     return self
         self.stop()
         raise EdgeqError(f"QEMU did not start the {self.board.name} board within {timeout:g} s: "
-                         f"{out.decode(errors='replace').strip()[-1000:] or 'no output'}")
+                         f"{out.decode(errors='replace').strip()[-1000:] or 'no output'}. If the machine is only slow, set "
+                         f"{process.TIMEOUT_ENV}=SECONDS.")
 
     def reset(self) -> None:
         """system_reset through the QEMU monitor: the firmware restarts from its reset vector."""

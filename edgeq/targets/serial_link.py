@@ -24,7 +24,7 @@ class LinkTimeout(Exception):
 class SerialLink:
     def __init__(self, port: str, baud: int = 115200, retries: int = 2):
         try:
-            self.ser = serial.Serial(port, baud, timeout=0.2)
+            self.ser = serial.Serial(port, baud, timeout=0.2, write_timeout=10)
         except (serial.SerialException, OSError) as e:
             raise EdgeqError(f"Cannot open the serial port {port}: {e}. Check the board is connected (or the "
                              "emulator running) and that you may open the port.") from None
@@ -41,8 +41,12 @@ class SerialLink:
         self.close()
 
     def write_raw(self, data: bytes) -> None:
-        self.ser.write(data)
-        self.ser.flush()
+        try:
+            self.ser.write(data)
+            self.ser.flush()
+        except (serial.SerialException, OSError) as e:  # includes the write timeout of a board that stopped reading
+            raise EdgeqError(f"Writing to the serial port {self.port} failed: {e}. The board stopped reading (hung "
+                             "or reset) or was disconnected; reset it, or restart the emulator, and try again.") from None
 
     def _read_exact(self, n: int, deadline: float) -> bytes:
         buf = bytearray()

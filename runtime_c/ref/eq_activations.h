@@ -12,6 +12,7 @@ typedef struct {
 
 typedef struct {
     int32_t rows, depth;
+    int32_t input_multiplier, input_left_shift, diff_min; /* TFLite's; the table below is made from them */
     const int32_t *exp_table; /* gemmlowp exp (Q0.31) of each input difference -255..0; 0 below diff_min */
 } eq_softmax_s8_params_t;
 

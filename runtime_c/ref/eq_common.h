@@ -12,6 +12,13 @@ typedef enum {
     EQ_ERR_UNSUPPORTED = 2
 } eq_status_t;
 
+/* How a kernel rescales its accumulators: TFLite's multiplier and shift, or (power-of-two graphs) one
+ * rounding shift with no multiplier. */
+typedef enum {
+    EQ_REQUANT_MULTIPLIER = 0,
+    EQ_REQUANT_SHIFT = 1
+} eq_requant_t;
+
 #if defined(__GNUC__) || defined(__clang__)
 #define EQ_ALIGNED(n) __attribute__((aligned(n)))
 #define EQ_ALWAYS_INLINE inline __attribute__((always_inline))

@@ -12,7 +12,8 @@ typedef struct {
     int32_t input_offset, output_offset, act_min, act_max;
     const int8_t *weights;   /* [output_c][filter_h][filter_w][filter_c] */
     const int32_t *bias;     /* [output_c] */
-    const int32_t *out_mult; /* [output_c]; NULL: power-of-two graph, out_shift alone rescales */
+    eq_requant_t requant;
+    const int32_t *out_mult; /* [output_c]; NULL with EQ_REQUANT_SHIFT, where out_shift alone rescales */
     const int32_t *out_shift;
 } eq_conv_s8_params_t;
 
@@ -24,6 +25,7 @@ typedef struct {
     int32_t input_offset, output_offset, act_min, act_max;
     const int8_t *weights;   /* [filter_h][filter_w][output_c] */
     const int32_t *bias;
+    eq_requant_t requant;
     const int32_t *out_mult;
     const int32_t *out_shift;
 } eq_depthwise_conv_s8_params_t;
@@ -33,6 +35,7 @@ typedef struct {
     int32_t input_offset, weights_offset, output_offset, act_min, act_max;
     const int8_t *weights;   /* [output_depth][input_depth] */
     const int32_t *bias;
+    eq_requant_t requant;
     const int32_t *out_mult; /* per output unit (all equal for per-tensor weights) */
     const int32_t *out_shift;
 } eq_fully_connected_s8_params_t;

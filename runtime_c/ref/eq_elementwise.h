@@ -12,6 +12,7 @@ typedef struct {
     int32_t in0_offset, in1_offset, output_offset, left_shift;
     int32_t in0_mult, in0_shift, in1_mult, in1_shift, out_mult, out_shift;
     int32_t act_min, act_max;
+    eq_requant_t requant; /* EQ_REQUANT_SHIFT: inputs aligned by in*_shift left shifts, no multipliers */
 } eq_add_s8_params_t;
 
 typedef struct {
@@ -20,6 +21,7 @@ typedef struct {
     int32_t in1_s0, in1_s1, in1_s2, in1_s3;
     int32_t in0_offset, in1_offset, output_offset;
     int32_t out_mult, out_shift, act_min, act_max;
+    eq_requant_t requant;
 } eq_mul_s8_params_t;
 
 typedef struct {

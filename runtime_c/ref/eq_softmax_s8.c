@@ -1,16 +1,5 @@
-/* Reference activations. Softmax follows TFLite's int8 softmax: gemmlowp fixed point throughout. */
+/* Reference int8 softmax: TFLite's, gemmlowp fixed point throughout. */
 #include "eq_activations.h"
-
-eq_status_t eq_lut_s8(const eq_lut_s8_params_t *p, const int8_t *in, int8_t *out)
-{
-    if (p == NULL || in == NULL || out == NULL) {
-        return EQ_ERR_ARG;
-    }
-    for (int32_t i = 0; i < p->size; i++) {
-        out[i] = p->table[(int32_t)in[i] + 128];
-    }
-    return EQ_OK;
-}
 
 /* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent */
 static int32_t eq_sat_shift_left(int32_t x, int exponent)

@@ -1,0 +1,142 @@
+"""Kernel libraries: which C function implements each semantic kernel call on a board.
+
+A lowered KernelCall says what to compute (edgeq.lowering, checked by the numpy golden model). A
+backend says how, on a given target: the C function, the constant structs it takes, its constants
+(repacked where the function wants another layout) and the scratch memory it needs, or why it cannot
+run that call. Selection tries the libraries in order (the board's preference for `--kernels auto`,
+else the one asked for) and ends at `ref`, which runs everything, so every layer has an implementation
+and a recorded reason for each library that declined it.
+
+Adding a backend: its C sources in a folder of runtime_c/ (or an external library), a module here with
+a `Backend` subclass registered in BACKENDS, the library's name in the boards' `kernels` lists, and
+per-kernel tests (tests/test_kernels.py runs every backend against the golden model).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.lowering import KernelCall
+from edgeq.targets.boards import Board
+
+KERNEL_CHOICES = ("auto", "ref", "cmsis-nn")
+
+
+@dataclass
+class CStruct:
+    """A `static const` struct passed by address. Field values are C expressions in which `$name` stands for
+    the symbol of the call's array or struct `name`, or for `$in0`, `$out0`, `$scratch` (see codegen)."""
+    ctype: str
+    name: str
+    fields: list[tuple[str, str]]
+
+
+@dataclass
+class Impl:
+    """One layer's implementation: `status = function(args)`, 0 on success."""
+    backend: str
+    function: str
+    args: list[str]  # C expressions, with the same `$name` references as CStruct fields
+    structs: list[CStruct] = field(default_factory=list)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    scratch_bytes: int = 0
+    returns_status: bool = True  # False for the few library functions that return void
+    declined: list[str] = field(default_factory=list)  # "library: reason" for each library tried before
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a backend needs to know of the board: its name and ISA features ("dsp", "mve")."""
+    board: str
+    features: frozenset[str]
+    host: bool
+
+    @property
+    def isa(self) -> str:
+        """The CMSIS-NN code path the target compiles: "mve", "dsp" or plain C."""
+        return "mve" if "mve" in self.features else "dsp" if "dsp" in self.features else "c"
+
+    @staticmethod
+    def of(board: Board) -> "Target":
+        # The host compiles every library's portable C path whatever it runs on.
+        return Target(board.name, frozenset() if board.kind == "host" else frozenset(board.features),
+                      board.kind == "host")
+
+
+class Backend:
+    name = ""
+    include = ""  # the header the generated model includes
+
+    def implement(self, call: KernelCall, target: Target) -> Impl | str:
+        """The implementation of call on target, or the reason this library does not take it."""
+        raise NotImplementedError
+
+    def require(self, target: Target) -> None:
+        """Raises EdgeqError when the library cannot be used at all (e.g. its sources are missing)."""
+
+    def write_sources(self, impls: list[Impl], folder: Path) -> dict:
+        """Puts what the build needs for impls into folder; returns build facts (source lists, paths)."""
+        raise NotImplementedError
+
+
+def _registry() -> dict[str, Backend]:
+    from edgeq.codegen.backends.cmsis_nn import CmsisNN
+    from edgeq.codegen.backends.ref import Ref
+    return {b.name: b for b in (Ref(), CmsisNN())}
+
+
+def backend(name: str) -> Backend:
+    backends = _registry()
+    if name not in backends:
+        raise EdgeqError(f"Unknown kernel library '{name}'; edgeq has: {', '.join(backends)}.")
+    return backends[name]
+
+
+def library_order(board: Board, kernels: str) -> list[str]:
+    if kernels not in KERNEL_CHOICES:
+        raise EdgeqError(f"Unknown --kernels '{kernels}'; choose one of {', '.join(KERNEL_CHOICES)}.")
+    if kernels == "auto":
+        order = list(board.kernels)
+    elif kernels not in board.kernels:
+        raise EdgeqError(f"--kernels {kernels} is not available on {board.name}, whose libraries are "
+                         f"{', '.join(board.kernels)} (boards/{board.name}.toml); choose one of those or auto.")
+    else:
+        order = [kernels]
+    for name in order:
+        backend(name)
+    return order if "ref" in order else order + ["ref"]
+
+
+def select(calls: list[KernelCall], board: Board, kernels: str = "auto") -> list[Impl | None]:
+    """One Impl per call (None for aliases, which emit no code), trying the libraries in order."""
+    target = Target.of(board)
+    order = library_order(board, kernels)
+    needed = [b for b in order if b != "ref"]
+    libs = {name: backend(name) for name in order}
+    for name in needed:
+        libs[name].require(target)
+    impls: list[Impl | None] = []
+    for call in calls:
+        if call.alias:
+            impls.append(None)
+            continue
+        declined = []
+        for name in order:
+            result = libs[name].implement(call, target)
+            if isinstance(result, Impl):
+                result.declined = declined
+                impls.append(result)
+                break
+            declined.append(f"{name}: {result}")
+        else:  # ref implements every kernel the lowering emits
+            raise AssertionError(f"no implementation of {call.kernel} for {call.layer}")
+    return impls
+
+
+def substitute(text: str, symbols: dict[str, str]) -> str:
+    """Replaces each `$name` in a C expression by its symbol."""
+    return re.sub(r"\$(\w+)", lambda m: symbols[m.group(1)], text)

@@ -1,0 +1,254 @@
+"""Arm's CMSIS-NN as a kernel library: plain C, DSP extension (Cortex-M4/M7/M33) or Helium (Cortex-M55).
+
+Each function is chosen here as CMSIS-NN's own wrappers would choose it on the target's code path, so
+the layer reports the function it really calls. Keep mode passes TFLite's multipliers, which CMSIS-NN
+applies as TFLite Micro does. Power-of-two mode expresses the shift 2^-k as TFLite would, a multiplier
+of 2^30 with shift 1-k: CMSIS-NN's two roundings then give exactly what the golden model gives for
+convolutions, depthwise and MUL; fully connected layers and ADD round once in that mode, which no
+CMSIS-NN multiplier reproduces, so they stay on `ref`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.codegen.backends import cmsis_nn_library as lib
+from edgeq.lowering import KernelCall
+from edgeq.lowering.fixedpoint import wrap32
+
+# CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h)
+DW_ONE_INPUT_CHANNEL_AS_CONV = 8
+POT_MULTIPLIER = 1 << 30
+
+
+def _tile(w: int, h: int) -> str:
+    return f"{{ .w = {w}, .h = {h} }}"
+
+
+def _dims(n: int, h: int, w: int, c: int) -> list[tuple[str, str]]:
+    return [("n", str(n)), ("h", str(h)), ("w", str(w)), ("c", str(c))]
+
+
+def _rescale(call: KernelCall, channels: int) -> dict[str, np.ndarray] | str:
+    """Per-channel multiplier and shift arrays as CMSIS-NN takes them, or why they cannot be."""
+    a = call.arrays
+    if call.requant == "multiplier":
+        return {"out_mult": a["out_mult"], "out_shift": a["out_shift"]}
+    k = a["out_shift"]
+    if np.any(k < 1):
+        return "a power-of-two rescale by a left shift, which CMSIS-NN does not saturate as edgeq does"
+    return {"out_mult": np.full(channels, POT_MULTIPLIER, np.int32), "out_shift": (1 - k).astype(np.int32)}
+
+
+class CmsisNN(Backend):
+    name = "cmsis-nn"
+    include = "arm_nnfunctions.h"
+
+    def require(self, target: Target) -> None:
+        lib.locate()
+
+    def implement(self, call: KernelCall, target: Target) -> Impl | str:
+        method = getattr(self, f"_{call.kernel}", None)
+        if method is None:
+            return f"no CMSIS-NN kernel for {call.op_kind}"
+        return method(call, target)
+
+    # --- convolutions -----------------------------------------------------------------------------
+
+    def _conv_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        if p["filter_c"] != p["input_c"]:
+            return "grouped convolution"
+        rescale = _rescale(call, p["output_c"])
+        if isinstance(rescale, str):
+            return rescale
+        pad_w, pad_h, stride_w, stride_h = p["pad_w"], p["pad_h"], p["stride_w"], p["stride_h"]
+        one_by_one = (pad_w == pad_h == 0 and p["filter_w"] == p["filter_h"] == 1
+                      and p["dilation_w"] == p["dilation_h"] == 1)
+        if one_by_one:
+            function = "arm_convolve_1x1_s8_fast" if stride_w == stride_h == 1 else "arm_convolve_1x1_s8"
+        elif (p["input_h"] == 1 and p["dilation_w"] == 1 and p["filter_h"] == 1
+              and (stride_w * p["input_c"]) % 4 == 0):
+            function = "arm_convolve_1_x_n_s8"
+        else:
+            function = "arm_convolve_s8"
+        conv = lib.ConvParams(p["input_offset"], p["output_offset"], lib._Tile(stride_w, stride_h),
+                              lib._Tile(pad_w, pad_h), lib._Tile(p["dilation_w"], p["dilation_h"]),
+                              lib._Tile(p["act_min"], p["act_max"]))
+        in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
+        filter_dims = lib.Dims(p["output_c"], p["filter_h"], p["filter_w"], p["filter_c"])
+        out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
+        scratch = lib.buffer_size("arm_convolve_wrapper_s8", target.isa, conv, in_dims, filter_dims, out_dims)
+        structs = [
+            CStruct("cmsis_nn_conv_params", "conv", [
+                ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
+                ("stride", _tile(stride_w, stride_h)), ("padding", _tile(pad_w, pad_h)),
+                ("dilation", _tile(p["dilation_w"], p["dilation_h"])),
+                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+            *self._weights_structs(call, filter_dims, rescale, scratch),
+        ]
+        args = ["&$ctx", "&$conv", "&$quant", "&$input_dims", "$in0", "&$filter_dims", "$weights", "&$bias_dims",
+                "$bias", *(["NULL"] if function == "arm_convolve_s8" else []), "&$output_dims", "$out0"]
+        return Impl(self.name, function, args, structs, {"weights": call.arrays["weights"],
+                                                         "bias": call.arrays["bias"], **rescale}, scratch)
+
+    def _weights_structs(self, call: KernelCall, filter_dims, rescale, scratch: int) -> list[CStruct]:
+        p = call.params
+        return [
+            CStruct("cmsis_nn_per_channel_quant_params", "quant",
+                    [("multiplier", "(int32_t *)$out_mult"), ("shift", "(int32_t *)$out_shift")]),
+            CStruct("cmsis_nn_context", "ctx", [("buf", "$scratch" if scratch else "NULL"), ("size", str(scratch))]),
+            CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])),
+            CStruct("cmsis_nn_dims", "filter_dims", _dims(filter_dims.n, filter_dims.h, filter_dims.w, filter_dims.c)),
+            CStruct("cmsis_nn_dims", "bias_dims", _dims(1, 1, 1, p["output_c"])),
+            CStruct("cmsis_nn_dims", "output_dims", _dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])),
+        ]
+
+    def _depthwise_conv_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        rescale = _rescale(call, p["output_c"])
+        if isinstance(rescale, str):
+            return rescale
+        mult = p["depth_multiplier"]
+        dilated = p["dilation_w"] != 1 or p["dilation_h"] != 1
+        if target.isa == "mve" and p["input_c"] == 1 and p["output_c"] > DW_ONE_INPUT_CHANNEL_AS_CONV:
+            function = "arm_depthwise_conv_to_conv_s8"
+        elif mult == 1 and p["batches"] == 1 and not dilated:
+            three = p["filter_w"] == p["filter_h"] == 3 and p["pad_h"] <= 1 and p["pad_w"] <= 1
+            function = "arm_depthwise_conv_3x3_s8" if three and target.isa != "mve" else "arm_depthwise_conv_s8_opt"
+        else:
+            function = "arm_depthwise_conv_s8"
+        dw = lib.DwConvParams(p["input_offset"], p["output_offset"], mult, lib._Tile(p["stride_w"], p["stride_h"]),
+                              lib._Tile(p["pad_w"], p["pad_h"]), lib._Tile(p["dilation_w"], p["dilation_h"]),
+                              lib._Tile(p["act_min"], p["act_max"]))
+        in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
+        filter_dims = lib.Dims(1, p["filter_h"], p["filter_w"], p["output_c"])
+        out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
+        scratch = lib.buffer_size("arm_depthwise_conv_wrapper_s8", target.isa, dw, in_dims, filter_dims, out_dims)
+        structs = [
+            CStruct("cmsis_nn_dw_conv_params", "dw_conv", [
+                ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
+                ("ch_mult", str(mult)), ("stride", _tile(p["stride_w"], p["stride_h"])),
+                ("padding", _tile(p["pad_w"], p["pad_h"])), ("dilation", _tile(p["dilation_w"], p["dilation_h"])),
+                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+            *self._weights_structs(call, filter_dims, rescale, scratch),
+        ]
+        args = ["&$ctx", "&$dw_conv", "&$quant", "&$input_dims", "$in0", "&$filter_dims", "$weights",
+                "&$bias_dims", "$bias", "&$output_dims", "$out0"]
+        return Impl(self.name, function, args, structs, {"weights": call.arrays["weights"],
+                                                         "bias": call.arrays["bias"], **rescale}, scratch)
+
+    def _fully_connected_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p, a = call.params, call.arrays
+        if call.requant == "shift":
+            return "power-of-two fully connected layers round once, CMSIS-NN's requantization twice"
+        per_tensor = bool(np.all(a["out_mult"] == a["out_mult"][0]) and np.all(a["out_shift"] == a["out_shift"][0]))
+        depth, units = p["input_depth"], p["output_depth"]
+        filter_dims = lib.Dims(depth, 1, 1, units)
+        size = lib.buffer_size("arm_fully_connected_s8", target.isa, filter_dims)
+        arrays = {"weights": a["weights"], "bias": a["bias"]}
+        ctx = [("buf", "NULL"), ("size", "0")]
+        if size:  # Helium: the kernel sums, bias + input_offset * (row sum + depth * filter_offset), at build time
+            sums = a["weights"].astype(np.int64).sum(axis=1) + depth * p["weights_offset"]
+            arrays["kernel_sum"] = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * sums).astype(np.int32)
+            assert arrays["kernel_sum"].nbytes == size, (arrays["kernel_sum"].nbytes, size)
+            ctx = [("buf", "(void *)$kernel_sum"), ("size", str(size))]
+        if per_tensor:
+            function, quant_type = "arm_fully_connected_s8", "cmsis_nn_per_tensor_quant_params"
+            quant = [("multiplier", str(int(a["out_mult"][0]))), ("shift", str(int(a["out_shift"][0])))]
+        else:
+            function, quant_type = "arm_fully_connected_per_channel_s8", "cmsis_nn_per_channel_quant_params"
+            arrays.update(out_mult=a["out_mult"], out_shift=a["out_shift"])
+            quant = [("multiplier", "(int32_t *)$out_mult"), ("shift", "(int32_t *)$out_shift")]
+        structs = [
+            CStruct("cmsis_nn_fc_params", "fc", [
+                ("input_offset", str(p["input_offset"])), ("filter_offset", str(p["weights_offset"])),
+                ("output_offset", str(p["output_offset"])),
+                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+            CStruct(quant_type, "quant", quant),
+            CStruct("cmsis_nn_context", "ctx", ctx),
+            CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], 1, 1, depth)),
+            CStruct("cmsis_nn_dims", "filter_dims", _dims(depth, 1, 1, units)),
+            CStruct("cmsis_nn_dims", "bias_dims", _dims(1, 1, 1, units)),
+            CStruct("cmsis_nn_dims", "output_dims", _dims(p["batches"], 1, 1, units)),
+        ]
+        args = ["&$ctx", "&$fc", "&$quant", "&$input_dims", "$in0", "&$filter_dims", "$weights", "&$bias_dims",
+                "$bias", "&$output_dims", "$out0"]
+        return Impl(self.name, function, args, structs, arrays, 0)
+
+    # --- pooling, element-wise, softmax ---------------------------------------------------------------
+
+    def _pool(self, call: KernelCall, target: Target, function: str, scratch: int) -> Impl:
+        p = call.params
+        structs = [
+            CStruct("cmsis_nn_pool_params", "pool", [
+                ("stride", _tile(p["stride_w"], p["stride_h"])), ("padding", _tile(p["pad_w"], p["pad_h"])),
+                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+            CStruct("cmsis_nn_context", "ctx", [("buf", "$scratch" if scratch else "NULL"), ("size", str(scratch))]),
+            CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], p["input_h"], p["input_w"], p["channels"])),
+            CStruct("cmsis_nn_dims", "filter_dims", _dims(1, p["filter_h"], p["filter_w"], 1)),
+            CStruct("cmsis_nn_dims", "output_dims", _dims(p["batches"], p["output_h"], p["output_w"], p["channels"])),
+        ]
+        return Impl(self.name, function, ["&$ctx", "&$pool", "&$input_dims", "$in0", "&$filter_dims",
+                                          "&$output_dims", "$out0"], structs, {}, scratch)
+
+    def _avg_pool_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        if p["batches"] != 1:
+            return "batched average pooling"
+        return self._pool(call, target, "arm_avgpool_s8",
+                          lib.buffer_size("arm_avgpool_s8", target.isa, p["output_w"], p["channels"]))
+
+    def _max_pool_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        return self._pool(call, target, "arm_max_pool_s8", 0)
+
+    @staticmethod
+    def _same_shapes(p: dict) -> bool:
+        """No broadcasting: both inputs laid out exactly as the output (CMSIS-NN's kernels are flat)."""
+        expected, acc = {}, 1
+        for i in range(3, -1, -1):
+            expected[i] = acc if p[f"d{i}"] != 1 else None
+            acc *= p[f"d{i}"]
+        return all(expected[i] is None or p[f"in{k}_s{i}"] == expected[i] for k in (0, 1) for i in range(4))
+
+    def _add_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        if call.requant == "shift":
+            return "power-of-two ADD rounds once, CMSIS-NN's ADD in several steps"
+        if not self._same_shapes(p):
+            return "broadcasting"
+        size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
+        args = ["$in0", "$in1", *(str(p[k]) for k in ("in0_offset", "in0_mult", "in0_shift", "in1_offset", "in1_mult",
+                                                      "in1_shift", "left_shift")),
+                "$out0", *(str(p[k]) for k in ("output_offset", "out_mult", "out_shift", "act_min", "act_max")),
+                str(size)]
+        return Impl(self.name, "arm_elementwise_add_s8", args)
+
+    def _mul_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        if not self._same_shapes(p):
+            return "broadcasting"
+        mult, shift = p["out_mult"], p["out_shift"]
+        if call.requant == "shift":
+            if shift < 1:
+                return "a power-of-two rescale by a left shift, which CMSIS-NN does not saturate as edgeq does"
+            mult, shift = POT_MULTIPLIER, 1 - shift
+        size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
+        args = ["$in0", "$in1", str(p["in0_offset"]), str(p["in1_offset"]), "$out0", str(p["output_offset"]),
+                str(mult), str(shift), str(p["act_min"]), str(p["act_max"]), str(size)]
+        return Impl(self.name, "arm_elementwise_mul_s8", args)
+
+    def _softmax_s8(self, call: KernelCall, target: Target) -> Impl | str:
+        p = call.params
+        args = ["$in0", str(p["rows"]), str(p["depth"]), str(p["input_multiplier"]), str(p["input_left_shift"]),
+                str(p["diff_min"]), "$out0"]
+        return Impl(self.name, "arm_softmax_s8", args, returns_status=False)
+
+    def write_sources(self, impls: list[Impl], folder: Path) -> dict:
+        """CMSIS-NN is not copied: the build points at it (a local copy, or the pinned commit it fetches)."""
+        functions = sorted({impl.function for impl in impls if impl.backend == self.name})
+        root = lib.locate()
+        return {"sources": lib.sources_for(functions, root), "root": str(root), "functions": functions,
+                "repository": lib.REPOSITORY, "commit": lib.COMMIT}

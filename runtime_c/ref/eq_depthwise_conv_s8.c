@@ -1,0 +1,52 @@
+/* Reference int8 depthwise convolution (TFLM's DepthwiseConvPerChannel). */
+#include "eq_conv.h"
+#include "eq_requantize.h"
+
+static EQ_ALWAYS_INLINE eq_status_t depthwise_conv_loops(const eq_depthwise_conv_s8_params_t *p, const int8_t *in,
+                                                     int8_t *out, const int mode)
+{
+    if (p == NULL || in == NULL || out == NULL || p->output_c != p->input_c * p->depth_multiplier) {
+        return EQ_ERR_ARG;
+    }
+    for (int32_t b = 0; b < p->batches; b++) {
+        for (int32_t oy = 0; oy < p->output_h; oy++) {
+            const int32_t y0 = oy * p->stride_h - p->pad_h;
+            for (int32_t ox = 0; ox < p->output_w; ox++) {
+                const int32_t x0 = ox * p->stride_w - p->pad_w;
+                for (int32_t ic = 0; ic < p->input_c; ic++) {
+                    for (int32_t m = 0; m < p->depth_multiplier; m++) {
+                        const int32_t oc = ic * p->depth_multiplier + m;
+                        int32_t acc = 0;
+                        for (int32_t ky = 0; ky < p->filter_h; ky++) {
+                            const int32_t iy = y0 + ky * p->dilation_h;
+                            if (iy < 0 || iy >= p->input_h) {
+                                continue;
+                            }
+                            for (int32_t kx = 0; kx < p->filter_w; kx++) {
+                                const int32_t ix = x0 + kx * p->dilation_w;
+                                if (ix < 0 || ix >= p->input_w) {
+                                    continue;
+                                }
+                                const int32_t xv = in[(((size_t)b * p->input_h + iy) * p->input_w + ix) * p->input_c + ic];
+                                const int32_t wv = p->weights[((size_t)ky * p->filter_w + kx) * p->output_c + oc];
+                                acc += wv * (xv + p->input_offset);
+                            }
+                        }
+                        if (p->bias != NULL) {
+                            acc += p->bias[oc];
+                        }
+                        out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->output_c + oc] = eq_requantize(
+                            acc, p->out_mult, p->out_shift, oc, p->output_offset, p->act_min, p->act_max, mode);
+                    }
+                }
+            }
+        }
+    }
+    return EQ_OK;
+}
+
+eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out)
+{
+    return p != NULL && p->requant == EQ_REQUANT_SHIFT ? depthwise_conv_loops(p, in, out, EQ_SHIFT_AS_CONV)
+                                            : depthwise_conv_loops(p, in, out, EQ_MULTIPLIER);
+}

@@ -1,0 +1,222 @@
+"""Per-kernel checks of every kernel library against the numpy golden model, bit for bit.
+
+The cases are a declarative plan: one single-operator layer per entry, with the shapes, strides,
+paddings, dilations and channel counts that reach each CMSIS-NN fast path and each fallback to `ref`,
+in both quantization modes (TFLite multipliers with per-channel scales and zero points; power-of-two
+shifts). All layers of a family run side by side in one generated model (one input and one output
+each), built for the host with ASan/UBSan, and every layer's chosen implementation is asserted.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, ops
+from edgeq.ir.tensor import Quant, Tensor
+from edgeq.lowering.common import out_size
+
+A, P = ops.Activation, ops.Padding
+
+
+@dataclass
+class Case:
+    """One layer. op: the IR op class; shape: the input's; cmsis: the function CMSIS-NN's portable C path runs
+    it with (None: it falls back to ref), per quantization mode where they differ."""
+    name: str
+    op: type
+    shape: tuple[int, ...]
+    attrs: dict = field(default_factory=dict)
+    out_c: int = 0  # convolutions: output channels; fully connected: units
+    filt: tuple[int, int] = (1, 1)
+    groups: int = 1
+    other: tuple[int, ...] | None = None  # ADD/MUL: the second input's shape
+    cmsis: dict = field(default_factory=dict)  # mode ("keep"/"pot") -> function, or "*" for both
+
+
+def conv(name, shape, out_c, filt, cmsis, groups=1, **attrs):
+    return Case(name, ops.Conv2D, shape, attrs, out_c, filt, groups, cmsis=cmsis)
+
+
+def dw(name, shape, filt, cmsis, **attrs):
+    return Case(name, ops.DepthwiseConv2D, shape, attrs, shape[3] * attrs.get("depth_multiplier", 1), filt,
+                cmsis=cmsis)
+
+
+PLAN = {
+    "conv": [
+        conv("1x1_fast", (1, 6, 5, 8), 12, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
+        conv("1x1_fast_odd_c", (1, 5, 3, 7), 5, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}, activation=A.RELU),
+        conv("1x1_stride2", (1, 7, 7, 8), 6, (1, 1), {"*": "arm_convolve_1x1_s8"}, stride_h=2, stride_w=2),
+        conv("1xn", (1, 1, 20, 4), 6, (1, 3), {"*": "arm_convolve_1_x_n_s8"}, padding=P.SAME),
+        conv("1xn_stride2", (1, 1, 21, 2), 3, (1, 5), {"*": "arm_convolve_1_x_n_s8"}, stride_w=2),
+        conv("3x3_same", (1, 9, 8, 3), 8, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, activation=A.RELU6),
+        conv("3x3_valid_s2", (1, 11, 9, 5), 4, (3, 3), {"*": "arm_convolve_s8"}, stride_h=2, stride_w=2),
+        conv("5x5_same_s2", (1, 10, 10, 3), 6, (5, 5), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_h=2,
+             stride_w=2),
+        conv("2x4_asym", (1, 8, 9, 4), 5, (2, 4), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_h=2),
+        conv("dilated", (1, 12, 12, 3), 4, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, dilation_h=2,
+             dilation_w=2),
+        conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, padding=P.SAME),
+        conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME),
+    ],
+    "depthwise": [
+        dw("3x3_pad1", (1, 9, 8, 16), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME, activation=A.RELU6),
+        dw("3x3_s2", (1, 10, 9, 8), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME, stride_h=2,
+           stride_w=2),
+        dw("3x3_valid", (1, 7, 7, 5), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}),
+        dw("5x5_opt", (1, 9, 9, 6), (5, 5), {"*": "arm_depthwise_conv_s8_opt"}, padding=P.SAME),
+        dw("3x1_opt", (1, 8, 7, 4), (3, 1), {"*": "arm_depthwise_conv_s8_opt"}, stride_w=2),
+        dw("mult2", (1, 8, 8, 3), (3, 3), {"*": "arm_depthwise_conv_s8"}, depth_multiplier=2, padding=P.SAME),
+        dw("one_channel_mult12", (1, 8, 8, 1), (3, 3), {"*": "arm_depthwise_conv_s8"}, depth_multiplier=12),
+        dw("dilated", (1, 12, 12, 4), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=P.SAME, dilation_h=2,
+           dilation_w=2),
+    ],
+    "fully_connected": [
+        Case("per_channel", ops.FullyConnected, (1, 37), {"activation": A.RELU}, 9,
+             cmsis={"keep": "arm_fully_connected_per_channel_s8", "pot": None}),
+        Case("per_tensor", ops.FullyConnected, (1, 64), {}, 10,
+             cmsis={"keep": "arm_fully_connected_s8", "pot": None}),
+        Case("rows", ops.FullyConnected, (3, 16), {}, 5, cmsis={"keep": "arm_fully_connected_s8", "pot": None}),
+    ],
+    "pool": [
+        Case("avg_2", ops.AveragePool2D, (1, 8, 9, 3), {"filter_h": 2, "filter_w": 2, "stride_h": 2, "stride_w": 2},
+             cmsis={"*": "arm_avgpool_s8"}),
+        Case("avg_3s2_same", ops.AveragePool2D, (1, 9, 9, 5),
+             {"filter_h": 3, "filter_w": 3, "stride_h": 2, "stride_w": 2, "padding": P.SAME, "activation": A.RELU},
+             cmsis={"*": "arm_avgpool_s8"}),
+        Case("max_3s2_same", ops.MaxPool2D, (1, 9, 7, 4),
+             {"filter_h": 3, "filter_w": 3, "stride_h": 2, "stride_w": 2, "padding": P.SAME},
+             cmsis={"*": "arm_max_pool_s8"}),
+        Case("max_2", ops.MaxPool2D, (1, 8, 8, 6), {"filter_h": 2, "filter_w": 2, "stride_h": 2, "stride_w": 2},
+             cmsis={"*": "arm_max_pool_s8"}),
+    ],
+    "elementwise": [
+        Case("add", ops.Add, (1, 5, 6, 7), {"activation": A.RELU}, other=(1, 5, 6, 7),
+             cmsis={"keep": "arm_elementwise_add_s8", "pot": None}),
+        Case("add_broadcast", ops.Add, (1, 5, 6, 7), {}, other=(1, 1, 1, 7), cmsis={"*": None}),
+        Case("mul", ops.Mul, (1, 4, 4, 9), {}, other=(1, 4, 4, 9), cmsis={"*": "arm_elementwise_mul_s8"}),
+        Case("mul_broadcast", ops.Mul, (1, 4, 4, 9), {}, other=(1, 4, 1, 9), cmsis={"*": None}),
+        Case("softmax", ops.Softmax, (3, 10), {"beta": 1.0}, cmsis={"*": "arm_softmax_s8"}),
+    ],
+}
+
+
+def _output_shape(case: Case) -> tuple[int, ...]:
+    a = case.attrs
+    if case.op in (ops.Conv2D, ops.DepthwiseConv2D, ops.AveragePool2D, ops.MaxPool2D):
+        n, h, w, c = case.shape
+        kh, kw = (a["filter_h"], a["filter_w"]) if "filter_h" in a else case.filt
+        pad = a.get("padding", P.VALID)
+        oh = out_size(pad, h, kh, a.get("stride_h", 1), a.get("dilation_h", 1))
+        ow = out_size(pad, w, kw, a.get("stride_w", 1), a.get("dilation_w", 1))
+        return n, oh, ow, case.out_c or c
+    if case.op is ops.FullyConnected:
+        return case.shape[0], case.out_c
+    return case.shape
+
+
+def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> None:
+    """Adds case's input, constants, op and output to graph, with random data and quantization."""
+    pot = mode == "pot"
+    name = case.name
+
+    def add(tname, shape, dtype, quant=None, data=None):
+        graph.tensors[tname] = Tensor(tname, shape, dtype, quant, data)
+        return tname
+
+    def act_quant(exponent: int, zp: int):
+        scale = 2.0 ** -exponent if pot else float(np.float32(2.0 ** -exponent * rng.uniform(0.6, 1.6)))
+        return Quant([scale], [zp])
+
+    in_zp = 0 if pot else int(rng.integers(-40, 40))
+    x = add(f"{name}/x", case.shape, "int8", act_quant(5, in_zp))
+    inputs = [x]
+    out_shape = _output_shape(case)
+    if case.op in (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected):
+        oc = out_shape[-1]
+        if case.op is ops.Conv2D:
+            w_shape = (oc, *case.filt, case.shape[3] // case.groups)
+            depth = int(np.prod(w_shape[1:]))
+        elif case.op is ops.DepthwiseConv2D:
+            w_shape, depth = (1, *case.filt, oc), case.filt[0] * case.filt[1]
+        else:
+            w_shape = depth = (oc, case.shape[-1])
+            depth = case.shape[-1]
+        per_channel = case.op is not ops.FullyConnected or name == "per_channel"
+        w_scale = (np.full(1, 2.0 ** -7) if pot else
+                   rng.uniform(0.002, 0.01, oc if per_channel else 1).astype(np.float32))
+        axis = 3 if case.op is ops.DepthwiseConv2D else 0
+        w = add(f"{name}/w", w_shape, "int8", Quant(w_scale, [0], axis),
+                rng.integers(-127, 128, w_shape).astype(np.int8))
+        acc_scale = float(graph.t(x).quant.scale[0]) * float(np.max(w_scale))
+        b = add(f"{name}/b", (oc,), "int32", Quant(np.full(1, acc_scale), [0]),
+                rng.integers(-3000, 3000, oc).astype(np.int32))
+        inputs += [w, b]
+        # an output step about 2^4 sqrt(depth) accumulator steps: outputs spread over the int8 range
+        out_exp = int(round(-np.log2(acc_scale * 16 * np.sqrt(depth))))
+        out_q = act_quant(out_exp, 0 if pot else int(rng.integers(-20, 20)))
+        if case.attrs.get("activation") in (A.RELU, A.RELU6):
+            out_q.zero_point[:] = -128
+    elif case.op in (ops.Add, ops.Mul):
+        inputs.append(add(f"{name}/x1", case.other, "int8", act_quant(4, 0 if pot else int(rng.integers(-30, 30)))))
+        out_q = act_quant(4 if case.op is ops.Add else 5, 0 if pot else int(rng.integers(-10, 10)))
+    elif case.op is ops.Softmax:
+        out_q = Quant([1.0 / 256], [-128])
+    else:  # pooling keeps its input's quantization
+        out_q = graph.t(x).quant
+    y = add(f"{name}/y", out_shape, "int8", out_q)
+    graph.ops.append(case.op(name, inputs, [y], **case.attrs))
+    graph.inputs.append(x)
+    graph.inputs += inputs[1:] if case.op in (ops.Add, ops.Mul) else []
+    graph.outputs.append(y)
+
+
+def _graph(family: str, mode: str) -> Graph:
+    rng = np.random.default_rng(sum(map(ord, family + mode)))
+    graph = Graph(f"kernels_{family}_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
+    for case in PLAN[family]:
+        _layer(graph, case, mode, rng)
+    return graph
+
+
+@pytest.mark.parametrize("mode", ["keep", "pot"])
+@pytest.mark.parametrize("family", sorted(PLAN))
+@pytest.mark.parametrize("kernels", ["ref", "cmsis-nn"])
+def test_kernel_library_matches_golden_model(family, mode, kernels):
+    from edgeq.build import build_and_run_host, compile_graph
+    from edgeq.codegen.backends import cmsis_nn_library
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
+    from edgeq.targets.boards import get_board
+
+    if kernels == "cmsis-nn":
+        try:
+            cmsis_nn_library.locate()
+        except EdgeqError as e:
+            pytest.skip(f"CMSIS-NN is not available here: {e}")
+    graph = _graph(family, mode)
+    compiled = compile_graph(graph, mode, get_board("host"), kernels)
+    for case, impl in zip(PLAN[family], compiled.impls):
+        if kernels == "ref":
+            assert impl.backend == "ref"
+            continue
+        expected = case.cmsis.get(mode, case.cmsis.get("*"))
+        assert (impl.function if impl.backend == "cmsis-nn" else None) == expected, (case.name, impl.declined)
+        if expected is None:
+            assert impl.backend == "ref" and impl.declined, case.name
+    rng = np.random.default_rng(7)
+    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs]
+               for _ in range(6)]
+    calls = lower_graph(graph)
+    with tempfile.TemporaryDirectory() as d:
+        outs = build_and_run_host(graph, Path(d), samples, sanitize=True, kernels=kernels)
+    for k, (xs, got) in enumerate(zip(samples, outs)):
+        want = run_int(graph, xs, calls)
+        for j, name in enumerate(graph.outputs):
+            np.testing.assert_array_equal(got[j].reshape(-1), want[name].reshape(-1),
+                                          err_msg=f"{kernels} != golden model: {name}, sample {k}")
