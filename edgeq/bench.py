@@ -25,7 +25,8 @@ MODELS = [
 ]
 BEGIN, END = "<!-- bench:arena:begin -->", "<!-- bench:arena:end -->"
 LAT_BEGIN, LAT_END = "<!-- bench:latency:begin -->", "<!-- bench:latency:end -->"
-BOARDS = [("qemu-mps2-an500", "M7"), ("qemu-mps2-an386", "M4")]
+# board, core, its TFLM + CMSIS-NN column in the anchors' table
+BOARDS = [("qemu-mps2-an386", "M4", 3), ("qemu-mps2-an500", "M7", 2), ("qemu-mps3-an547", "M55", 4)]
 
 
 def anchor_rows(anchors: Path) -> dict[str, list[int]]:
@@ -45,7 +46,9 @@ def tflm_anchors(anchors: Path) -> dict[str, int]:
 
 
 def latency_table(shared: Path) -> str:
-    """Executed instructions per inference on the emulated cores (QEMU -icount), beside TFLM's."""
+    """Executed instructions per inference on the emulated cores (QEMU -icount) for each kernel library,
+    beside TFLite Micro + CMSIS-NN's; arena (scratch included) and flash beside TFLM's."""
+    import math
     import tempfile
 
     from edgeq.build import compile_graph, load_manifest, write_project
@@ -53,24 +56,37 @@ def latency_table(shared: Path) -> str:
     from edgeq.targets.device import open_device, profile
 
     anchors = anchor_rows(shared / "anchors.md")
-    rows = ["| model | edgeq M7 (ref C) | TFLM M7 reference | TFLM M7 CMSIS-NN | edgeq M4 (ref C) | TFLM M4 CMSIS-NN |"
-            " edgeq flash B (M7) |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    head = ["model"]
+    for _, core, _ in BOARDS:
+        head += [f"{core} ref", f"{core} cmsis-nn", f"{core} TFLM+CMSIS-NN", f"{core} cmsis-nn / TFLM"]
+    head += ["arena B (cmsis-nn, M7; scratch incl.)", "TFLM arena B", "flash B (cmsis-nn, M7)"]
+    rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    ratios: dict[str, list[float]] = {core: [] for _, core, _ in BOARDS}
     for name, rel in MODELS:
-        figures, flash = {}, 0
-        for board_name, core in BOARDS:
-            with tempfile.TemporaryDirectory() as tmp:
-                out = Path(tmp) / "fw"
-                model = shared / rel
-                write_project(compile_graph(load_tflite_file(model)), get_board(board_name), "keep", out, model,
-                              echo=lambda *_: None)
-                manifest = load_manifest(out)
-                with open_device(out, manifest) as (link, board):
-                    figures[core] = profile(link, board, manifest)["instructions_per_inference"]
-                if core == "M7":
-                    flash = manifest["firmware"]["flash_bytes"]
-            print(f"{name} on {board_name}: {figures[core]:,} instructions", flush=True)
         a = anchors.get(name, [0] * 6)
-        rows.append(f"| {name} | {figures['M7']:,} | {a[1]:,} | {a[2]:,} | {figures['M4']:,} | {a[3]:,} | {flash:,} |")
+        cells, arena, flash = [name], 0, 0
+        for board_name, core, column in BOARDS:
+            figures = {}
+            for kernels in ("ref", "cmsis-nn"):
+                with tempfile.TemporaryDirectory() as tmp:
+                    out, model, board = Path(tmp) / "fw", shared / rel, get_board(board_name)
+                    write_project(compile_graph(load_tflite_file(model), "keep", board, kernels), board, "keep", out,
+                                  model, echo=lambda *_: None)
+                    manifest = load_manifest(out)
+                    with open_device(out, manifest) as (link, b):
+                        figures[kernels] = profile(link, b, manifest)["instructions_per_inference"]
+                    if core == "M7" and kernels == "cmsis-nn":
+                        arena, flash = manifest["arena"]["arena_bytes"], manifest["firmware"]["flash_bytes"]
+                print(f"{name} on {board_name} with {kernels}: {figures[kernels]:,} instructions", flush=True)
+            tflm = a[column]
+            ratios[core].append(figures["cmsis-nn"] / tflm)
+            cells += [f"{figures['ref']:,}", f"{figures['cmsis-nn']:,}", f"{tflm:,}", f"{figures['cmsis-nn'] / tflm:.3f}"]
+        cells += [f"{arena:,}", f"{a[5]:,}", f"{flash:,}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    geo = ["**geomean**"]
+    for _, core, _ in BOARDS:
+        geo += ["", "", "", f"**{math.exp(sum(map(math.log, ratios[core])) / len(ratios[core])):.3f}**"]
+    rows.append("| " + " | ".join(geo + ["", "", ""]) + " |")
     return "\n".join(rows)
 
 
