@@ -31,6 +31,7 @@ class Compiled:
     graph: Graph
     calls: list[KernelCall]
     impls: list[backends.Impl | None]  # per call; None for aliases
+    board: str  # the board the implementations were chosen for
     plan: ArenaPlan
     cmodel: CModel
 
@@ -172,10 +173,12 @@ def compile_graph(graph: Graph, quant: str = "keep", board: Board | None = None,
     impls = backends.select(calls, board, kernels)
     plan = plan_arena(graph, calls, {i: impl.scratch_bytes for i, impl in enumerate(impls) if impl is not None})
     cmodel = build_cmodel(graph, calls, impls, plan, f"quant={quant}, board={board.name}, kernels={kernels}")
-    return Compiled(graph, calls, impls, plan, cmodel)
+    return Compiled(graph, calls, impls, board.name, plan, cmodel)
 
 
 def manifest(c: Compiled, board: Board, quant: str) -> dict:
+    if c.board != board.name:
+        raise AssertionError(f"kernels were chosen for {c.board}, not for {board.name}: pass the board to compile_graph")
     g = c.graph
 
     def tensor(name: str) -> dict:
@@ -228,7 +231,7 @@ STAGING_PREFIX = ".edgeq-staging-"
 
 
 def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_file: Path | None = None,
-                  lib_only: bool = False, echo=print) -> None:
+                  lib_only: bool = False, echo=print, firmware: dict | None = None) -> None:
     """Builds everything in a staging folder inside out_dir, then moves each file into place, replacing only
     files an earlier edgeq build of out_dir wrote (its model.json lists them); nothing else there is touched.
     On any failure or interruption out_dir is as it was. model_file, the source model, is copied in as
@@ -263,7 +266,7 @@ def write_project(c: Compiled, board: Board, quant: str, out_dir: Path, model_fi
             from edgeq.targets.npu import write_npu
             info["npu"] = write_npu(c, board, tmp, echo)
         else:
-            info["firmware"] = _firmware(c, board, tmp, echo)
+            info["firmware"] = _firmware(c, board, tmp, echo, **(firmware or {}))
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file() or p.is_symlink())
         info["edgeq_build"] = {"signature": BUILD_SIGNATURE, "files": sorted(files + ["model.json"])}
         (tmp / "model.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -340,21 +343,24 @@ def _remove_empty(folders, stop: Path | None = None) -> None:
                 break
 
 
-def _firmware(c: Compiled, board: Board, folder: Path, echo) -> dict:
+def _firmware(c: Compiled, board: Board, folder: Path, echo, clock: str = "max", harness: str = "edgeq",
+              mlperf_model: str | None = None) -> dict:
+    """firmware options: --clock (reset|max), --harness (edgeq|mlperf-tiny), --mlperf-model."""
     from edgeq.targets import firmware
     weights = sum(a.nbytes for call in c.calls for a in call.arrays.values())
-    firmware.check_fits(c.cmodel, board, c.graph, weights)
-    firmware.write_firmware(c.cmodel, board, c.graph.source_hash, folder)
+    fw = firmware.firmware_options(c.cmodel, board, clock, harness, mlperf_model, c.graph.name)
+    firmware.check_fits(c.cmodel, board, c.graph, weights, fw)
+    fw_info = firmware.write_firmware(c.cmodel, board, c.graph.source_hash, folder, fw)
     if not firmware.have_toolchain():
         echo(f"note: arm-none-eabi-gcc or cmake is missing, so the firmware project in {folder.name} was written "
              "but not built (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi cmake)")
-        return {"elf": None}
+        return {"elf": None, **fw_info}
     echo(f"building firmware for {board.name} ...")
     elf, use = firmware.build_elf(folder, c.cmodel.prefix, board, firmware.library_defines(c.cmodel))
     flash, ram = board.flash["length"], board.ram["length"]
     echo(f"flash {use.flash:,} of {flash:,} B ({100 * use.flash / flash:.1f}%), "
          f"RAM {use.ram:,} of {ram:,} B ({100 * use.ram / ram:.1f}%)")
-    return {"elf": elf.name, "flash_bytes": use.flash, "ram_bytes": use.ram}
+    return {"elf": elf.name, "flash_bytes": use.flash, "ram_bytes": use.ram, **fw_info}
 
 
 def load_manifest(build_dir: Path) -> dict:

@@ -32,13 +32,14 @@ pytestmark = pytest.mark.skipif(
     reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
 
 
-def build(model: Path, board: str, out: Path) -> Path:
+def build(model: Path, board: str, out: Path, kernels: str = "auto") -> Path:
     from edgeq.build import compile_graph, write_project
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.targets.boards import get_board
 
     graph = load_tflite_file(model)
-    write_project(compile_graph(graph), get_board(board), "keep", out, model, echo=lambda *_: None)
+    b = get_board(board)
+    write_project(compile_graph(graph, "keep", b, kernels), b, "keep", out, model, echo=lambda *_: None)
     return out
 
 
@@ -90,11 +91,20 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
     assert report["clock_hz"] == get_board(board).clock_hz and len(report["layers"]) == 8
 
 
-@pytest.mark.parametrize("board", EMULATED)
+@pytest.mark.parametrize("board,kernels", [(b, "auto") for b in EXAMPLE_BOARDS] + [("qemu-mps2-an500", "ref")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
-def test_shared_model_on_emulated_board(tmp_path, name, board):
+def test_shared_model_on_emulated_board(tmp_path, name, board, kernels):
+    """auto is CMSIS-NN on these boards (DSP path on the M4/M7, Helium on the M55), ref where it declines."""
+    from edgeq.build import load_manifest
+
     model = shared_path(SHARED_INT8[name])
-    out = build(model, board, tmp_path / "fw")
+    out = build(model, board, tmp_path / "fw", kernels)
+    layers = [layer for layer in load_manifest(out)["layers"] if "backend" in layer]
+    if kernels == "ref":
+        assert all(layer["backend"] == "ref" for layer in layers)
+    else:  # a layer on ref says why CMSIS-NN declined it
+        assert any(layer["backend"] == "cmsis-nn" for layer in layers)
+        assert all(layer["declined"] for layer in layers if layer["backend"] == "ref"), layers
     check_against_tflm(model, out, n=6, seed=5)
     profile_twice(out)
 
