@@ -9,13 +9,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 import edgeq
 from edgeq.codegen.render import CModel, render_template
 from edgeq.errors import EdgeqError
-from edgeq.targets import protocol
+from edgeq.targets import mlperf_tiny, protocol
 from edgeq.targets.boards import Board
+from edgeq.targets.clocks import ClockPlan, clock_plan
+from edgeq.targets.mlperf_tiny import Benchmark
 
 STACK_BYTES = 8192
+HARNESSES = ("edgeq", "mlperf-tiny")
 CODE_ALLOWANCE = 48 * 1024  # kernels, harness and libc, measured at 20-40 KiB with -O2
 FIRMWARE_TEMPLATES = {
     "firmware/startup.c": "firmware/startup.c.j2",
@@ -38,10 +43,11 @@ def _fmt(n: int) -> str:
     return f"{n:,} B ({n / 1024:.1f} KiB)"
 
 
-def check_fits(model: CModel, board: Board, graph, weights_bytes: int) -> None:
+def check_fits(model: CModel, board: Board, graph, weights_bytes: int, fw: FirmwareOptions | None = None) -> None:
     """Fails before compiling when the model cannot fit, with the numbers and the largest tensors."""
     io_bytes = sum(t["bytes"] for t in model.inputs + model.outputs)
-    ram = model.arena_bytes + io_bytes + max(t["bytes"] for t in model.inputs) + STACK_BYTES
+    rx_bytes = fw.db_bytes if fw is not None and fw.bench else max(t["bytes"] for t in model.inputs)
+    ram = model.arena_bytes + io_bytes + rx_bytes + STACK_BYTES
     flash = weights_bytes + CODE_ALLOWANCE
     problems = []
     if ram > board.ram["length"]:
@@ -61,14 +67,61 @@ def check_fits(model: CModel, board: Board, graph, weights_bytes: int) -> None:
                          ". Choose a board with more memory or a smaller model.")
 
 
-def write_firmware(model: CModel, board: Board, model_sha256: str, folder: Path) -> None:
+@dataclass
+class FirmwareOptions:
+    """What `edgeq build` was asked for beyond the model: the clock (--clock) and the harness (--harness)."""
+    clock: ClockPlan
+    harness: str = "edgeq"  # "edgeq" (edgeq's framed protocol) or "mlperf-tiny"
+    bench: Benchmark | None = None  # the MLPerf Tiny benchmark the mlperf-tiny harness serves
+    db_bytes: int = 0
+
+    def manifest(self) -> dict:
+        info = {"clock": self.clock.mode, "clock_hz": self.clock.core_hz, "caches": self.clock.caches,
+                "clock_settings": self.clock.settings, "harness": self.harness}
+        if self.bench is not None:
+            info["mlperf_model"] = self.bench.name
+        return info
+
+
+def firmware_options(model: CModel, board: Board, clock: str = "max", harness: str = "edgeq",
+                     mlperf_model: str | None = None, model_name: str = "") -> FirmwareOptions:
+    if harness not in HARNESSES:
+        raise EdgeqError(f"Unknown --harness '{harness}'; choose one of {', '.join(HARNESSES)}.")
+    if mlperf_model is not None and harness != "mlperf-tiny":
+        raise EdgeqError("--mlperf-model names the benchmark of the MLPerf Tiny harness; add --harness mlperf-tiny.")
+    fw = FirmwareOptions(clock_plan(board, clock), harness)
+    if harness == "mlperf-tiny":
+        fw.bench = mlperf_tiny.choose(model.inputs, model.outputs, mlperf_model, model_name or model.prefix)
+        fw.db_bytes = mlperf_tiny.db_bytes(fw.bench, model.inputs)
+    return fw
+
+
+def _c_float(value) -> str:
+    """A float32 as an exact C99 hexadecimal literal."""
+    return float(np.float32(float(value))).hex() + "f"
+
+
+def write_firmware(model: CModel, board: Board, model_sha256: str, folder: Path,
+                   fw: FirmwareOptions | None = None) -> dict:
+    """Writes the firmware project; returns model.json's facts about it (clock, caches, harness)."""
+    fw = fw or firmware_options(model, board)
     (folder / "firmware").mkdir(exist_ok=True)
     hash_bytes = [str(b) for b in bytes.fromhex(model_sha256[:16] or "0" * 16)]
+    extra = {}
+    if fw.bench is not None:
+        extra = dict(bench=fw.bench, db_bytes=fw.db_bytes, vendor=mlperf_tiny.VENDOR,
+                     fw_version=mlperf_tiny.FW_VERSION, cmd_size=256,
+                     n_in=int(np.prod(model.inputs[0]["shape"])), n_out=int(np.prod(model.outputs[0]["shape"])),
+                     in_scale=_c_float(model.inputs[0]["scale"]), in_zp=int(model.inputs[0]["zero_point"]),
+                     out_scale=_c_float(model.outputs[0]["scale"]), out_zp=int(model.outputs[0]["zero_point"]))
     for target, template in FIRMWARE_TEMPLATES.items():
+        if target == "firmware/harness.c" and fw.harness == "mlperf-tiny":
+            template = "firmware/mlperf_harness.c.j2"
         text = render_template(template, m=model, board=board, protocol=protocol, model_hash_bytes=hash_bytes,
-                               stack_bytes=STACK_BYTES)
+                               stack_bytes=STACK_BYTES, clk=fw.clock, harness=fw.harness, **extra)
         (folder / target).write_text(text)
     shutil.copy(edgeq.ROOT / "templates" / "firmware" / "arm-none-eabi.cmake", folder / "arm-none-eabi.cmake")
+    return fw.manifest()
 
 
 def have_toolchain() -> bool:
