@@ -96,14 +96,25 @@ def inspect(model, as_json):
 @click.option("--kernels", type=click.Choice(["auto", "ref", "cmsis-nn"]), default="auto", show_default=True,
               help="Kernel library: auto (the board's libraries in its order of preference, per layer), or one "
                    "library with the portable reference C as the fallback for layers it cannot run.")
+@click.option("--clock", type=click.Choice(["max", "reset"]), default="max", show_default=True,
+              help="Real boards: run the core at the board's full clock (PLL, flash wait states, caches), or leave "
+                   "the reset clock.")
+@click.option("--harness", type=click.Choice(["edgeq", "mlperf-tiny"]), default="edgeq", show_default=True,
+              help="Firmware harness: edgeq's serial protocol (run, profile, validate), or MLPerf Tiny's "
+                   "performance-mode protocol for its runner.")
+@click.option("--mlperf-model", type=click.Choice(["ad01", "kws01", "ic01", "vww01"]),
+              help="--harness mlperf-tiny: the benchmark (default: recognised from the model's input shape).")
 @_calibration_options
 @_input_layout
 def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, kernels, data_free,
-          input_range, resize, bias_absorption, rounding, pool_as_mean):
+          input_range, resize, bias_absorption, rounding, pool_as_mean, clock, harness, mlperf_model):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
     from edgeq.targets.boards import get_board
     b = get_board(board)
+    if (harness != "edgeq" or mlperf_model) and (b.kind != "mcu" or lib):
+        raise EdgeqError(f"--harness/--mlperf-model build firmware for a microcontroller board; {b.name} "
+                         f"{'with --lib gets no firmware' if lib else 'is no microcontroller board'}.")
     graph = _load(model)
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
@@ -115,7 +126,8 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
             write_html(build_report(float_graph, graph, choices), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant, b, kernels)
-    write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo)
+    write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo,
+                  firmware=dict(clock=clock, harness=harness, mlperf_model=mlperf_model))
     layers = sum(1 for c in compiled.calls if not c.alias)
     click.echo(f"built {graph.name} for {b.name} in {out_dir}: {layers} layers, arena {compiled.plan.size:,} B "
                f"(lower bound {compiled.plan.lower_bound:,} B)")
