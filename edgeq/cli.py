@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 import numpy as np
 
+from edgeq.codegen.backends import KERNEL_CHOICES
 from edgeq.errors import EdgeqError
 
 
@@ -64,21 +66,29 @@ def cli():
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report instead of a table.")
+@click.option("--board", "-b", default="host", show_default=True,
+              help="Board whose kernel libraries implement the layers (see `edgeq boards`).")
+@click.option("--kernels", type=click.Choice(KERNEL_CHOICES), default="auto", show_default=True,
+              help="Kernel library, as for `edgeq build`.")
 @_input_layout
-def inspect(model, as_json):
-    """Operators, shapes, MACs, weight bytes and the planned arena of MODEL."""
+def inspect(model, as_json, board, kernels):
+    """Operators, shapes, MACs, weight bytes, the kernel each layer runs and the planned arena of MODEL."""
     from edgeq.inspect import inspect_graph
-    report = inspect_graph(_load(model))
+    from edgeq.targets.boards import get_board
+    report = inspect_graph(_load(model), get_board(board), kernels)
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
     click.echo(f"{report['model']}: {len(report['ops'])} operators, {report['macs']:,} MACs, "
                f"{report['weights_bytes']:,} B weights, arena {report['arena_bytes']:,} B "
                f"(lower bound {report['arena_lower_bound_bytes']:,} B)")
-    click.echo(f"{'#':>3}  {'operator':<20} {'output shape':<18} {'MACs':>12} {'weights B':>10}")
+    click.echo(f"{'#':>3}  {'operator':<20} {'output shape':<18} {'MACs':>12} {'weights B':>10}  implementation")
     for op in report["ops"]:
+        impl = f"{op['backend']}: {op['impl']}" if op.get("impl") else ""
         click.echo(f"{op['index']:>3}  {op['kind']:<20} {str(tuple(op['output_shape'])):<18} "
-                   f"{op['macs']:>12,} {op['weights_bytes']:>10,}")
+                   f"{op['macs']:>12,} {op['weights_bytes']:>10,}  {impl}")
+        for reason in op.get("declined", []):
+            click.echo(f"{'':>5}fell back to ref: {reason}")
     for note in report["notes"]:
         click.echo(f"note: {note}")
 
@@ -93,7 +103,7 @@ def inspect(model, as_json):
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="--quant pot: write the quantization report (plots of exponents, SQNR, channel ranges) as HTML.")
 @click.option("--lib", is_flag=True, help="Write only the model and kernel sources, for an existing firmware.")
-@click.option("--kernels", type=click.Choice(["auto", "ref", "cmsis-nn"]), default="auto", show_default=True,
+@click.option("--kernels", type=click.Choice(KERNEL_CHOICES), default="auto", show_default=True,
               help="Kernel library: auto (the board's libraries in its order of preference, per layer), or one "
                    "library with the portable reference C as the fallback for layers it cannot run.")
 @click.option("--clock", type=click.Choice(["max", "reset"]), default="max", show_default=True,
@@ -136,15 +146,16 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
-              help=".npy of shape [N, *input_shape]: int8 used as is, float32 quantized with the input scale.")
+              help=".npy of shape [N, *input_shape], or .npz with key x: int8 used as is, float32 quantized with "
+                   "the input scale.")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), required=True, help=".npy to write.")
 @click.option("--dequantize", is_flag=True, help="Save float32 outputs (scale * (q - zero_point)).")
 @click.option("--port", help="Serial port of a real board (emulated boards are started in QEMU).")
 def run(build_dir, input_path, output_path, dequantize, port):
     """Run a built model on its board for every sample in --input."""
-    from edgeq.run import run_build
-    x = _load_npy(input_path)
-    y = run_build(Path(build_dir), x, dequantize, port)
+    from edgeq.run import load_inputs, run_build
+    x = load_inputs(input_path)
+    y = run_build(Path(build_dir), x, dequantize, port, echo=lambda msg: click.echo(msg, err=True))
     np.save(output_path, y)
     click.echo(f"ran {len(x)} samples; outputs {y.dtype} {tuple(y.shape)} saved to {output_path}")
 
@@ -206,11 +217,12 @@ def profile(build_dir, json_path, runs, port):
         report = do_profile(link, board, m, runs)
     total = report["cycles_per_inference"]
     click.echo(f"{m['model']} on {report['board']} at {report['clock_hz'] / 1e6:g} MHz")
-    click.echo(f"{'#':>3}  {'layer':<28} {'kernel':<20} {'cycles':>12} {'share':>7}")
+    impls = {layer["name"]: f"{layer['backend']}: {layer['impl']}" for layer in m["layers"] if "impl" in layer}
+    click.echo(f"{'#':>3}  {'layer':<28} {'implementation':<45} {'cycles':>12} {'share':>7}")
     for i, layer in enumerate(report["layers"]):
-        click.echo(f"{i:>3}  {layer['name']:<28} {layer['kernel']:<20} {layer['cycles']:>12,} "
-                   f"{100 * layer['cycles'] / max(total, 1):>6.1f}%")
-    click.echo(f"     {'total':<28} {'':<20} {total:>12,}  ({1e3 * total / report['clock_hz']:.2f} ms)")
+        click.echo(f"{i:>3}  {layer['name']:<28} {impls.get(layer['name'], layer['kernel']):<45} "
+                   f"{layer['cycles']:>12,} {100 * layer['cycles'] / max(total, 1):>6.1f}%")
+    click.echo(f"     {'total':<28} {'':<45} {total:>12,}  ({1e3 * total / report['clock_hz']:.2f} ms)")
     if "instructions_per_inference" in report:
         click.echo(f"     executed instructions (QEMU -icount): {report['instructions_per_inference']:,}")
     if json_path:
@@ -225,9 +237,8 @@ def profile(build_dir, json_path, runs, port):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 def validate(build_dir, data_path, port, json_path):
     """Run real inputs on the board and compare its outputs bit for bit with edgeq's reference."""
-    from edgeq.run import validate_build
-    x = _load_npy(data_path) if data_path.endswith(".npy") else _load_npz(data_path)
-    report = validate_build(Path(build_dir), x, port)
+    from edgeq.run import load_inputs, validate_build
+    report = validate_build(Path(build_dir), load_inputs(data_path), port, echo=lambda msg: click.echo(msg, err=True))
     click.echo(f"{report['board']}: {report['bit_exact']} of {report['samples']} samples bit-exact with edgeq's "
                f"reference; top-1 agreement {100 * report['top1_agreement_with_reference']:.1f}%")
     if json_path:
@@ -251,24 +262,13 @@ def boards():
         click.echo(f"{b.name:<17} {kind:<9} {b.core:<11} {mem[0]:>9} {mem[1]:>9}  {feats}; {b.description}{aliases}")
 
 
-def _load_npy(path: str) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise EdgeqError(f"Cannot read {path} as a .npy array: {e}.") from None
-
-
-def _load_npz(path: str) -> np.ndarray:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "x" not in data:
-                raise EdgeqError(f"{path} has no array 'x' (it has {', '.join(data.files)}).")
-            return data["x"]
-    except (OSError, ValueError) as e:
-        raise EdgeqError(f"Cannot read {path} as a .npz archive: {e}.") from None
+def _terminated(signum, _frame) -> None:
+    # SIGTERM unwinds like Ctrl-C, so staging folders, emulators and child processes are cleaned up
+    raise SystemExit(128 + signum)
 
 
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:

@@ -3,27 +3,36 @@ from __future__ import annotations
 
 from edgeq.ir import Graph, ops
 from edgeq.ir.stats import macs
+from edgeq.codegen.backends import select
 from edgeq.memory.arena import plan_arena
+from edgeq.targets.boards import Board
 from edgeq.lowering import KernelCall
 
 
-def inspect_graph(graph: Graph) -> dict:
+def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto") -> dict:
+    """With a board, integer graphs also report each layer's implementation on it (and the arena with the
+    scratch memory those need)."""
+    impls = [None] * len(graph.ops)
     if graph.is_integer:
         from edgeq.lowering import lower_graph
         calls = lower_graph(graph)
         weights = [sum(a.nbytes for a in c.arrays.values()) for c in calls]
+        if board is not None:
+            impls = select(calls, board, kernels)
     else:  # float model: what it would take before quantization
         calls = [KernelCall(op.name, op.kind, [n for n in op.inputs if not graph.t(n).is_const], op.outputs,
                             alias=isinstance(op, (ops.Reshape, ops.Squeeze))) for op in graph.ops]
         weights = [sum(graph.t(n).nbytes for n in op.inputs if graph.t(n).is_const) for op in graph.ops]
-    plan = plan_arena(graph, calls)
+    plan = plan_arena(graph, calls, {i: impl.scratch_bytes for i, impl in enumerate(impls) if impl is not None})
     op_reports = []
-    for i, (op, w) in enumerate(zip(graph.ops, weights)):
+    for i, (op, w, impl) in enumerate(zip(graph.ops, weights, impls)):
         op_reports.append({
             "index": i, "name": op.name, "kind": op.kind,
             "input_shapes": [list(graph.t(n).shape) for n in op.inputs if not graph.t(n).is_const],
             "output_shape": list(graph.t(op.outputs[0]).shape),
             "macs": macs(op, graph), "weights_bytes": int(w),
+            **({"backend": impl.backend, "impl": impl.function, "scratch_bytes": impl.scratch_bytes,
+                "declined": impl.declined} if impl is not None else {}),
         })
     return {
         "model": graph.name, "integer": graph.is_integer,
