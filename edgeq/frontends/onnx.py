@@ -26,7 +26,14 @@ def load_onnx_file(path: str | Path, input_layout: str = "nchw") -> Graph:
 
 def load_onnx(data: bytes, name: str, origin: str = "the model", input_layout: str = "nchw",
               base_dir: Path | None = None) -> Graph:
-    return import_graph(read_onnx(data, name, origin, base_dir), input_layout)
+    source = read_onnx(data, name, origin, base_dir)
+    try:
+        return import_graph(source, input_layout)
+    except EdgeqError:
+        raise
+    except Exception as e:  # a damaged protobuf parses into fields of the wrong kind or size
+        raise EdgeqError(f"{origin} is a damaged ONNX model: importing it failed ({type(e).__name__}: {e}). It is "
+                         "probably truncated or corrupted; export or copy it again.") from None
 
 
 def read_onnx(data: bytes, name: str, origin: str, base_dir: Path | None = None) -> SourceGraph:
@@ -42,6 +49,10 @@ def read_onnx(data: bytes, name: str, origin: str, base_dir: Path | None = None)
     if model.ir_version <= 0 or not model.HasField("graph") or len(model.graph.node) == 0:
         raise EdgeqError(f"{origin} is not an ONNX model (no IR version or no graph nodes): the file is empty, "
                          "truncated or of another format. Export it again with torch.onnx.export.")
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if not 1 <= opset <= onnx.defs.onnx_opset_version():
+        raise EdgeqError(f"{origin} is a damaged ONNX model: its operator set version is {opset}, not 1 to "
+                         f"{onnx.defs.onnx_opset_version()}. Export it again with torch.onnx.export.")
     if base_dir is not None and any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
         try:
             onnx.external_data_helper.load_external_data_for_model(model, str(base_dir))

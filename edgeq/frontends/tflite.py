@@ -181,7 +181,10 @@ class _Importer:
         return Tensor(name, shape, dtype, None if dtype == "float32" else quant, data)
 
     def _buffer(self, index: int) -> bytes | None:
-        if index <= 0 or index >= self.model.BuffersLength():
+        if index < 0 or index >= max(self.model.BuffersLength(), 1):
+            raise EdgeqError(f"{self.origin} is damaged: a tensor refers to buffer {index} of "
+                             f"{self.model.BuffersLength()}. Export or copy the model again.")
+        if index == 0:
             return None
         b = self.model.Buffers(index)
         if b.Offset() > 1:  # large models keep buffers after the flatbuffer
