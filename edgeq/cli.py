@@ -120,12 +120,14 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
           input_range, resize, bias_absorption, rounding, pool_as_mean, clock, harness, mlperf_model):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
     from edgeq.build import compile_graph, quantize, write_project
+    from edgeq.ir.shapes import check_sizes
     from edgeq.targets.boards import get_board
     b = get_board(board)
     if (harness != "edgeq" or mlperf_model) and (b.kind != "mcu" or lib):
         raise EdgeqError(f"--harness/--mlperf-model build firmware for a microcontroller board; {b.name} "
                          f"{'with --lib gets no firmware' if lib else 'is no microcontroller board'}.")
     graph = _load(model)
+    check_sizes(graph, b)  # before calibration, which takes minutes on a model no board can hold
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
         float_graph = graph

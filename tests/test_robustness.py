@@ -186,3 +186,20 @@ def test_calibration_data_checks(tmp_path):
         np.save(tmp_path / f"{name}.npy", x)
         with pytest.raises(EdgeqError, match=needle.replace("(", r"\(").replace(")", r"\)")):
             load_calibration(tmp_path / f"{name}.npy", graph)
+
+
+def test_models_beyond_the_board_are_refused_before_calibration():
+    from edgeq.frontends import load_model
+    from edgeq.ir.shapes import check_sizes
+    from edgeq.targets.boards import get_board
+
+    graph = load_model(EXAMPLE)
+    check_sizes(graph, get_board("nucleo-f446re"))
+    w = next(t for t in graph.tensors.values() if t.is_const and len(t.shape) == 4)
+    w.shape = (50_000_000,)  # 50M parameters (check_sizes reads the shapes only)
+    with pytest.raises(EdgeqError, match="cannot fit on nucleo-f446re: at int8 its weights alone take 50,0"):
+        check_sizes(graph, get_board("nucleo-f446re"))
+    check_sizes(graph, get_board("host"))  # the Corstone-300's 256 MiB would hold it
+    w.shape = (300_000_000,)
+    with pytest.raises(EdgeqError, match="any board edgeq knows"):
+        check_sizes(graph, get_board("host"))
