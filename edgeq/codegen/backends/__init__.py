@@ -115,10 +115,8 @@ def select(calls: list[KernelCall], board: Board, kernels: str = "auto") -> list
     """One Impl per call (None for aliases, which emit no code), trying the libraries in order."""
     target = Target.of(board)
     order = library_order(board, kernels)
-    needed = [b for b in order if b != "ref"]
     libs = {name: backend(name) for name in order}
-    for name in needed:
-        libs[name].require(target)
+    required: set[str] = set()
     impls: list[Impl | None] = []
     for call in calls:
         if call.alias:
@@ -126,6 +124,9 @@ def select(calls: list[KernelCall], board: Board, kernels: str = "auto") -> list
             continue
         declined = []
         for name in order:
+            if name not in required:  # only a library that is asked for a layer must be there
+                libs[name].require(target)
+                required.add(name)
             result = libs[name].implement(call, target)
             if isinstance(result, Impl):
                 result.declined = declined
