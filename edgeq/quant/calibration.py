@@ -76,7 +76,7 @@ def check_outcome(name: str, x: np.ndarray, reference: np.ndarray, outputs: np.n
         raise EdgeqError(f"The float model {name} gives NaN or infinite outputs on calibration sample {k} (inputs "
                          f"in [{float(x.min()):.4g}, {float(x.max()):.4g}]): the data is far outside the scaling "
                          "the model was trained on. Give calibration data in the model's own input scaling.")
-    if outputs is None or len(x) < 2:
+    if outputs is None or len(x) < 2 or len(x) < 32:  # fewer samples: a small model's outputs may legitimately coincide
         return False
     return bool(np.ptp(outputs, axis=0).max() == 0 and np.ptp(reference, axis=0).max() > 0)
 
