@@ -135,7 +135,7 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
                               "bias_correction": bias_correction, "rounding": rounding, "output_sqnr_db": out_sqnr,
                               "bias_correction_max_lsb": corrections,
                               "calibration_top1_agreement": agree}
-        results.append(((agree, out_sqnr), qgraph, report, eq_info, g, check_outcome(g.name, x, reference, outputs)))
+        results.append(((agree, out_sqnr), qgraph, report, eq_info, g, check_outcome(g.name, x, reference, outputs, _output_step(qgraph))))
     best = results[0]
     if len(results) > 1:
         classifier = graph.t(graph.outputs[0]).shape != graph.t(graph.inputs[0]).shape
@@ -150,6 +150,11 @@ def quantize(graph: Graph, calib: str | Path | None, echo=print, equalization: s
     best[2]["_float_graph"] = best[4]  # the float graph the integer one quantizes (equalized or not)
     best[2]["_calibration_inputs"] = x  # for the report, so images are not decoded again
     return best[1], best[2]
+
+
+def _output_step(qgraph) -> float:
+    quant = qgraph.t(qgraph.outputs[0]).quant
+    return float(np.max(quant.scale)) if quant is not None else 0.0
 
 
 def _better(agreement_and_sqnr: tuple[float, float], classifier: bool) -> tuple[float, ...]:

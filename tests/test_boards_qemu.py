@@ -267,16 +267,36 @@ def test_cli_build_into_a_relative_folder(tmp_path):
     assert "flash" in proc.stdout and "RAM" in proc.stdout
 
 
-def test_lib_writes_only_sources(tmp_path):
+@pytest.mark.parametrize("kernels", ["ref", "auto"])
+def test_lib_writes_only_sources_that_compile_from_its_make_fragment(tmp_path, kernels):
     import subprocess
     import sys
 
     out = tmp_path / "lib"
     proc = subprocess.run([sys.executable, "-m", "edgeq", "build", str(EXAMPLE), "--board", "nucleo-h7", "--lib",
-                           "-o", str(out)], capture_output=True, text=True)
+                           "--kernels", kernels, "-o", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert (out / "digits_cnn_int8.c").exists() and (out / "runtime" / "eq_conv.c").exists()
     assert not (out / "firmware").exists() and not list(out.glob("*.elf"))
+    ref_sources = {p.name for p in (out / "runtime").glob("*.c")}
+    fragment = (out / "digits_cnn_int8.mk").read_text()
+    if kernels == "ref":
+        assert "eq_conv_s8.c" in ref_sources and "CMSIS_NN_DIR" not in fragment
+    else:  # every layer of this model has a CMSIS-NN function on the M7: no reference kernel is shipped
+        assert not ref_sources and "arm_convolve_s8.c" in fragment
+    # a user's Makefile includes the fragment and compiles what it lists for the board's core
+    (tmp_path / "Makefile").write_text(
+        "include lib/digits_cnn_int8.mk\n"
+        "SRCS := $(DIGITS_CNN_INT8_SRCS) $(DIGITS_CNN_INT8_LIB_SRCS)\n"
+        "all: $(notdir $(SRCS:.c=.o))\n"
+        "list: ; @echo $(SRCS)\n"
+        "vpath %.c $(sort $(dir $(SRCS)))\n"
+        "%.o: %.c\n\tarm-none-eabi-gcc -mcpu=cortex-m7 -mthumb -O2 -std=c99 -Wall -Wextra -Werror "
+        "$(DIGITS_CNN_INT8_INC) -c $< -o $@\n")
+    proc = subprocess.run(["make", "-s", "-C", str(tmp_path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    listed = subprocess.run(["make", "-s", "-C", str(tmp_path), "list"], capture_output=True, text=True).stdout.split()
+    assert {Path(p).name for p in listed} >= ref_sources | {"digits_cnn_int8.c", "digits_cnn_int8_weights.c"}
+    assert sorted(p.name for p in tmp_path.glob("*.o")) == sorted(Path(p).name[:-2] + ".o" for p in listed)
 
 
 def test_flash_leaves_qemu_running_for_later_commands(example_builds, tmp_path):
