@@ -9,6 +9,7 @@ CMSIS-NN multiplier reproduces, so they stay on `ref`.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,9 @@ from edgeq.codegen.backends import cmsis_nn_library as lib
 from edgeq.lowering import KernelCall
 from edgeq.lowering.fixedpoint import wrap32
 
-# CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h)
-DW_ONE_INPUT_CHANNEL_AS_CONV = 8
+# CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h):
+# 8 under Arm Compiler 6, 1 under gcc and clang, which edgeq builds with
+DW_ONE_INPUT_CHANNEL_AS_CONV = 1
 POT_MULTIPLIER = 1 << 30
 
 
@@ -40,6 +42,15 @@ def _rescale(call: KernelCall, channels: int) -> dict[str, np.ndarray] | str:
     if np.any(k < 1):
         return "a power-of-two rescale by a left shift, which CMSIS-NN does not saturate as edgeq does"
     return {"out_mult": np.full(channels, POT_MULTIPLIER, np.int32), "out_shift": (1 - k).astype(np.int32)}
+
+
+def depthwise_as_conv(call: KernelCall) -> KernelCall:
+    """A depthwise convolution of one input channel as the convolution it is, its weights transposed here
+    once instead of by CMSIS-NN's wrapper on every call (arm_depthwise_conv_to_conv_s8 on Helium)."""
+    params = {k: v for k, v in call.params.items() if k != "depth_multiplier"}
+    weights = call.arrays["weights"].transpose(3, 1, 2, 0).copy()  # [1, h, w, oc] -> [oc, h, w, 1]
+    return replace(call, kernel="conv_s8", params={**params, "filter_c": 1},
+                   arrays={**call.arrays, "weights": weights})
 
 
 class CmsisNN(Backend):
@@ -114,8 +125,8 @@ class CmsisNN(Backend):
         mult = p["depth_multiplier"]
         dilated = p["dilation_w"] != 1 or p["dilation_h"] != 1
         if target.isa == "mve" and p["input_c"] == 1 and p["output_c"] > DW_ONE_INPUT_CHANNEL_AS_CONV:
-            function = "arm_depthwise_conv_to_conv_s8"
-        elif mult == 1 and p["batches"] == 1 and not dilated:
+            return self._conv_s8(depthwise_as_conv(call), target)
+        if mult == 1 and p["batches"] == 1 and not dilated:
             three = p["filter_w"] == p["filter_h"] == 3 and p["pad_h"] <= 1 and p["pad_w"] <= 1
             function = "arm_depthwise_conv_3x3_s8" if three and target.isa != "mve" else "arm_depthwise_conv_s8_opt"
         else:
