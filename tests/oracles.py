@@ -39,7 +39,8 @@ def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
     return [rng.integers(-128, 128, size=graph.t(n).shape, dtype=np.int64).astype(np.int8) for n in graph.inputs]
 
 
-def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> None:
+def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True, sample=None) -> None:
+    """sample(graph, rng): one sample's inputs (default: uniformly random int8)."""
     from edgeq.frontends.tflite import load_tflite
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
@@ -47,7 +48,7 @@ def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> Non
     graph = load_tflite(model, "model")
     calls = lower_graph(graph)
     rng = np.random.default_rng(seed)
-    samples = [random_inputs(graph, rng) for _ in range(n)]
+    samples = [(sample or random_inputs)(graph, rng) for _ in range(n)]
     expected = [tflm_run(model, xs, len(graph.outputs)) for xs in samples]
     for k, (xs, ref) in enumerate(zip(samples, expected)):
         got = run_int(graph, xs, calls)
@@ -62,7 +63,7 @@ def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True) -> Non
         for k, (got, ref) in enumerate(zip(outs, expected)):
             for j, name in enumerate(graph.outputs):
                 np.testing.assert_array_equal(
-                    got[j].reshape(-1), ref[j].reshape(-1),
+                    got[j].view(graph.t(name).dtype).reshape(-1), ref[j].reshape(-1),
                     err_msg=f"generated C != TFLite Micro on sample {k}, output {name}")
 
 

@@ -13,7 +13,7 @@ from edgeq.ir import Graph
 from edgeq.lowering import KernelCall
 from edgeq.memory.arena import ArenaPlan
 
-C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t"}
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
 
 
 def c_identifier(name: str) -> str:
@@ -83,6 +83,7 @@ def _io(graph: Graph, names: list[str], plan: ArenaPlan) -> list[dict]:
     for i, n in enumerate(names):
         t = graph.t(n)
         result.append({"name": n, "index": i, "shape": list(t.shape), "bytes": t.nbytes, "offset": plan.offsets[n],
+                       "ctype": C_TYPES[t.dtype],
                        "scale": repr(float(t.quant.s)) if t.quant else "1.0",
                        "zero_point": t.quant.zp if t.quant else 0})
     return result

@@ -40,8 +40,13 @@ PADDINGS = {tflite.Padding.SAME: ops.Padding.SAME, tflite.Padding.VALID: ops.Pad
 
 SUPPORTED = (
     "CONV_2D DEPTHWISE_CONV_2D FULLY_CONNECTED AVERAGE_POOL_2D MAX_POOL_2D ADD MUL RESHAPE SQUEEZE "
-    "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU"
+    "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
+    "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
+    "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
+    "ARG_MAX"
 ).split()
+# Operators with several outputs become one IR operator per output.
+MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
 
 
 def load_tflite_file(path: str | Path) -> Graph:
@@ -96,9 +101,13 @@ class _Importer:
         inputs = [self.tensors[i].name for i in g.InputsAsNumpy()]
         outputs = [self.tensors[i].name for i in g.OutputsAsNumpy()]
         tensors = {t.name: t for t in self.tensors}
-        op_list = [self._op(g.Operators(i), i) for i in sorted(self.live)]
-        graph = Graph(self.name, tensors, [o for o in op_list if o is not None], inputs, outputs,
-                      sha256_bytes(self.data), self.notes)
+        self.extra: list[Tensor] = []  # tensors between the IR operators one TFLite operator becomes
+        op_list = []
+        for i in sorted(self.live):
+            o = self._op(g.Operators(i), i)
+            op_list.extend(o if isinstance(o, list) else [o])
+        tensors.update({t.name: t for t in self.extra})
+        graph = Graph(self.name, tensors, op_list, inputs, outputs, sha256_bytes(self.data), self.notes)
         _fold_constant_dequantize(graph)
         _dequantize_hybrid_weights(graph)
         _strip_boundary_conversions(graph)
@@ -196,7 +205,7 @@ class _Importer:
             return None
         return b.DataAsNumpy().tobytes()
 
-    def _op(self, op, index: int) -> ops.Op | None:
+    def _op(self, op, index: int) -> ops.Op | list[ops.Op]:
         kind = self._opname(op)
         ins = [int(i) for i in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(i) for i in op.OutputsAsNumpy()]
@@ -262,8 +271,23 @@ class _Importer:
         if kind == "LEAKY_RELU":
             o = _options(op, tflite.LeakyReluOptions)
             return ops.LeakyRelu(name, tin, tout, float(o.Alpha()) if o else 0.2)
+        if kind in _MOVEMENT:
+            return _MOVEMENT[kind](self, op, index, name, tin, tout, const)
+        if kind == "SUB":
+            o = _options(op, tflite.SubOptions)
+            return ops.Sub(name, tin, tout, self._act(o.FusedActivationFunction() if o else 0, index, kind))
+        if kind in ("REDUCE_MAX", "SUM"):
+            o = _options(op, tflite.ReducerOptions)
+            rank = len(self.tensors[ins[0]].shape)
+            axes = tuple(sorted({int(a) % rank for a in const(1).reshape(-1)}))
+            cls = ops.ReduceMax if kind == "REDUCE_MAX" else ops.Sum
+            return cls(name, tin[:1], tout, axes, bool(o.KeepDims()) if o else False)
+        if kind == "ARG_MAX":
+            rank = len(self.tensors[ins[0]].shape)
+            return ops.ArgMax(name, tin[:1], tout, int(const(1).reshape(-1)[0]) % rank)
         simple = {"QUANTIZE": ops.Quantize, "DEQUANTIZE": ops.Dequantize, "RELU": ops.Relu, "RELU6": ops.Relu6,
-                  "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish}
+                  "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish, "MAXIMUM": ops.Maximum,
+                  "MINIMUM": ops.Minimum, "ABS": ops.Abs, "RSQRT": ops.Rsqrt}
         return simple[kind](name, tin, tout)
 
     def _act(self, code: int, index: int, kind: str) -> ops.Activation:
@@ -271,6 +295,142 @@ class _Importer:
             raise EdgeqError(f"Operator #{index} {kind} has fused activation {code} (not NONE, RELU, RELU_N1_TO_1 "
                              "or RELU6), which edgeq cannot handle.")
         return ACTIVATIONS[code]
+
+
+def _ints(a: np.ndarray) -> list[int]:
+    return [int(v) for v in a.reshape(-1)]
+
+
+def _slices(name: str, x: Tensor, outs: list[str], axis: int, sizes: list[int], shrink: bool) -> list[ops.Op]:
+    """One StridedSlice per output: consecutive pieces of the given sizes along axis."""
+    result, start = [], 0
+    for k, (out, size) in enumerate(zip(outs, sizes)):
+        begin = [start if a == axis else 0 for a in range(len(x.shape))]
+        end = [start + size if a == axis else d for a, d in enumerate(x.shape)]
+        result.append(ops.StridedSlice(f"{name}_{k}", [x.name], [out], tuple(begin), tuple(end),
+                                       (1,) * len(x.shape), (axis,) if shrink else ()))
+        start += size
+    return result
+
+
+def _strided_slice(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    """TFLite's strided_slice_logic (StartForAxis, StopForAxis) resolved against the input's shape."""
+    o = _options(op, tflite.StridedSliceOptions)
+    shape = imp.tensors[int(op.InputsAsNumpy()[0])].shape
+    begin, end, strides = _ints(const(1)), _ints(const(2)), _ints(const(3))
+    if o is not None and (o.EllipsisMask() or o.NewAxisMask()):
+        raise EdgeqError(f"Operator #{index} STRIDED_SLICE uses an ellipsis or new-axis mask, which edgeq cannot "
+                         "handle; write the slice with explicit begin and end for every axis.")
+    if not len(begin) == len(end) == len(strides) == len(shape) or 0 in strides:
+        raise EdgeqError(f"Operator #{index} STRIDED_SLICE has begin {begin}, end {end}, strides {strides} for an "
+                         f"input of rank {len(shape)}; edgeq needs one nonzero stride per axis.")
+    masks = [(o.BeginMask(), o.EndMask(), o.ShrinkAxisMask(), o.Offset()) if o else (0, 0, 0, False)][0]
+    nb, ne, ns, shrink = [], [], [], []
+    for a, d in enumerate(shape):
+        b, e, st = begin[a], end[a], strides[a]
+        lo, hi = (0, d) if st > 0 else (-1, d - 1)
+        start = (0 if st > 0 else d - 1) if masks[0] >> a & 1 else min(max(b + d if b < 0 else b, lo), hi)
+        if masks[2] >> a & 1:
+            nb.append(start), ne.append(start + 1), ns.append(1), shrink.append(a)
+            continue
+        if masks[3]:
+            e = b + e
+        stop = (d if st > 0 else -1) if masks[1] >> a & 1 else min(max(e + d if e < 0 else e, lo), hi)
+        nb.append(min(start, d - 1) if st < 0 else start), ne.append(stop), ns.append(st)
+    return ops.StridedSlice(name, tin[:1], tout, tuple(nb), tuple(ne), tuple(ns), tuple(shrink))
+
+
+def _slice(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    shape = imp.tensors[int(op.InputsAsNumpy()[0])].shape
+    begin, size = _ints(const(1)), _ints(const(2))
+    end = [d if n == -1 else b + n for b, n, d in zip(begin, size, shape)]
+    return ops.StridedSlice(name, tin[:1], tout, tuple(begin), tuple(end), (1,) * len(shape), ())
+
+
+def _split(imp: "_Importer", op, index, name, tin, tout, const) -> list[ops.Op]:
+    x = imp.tensors[int(op.InputsAsNumpy()[1])]
+    axis = _ints(const(0))[0] % len(x.shape)
+    n = len(tout)
+    if x.shape[axis] % n:
+        raise EdgeqError(f"Operator #{index} SPLIT cuts {x.shape[axis]} into {n} parts, which does not divide.")
+    imp.notes.append(f"{name}: SPLIT into {n} outputs imported as {n} STRIDED_SLICE operators")
+    return _slices(name, x, tout, axis, [x.shape[axis] // n] * n, shrink=False)
+
+
+def _split_v(imp: "_Importer", op, index, name, tin, tout, const) -> list[ops.Op]:
+    x = imp.tensors[int(op.InputsAsNumpy()[0])]
+    axis = _ints(const(2))[0] % len(x.shape)
+    sizes = _ints(const(1))
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
+    imp.notes.append(f"{name}: SPLIT_V into {len(tout)} outputs imported as {len(tout)} STRIDED_SLICE operators")
+    return _slices(name, x, tout, axis, sizes, shrink=False)
+
+
+def _unpack(imp: "_Importer", op, index, name, tin, tout, const) -> list[ops.Op]:
+    o = _options(op, tflite.UnpackOptions)
+    x = imp.tensors[int(op.InputsAsNumpy()[0])]
+    axis = (o.Axis() if o else 0) % len(x.shape)
+    imp.notes.append(f"{name}: UNPACK into {len(tout)} outputs imported as {len(tout)} STRIDED_SLICE operators")
+    return _slices(name, x, tout, axis, [1] * len(tout), shrink=True)
+
+
+def _pack(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    o = _options(op, tflite.PackOptions)
+    rank = len(imp.tensors[int(op.OutputsAsNumpy()[0])].shape)
+    return ops.Pack(name, tin, tout, (o.Axis() if o else 0) % rank)
+
+
+def _gather(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    o = _options(op, tflite.GatherOptions)
+    x = imp.tensors[int(op.InputsAsNumpy()[0])]
+    if o is not None and o.BatchDims() != 0:
+        raise EdgeqError(f"Operator #{index} GATHER has batch_dims {o.BatchDims()}; edgeq gathers with batch_dims 0.")
+    idx = const(1)
+    axis = (o.Axis() if o else 0) % len(x.shape)
+    flat = [int(v) + x.shape[axis] if v < 0 else int(v) for v in idx.reshape(-1)]
+    return ops.Gather(name, tin[:1], tout, axis, tuple(flat), tuple(int(d) for d in idx.shape))
+
+
+def _block(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    kind = imp._opname(op)
+    if kind in ("DEPTH_TO_SPACE", "SPACE_TO_DEPTH"):
+        o = _options(op, tflite.DepthToSpaceOptions if kind == "DEPTH_TO_SPACE" else tflite.SpaceToDepthOptions)
+        cls = ops.DepthToSpace if kind == "DEPTH_TO_SPACE" else ops.SpaceToDepth
+        return cls(name, tin[:1], tout, int(o.BlockSize()))
+    x = imp.tensors[int(op.InputsAsNumpy()[0])]
+    block = tuple(_ints(const(1)))
+    pairs = const(2).astype(np.int64).reshape(-1, 2)
+    if len(x.shape) != 4 or len(block) != 2:
+        raise EdgeqError(f"Operator #{index} {kind} has an input of rank {len(x.shape)} and block {list(block)}; "
+                         "edgeq handles NHWC inputs with a 2-D block.")
+    pairs = tuple((int(a), int(b)) for a, b in pairs)
+    if kind == "BATCH_TO_SPACE_ND":
+        return ops.BatchToSpaceND(name, tin[:1], tout, block, pairs)
+    if not any(a or b for a, b in pairs):
+        return ops.SpaceToBatchND(name, tin[:1], tout, block)
+    padded = f"{tout[0]}/padded_for_{name}"
+    shape = (x.shape[0], x.shape[1] + sum(pairs[0]), x.shape[2] + sum(pairs[1]), x.shape[3])
+    imp.extra.append(Tensor(padded, shape, x.dtype, x.quant))
+    # With the zero point, as LiteRT pads: TFLite Micro pads int8 with a value it never sets (uninitialized).
+    imp.notes.append(f"{name}: SPACE_TO_BATCH_ND's paddings imported as a PAD before it")
+    return [ops.Pad(f"{name}_pad", tin[:1], [padded], ((0, 0), *pairs, (0, 0))),
+            ops.SpaceToBatchND(name, [padded], tout, block)]
+
+
+def _resize_nearest(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    o = _options(op, tflite.ResizeNearestNeighborOptions)
+    return ops.ResizeNearestNeighbor(name, tin[:1], tout, bool(o.AlignCorners()) if o else False,
+                                     bool(o.HalfPixelCenters()) if o else False)
+
+
+_MOVEMENT = {
+    "TRANSPOSE": lambda imp, op, index, name, tin, tout, const: ops.Transpose(name, tin[:1], tout,
+                                                                              tuple(_ints(const(1)))),
+    "STRIDED_SLICE": _strided_slice, "SLICE": _slice, "SPLIT": _split, "SPLIT_V": _split_v, "UNPACK": _unpack,
+    "PACK": _pack, "GATHER": _gather, "DEPTH_TO_SPACE": _block, "SPACE_TO_DEPTH": _block,
+    "BATCH_TO_SPACE_ND": _block, "SPACE_TO_BATCH_ND": _block, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+}
 
 
 def _fold_constant_dequantize(graph: Graph) -> None:
@@ -341,8 +501,9 @@ def _drop_unused_tensors(graph: Graph) -> None:
 
 
 def _check_activation_types(graph: Graph, origin: str) -> None:
+    indices = {op.outputs[0] for op in graph.ops if isinstance(op, ops.ArgMax)}
     for t in graph.activations():
-        if t.dtype not in ("int8", "float32"):
+        if t.dtype not in ("int8", "float32") and not (t.name in indices and t.dtype in ("int32", "int64")):
             raise EdgeqError(
                 f"{origin}: activation tensor '{t.name}' is {t.dtype}; edgeq runs int8 activations (or float32 "
                 "ones it quantizes). Convert the model with int8 activations (not 16x8 or uint8).")

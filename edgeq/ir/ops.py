@@ -191,8 +191,140 @@ class LeakyRelu(Op):
     kind = "LEAKY_RELU"
 
 
+# --- data movement: each output element is one input element, found by index arithmetic alone --------
+
+@dataclass
+class Transpose(Op):
+    perm: tuple[int, ...] = ()
+    kind = "TRANSPOSE"
+
+
+@dataclass
+class StridedSlice(Op):
+    """x[begin:end:stride] per dimension, with the shrink axes (each of size 1) dropped. Normalized at import:
+    begin within the dimension, end in [-1, size] (-1: past the start, for negative strides), stride != 0.
+    TFLite's SLICE and STRIDED_SLICE import as this, and so do SPLIT, SPLIT_V and UNPACK (one op per output)."""
+
+    begin: tuple[int, ...] = ()
+    end: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+    shrink_axes: tuple[int, ...] = ()
+    kind = "STRIDED_SLICE"
+
+
+@dataclass
+class Gather(Op):
+    """x taken at constant indices along axis: output shape x[:axis] + indices_shape + x[axis+1:]."""
+
+    axis: int = 0
+    indices: tuple[int, ...] = ()  # flattened, non-negative
+    indices_shape: tuple[int, ...] = ()
+    kind = "GATHER"
+
+
+@dataclass
+class DepthToSpace(Op):
+    block: int = 1
+    kind = "DEPTH_TO_SPACE"
+
+
+@dataclass
+class SpaceToDepth(Op):
+    block: int = 1
+    kind = "SPACE_TO_DEPTH"
+
+
+@dataclass
+class BatchToSpaceND(Op):
+    """NHWC; crops: (before, after) for height and width."""
+
+    block: tuple[int, ...] = (1, 1)
+    crops: tuple[tuple[int, int], ...] = ((0, 0), (0, 0))
+    kind = "BATCH_TO_SPACE_ND"
+
+
+@dataclass
+class SpaceToBatchND(Op):
+    """NHWC, height and width divisible by the block; TFLite's paddings import as a PAD before it."""
+
+    block: tuple[int, ...] = (1, 1)
+    kind = "SPACE_TO_BATCH_ND"
+
+
+@dataclass
+class ResizeNearestNeighbor(Op):
+    """NHWC; output height and width are the output tensor's."""
+
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+    kind = "RESIZE_NEAREST_NEIGHBOR"
+
+
+@dataclass
+class Pack(Op):
+    """Stacks its inputs along a new axis."""
+
+    axis: int = 0
+    kind = "PACK"
+
+
+# --- elementwise and reductions --------------------------------------------------------------------
+
+@dataclass
+class Sub(Op):
+    """Two inputs, numpy broadcasting: in0 - in1."""
+
+    activation: Activation = Activation.NONE
+    kind = "SUB"
+
+
+@dataclass
+class Maximum(Op):
+    kind = "MAXIMUM"
+
+
+@dataclass
+class Minimum(Op):
+    kind = "MINIMUM"
+
+
+@dataclass
+class Abs(Op):
+    kind = "ABS"
+
+
+@dataclass
+class Rsqrt(Op):
+    kind = "RSQRT"
+
+
+@dataclass
+class ReduceMax(Op):
+    axes: tuple[int, ...] = ()  # non-negative, sorted
+    keep_dims: bool = False
+    kind = "REDUCE_MAX"
+
+
+@dataclass
+class Sum(Op):
+    axes: tuple[int, ...] = ()  # non-negative, sorted
+    keep_dims: bool = False
+    kind = "SUM"
+
+
+@dataclass
+class ArgMax(Op):
+    """Index of the largest value along axis (the first among equals); the output is int32 or int64."""
+
+    axis: int = 0
+    kind = "ARG_MAX"
+
+
+MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, BatchToSpaceND, SpaceToBatchND,
+                ResizeNearestNeighbor)
+
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu,
+    LeakyRelu, *MOVEMENT_OPS, Pack, Sub, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

@@ -75,7 +75,17 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
         _rank(x, 4, "the input")
         return (x[0], _window_out(x[1], op.filter_h, op.stride_h, 1, op.padding),
                 _window_out(x[2], op.filter_w, op.stride_w, 1, op.padding), x[3])
-    if isinstance(op, (ops.Add, ops.Mul)):
+    if isinstance(op, ops.MOVEMENT_OPS):
+        from edgeq.lowering.movement import movement_shape
+        try:
+            return movement_shape(op, graph)
+        except ValueError as e:
+            raise _Bad(str(e)) from None
+    if isinstance(op, ops.Pack):
+        _need(all(s == x for s in shapes), f"inputs {[list(s) for s in shapes]} differ in shape")
+        _need(0 <= op.axis <= len(x), f"axis {op.axis} is outside rank {len(x) + 1}")
+        return (*x[:op.axis], len(shapes), *x[op.axis:])
+    if isinstance(op, (ops.Add, ops.Mul, ops.Sub, ops.Maximum, ops.Minimum)):
         _need(len(shapes) == 2, f"it has {len(shapes)} inputs, not 2")
         try:
             return tuple(np.broadcast_shapes(*shapes))
@@ -93,7 +103,10 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
         _need(len(op.paddings) == len(x), f"{len(op.paddings)} padding pairs for rank {len(x)}")
         _need(all(a >= 0 and b >= 0 for a, b in op.paddings), f"negative paddings {list(op.paddings)}")
         return tuple(d + a + b for d, (a, b) in zip(x, op.paddings))
-    if isinstance(op, ops.Mean):
+    if isinstance(op, ops.ArgMax):
+        _need(0 <= op.axis < len(x), f"axis {op.axis} is outside rank {len(x)}")
+        return tuple(d for k, d in enumerate(x) if k != op.axis)
+    if isinstance(op, (ops.Mean, ops.ReduceMax, ops.Sum)):
         _need(all(0 <= a < len(x) for a in op.axes), f"axes {list(op.axes)} are outside rank {len(x)}")
         if op.keep_dims:
             return tuple(1 if k in op.axes else d for k, d in enumerate(x))

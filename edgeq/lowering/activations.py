@@ -1,4 +1,4 @@
-"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, int8 requantization, SOFTMAX.
+"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ABS, RSQRT, int8 requantization, SOFTMAX.
 
 Every unary int8 op is a function of one int8 value, so it lowers to a 256-entry table computed
 here by transcribing TFLM's integer code (its Prepare arithmetic, then its Eval arithmetic) for each
@@ -194,6 +194,32 @@ def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
+@lowers(ops.Abs)
+def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
+    """TFLM's AbsEvalQuantized: |v - zp_in|, rescaled only when the scales differ."""
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    rescale = (lambda v: v) if s_in == s_out else _rescaler(s_in, s_out)
+    return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(abs(v - zp_in)) + zp_out)), graph)
+
+
+@lowers(ops.Rsqrt)
+def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
+    """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
+    error; the table gives them the largest output, as it does zero."""
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    m, shift = quantize_multiplier(1.0 / (math.sqrt(float(s_in)) * float(s_out)))
+    k_shift = 20
+
+    def f(v: int) -> int:
+        value = v - zp_in
+        if value <= 0:
+            return INT8_MAX
+        inv_m, inv_shift = gl.inv_sqrt_multiplier_exp(value)
+        data = _mbqm(1, inv_m, inv_shift + k_shift)
+        return _clamp8(_mbqm(data, m, shift - k_shift) + zp_out)
+    return _finish_lut(_lut_call(op, f), graph)
+
+
 @lowers(ops.Quantize)
 def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
@@ -284,6 +310,16 @@ def float_tanh(op, graph, inputs):
 def float_hard_swish(op, graph, inputs):
     x = inputs[0].astype(np.float64)
     return x * np.clip(x + 3.0, 0.0, 6.0) / 6.0
+
+
+@float_impl(ops.Abs)
+def float_abs(op, graph, inputs):
+    return np.abs(inputs[0])
+
+
+@float_impl(ops.Rsqrt)
+def float_rsqrt(op, graph, inputs):
+    return 1.0 / np.sqrt(inputs[0].astype(np.float64))
 
 
 @float_impl(ops.Softmax)

@@ -1,4 +1,4 @@
-"""ADD and MUL (with broadcasting), PAD, CONCATENATION.
+"""ADD, SUB and MUL (with broadcasting), MAXIMUM and MINIMUM, PAD, CONCATENATION.
 
 Integer semantics: TFLM's add_common.cc/mul_common.cc parameters and reference_integer_ops
 Add/Mul per element. Broadcasting is expressed as 4-D output dims plus per-input strides (0 on a
@@ -55,10 +55,13 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
 
 
 @lowers(ops.Add)
-def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
+@lowers(ops.Sub)
+def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
+    """ADD, and SUB, which TFLite computes alike up to the sign of the second scaled input."""
     require_int8(op, graph, op.inputs + op.outputs)
+    kernel_name = "sub_s8" if isinstance(op, ops.Sub) else "add_s8"
     if graph.requant == "shift":
-        return _lower_add_shift(op, graph)
+        return _lower_add_shift(op, graph, kernel_name)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
@@ -69,14 +72,14 @@ def lower_add(op: ops.Add, graph: Graph) -> KernelCall:
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": ADD_LEFT_SHIFT, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
                    "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params, requant="multiplier")
+    return KernelCall(op.name, kernel_name, _binary_inputs(op, graph), list(op.outputs), params, requant="multiplier")
 
 
-def _lower_add_shift(op: ops.Add, graph: Graph) -> KernelCall:
+def _lower_add_shift(op: ops.Add | ops.Sub, graph: Graph, kernel_name: str) -> KernelCall:
     """Power-of-two ADD: both inputs aligned on the finer scale by left shifts, the sum rescaled by one
     rounding shift."""
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    what = f"Operator {op.name} (ADD)"
+    what = f"Operator {op.name} ({op.kind})"
     na, nb, ny = (exponent_of(t.quant.s, what) for t in (a, b, y))
     n = max(na, nb)
     lo, hi = activation_range(op.activation, y)
@@ -84,21 +87,24 @@ def _lower_add_shift(op: ops.Add, graph: Graph) -> KernelCall:
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": 0, "in0_mult": 0, "in0_shift": n - na, "in1_mult": 0, "in1_shift": n - nb,
                    "out_mult": 0, "out_shift": max(n - ny, -31), "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "add_s8", _binary_inputs(op, graph), list(op.outputs), params, requant="shift")
+    return KernelCall(op.name, kernel_name, _binary_inputs(op, graph), list(op.outputs), params, requant="shift")
 
 
 @kernel("add_s8")
+@kernel("sub_s8")
 def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
+    sign = -1 if call.kernel == "sub_s8" else 1
     if call.requant == "shift":
-        acc = sum((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) << p[f"in{k}_shift"] for k in (0, 1))
+        acc = ((_gather(inputs[0], p, "in0") + p["in0_offset"]) << p["in0_shift"]) + sign * (
+            (_gather(inputs[1], p, "in1") + p["in1_offset"]) << p["in1_shift"])
         raw = rounding_shift(acc, p["out_shift"]) + p["output_offset"]
         return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
     scaled = []
     for k in (0, 1):
         v = wrap32((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) * (1 << p["left_shift"]))
         scaled.append(multiply_by_quantized_multiplier_smaller_than_one_exp(v, p[f"in{k}_mult"], p[f"in{k}_shift"]))
-    raw = multiply_by_quantized_multiplier_smaller_than_one_exp(wrap32(scaled[0] + scaled[1]), p["out_mult"],
+    raw = multiply_by_quantized_multiplier_smaller_than_one_exp(wrap32(scaled[0] + sign * scaled[1]), p["out_mult"],
                                                                 p["out_shift"]) + p["output_offset"]
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
 
@@ -128,6 +134,23 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     else:
         raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
+
+
+@lowers(ops.Maximum)
+@lowers(ops.Minimum)
+def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
+    """TFLite Micro compares the raw int8 values, whatever the scales (the converter gives all three one)."""
+    require_int8(op, graph, op.inputs + op.outputs)
+    params = _broadcast_params(op, graph)
+    params["is_max"] = int(isinstance(op, ops.Maximum))
+    return KernelCall(op.name, "min_max_s8", _binary_inputs(op, graph), list(op.outputs), params)
+
+
+@kernel("min_max_s8")
+def min_max_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    a, b = _gather(inputs[0], p, "in0"), _gather(inputs[1], p, "in1")
+    return (np.maximum(a, b) if p["is_max"] else np.minimum(a, b)).astype(np.int8).reshape(out_shape)
 
 
 @lowers(ops.Pad)
@@ -184,6 +207,21 @@ def concat_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarr
 @float_impl(ops.Add)
 def float_add(op, graph, inputs):
     return float_activation(op.activation, inputs[0] + inputs[1])
+
+
+@float_impl(ops.Sub)
+def float_sub(op, graph, inputs):
+    return float_activation(op.activation, inputs[0] - inputs[1])
+
+
+@float_impl(ops.Maximum)
+def float_maximum(op, graph, inputs):
+    return np.maximum(inputs[0], inputs[1])
+
+
+@float_impl(ops.Minimum)
+def float_minimum(op, graph, inputs):
+    return np.minimum(inputs[0], inputs[1])
 
 
 @float_impl(ops.Mul)

@@ -139,3 +139,28 @@ def tanh(a: int, integer_bits: int) -> int:
 def count_leading_zeros(x: int) -> int:
     x &= 0xFFFFFFFF
     return 32 - x.bit_length()
+
+
+def inv_sqrt_multiplier_exp(x: int) -> tuple[int, int]:
+    """tflite::GetInvSqrtQuantizedMultiplierExp(x, kReverseShift): 1/sqrt(x) as a Q31 multiplier and a left
+    shift, by TFLite's five Newton-Raphson steps in FixedPoint<int32, 3>."""
+    if x <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while x >= (1 << 29):
+        x //= 4
+        shift += 1
+    pairs = (count_leading_zeros(x) - 1) // 2 - 1
+    shift -= pairs
+    x <<= 2 * pairs
+    f3_input = x >> 1
+    half_input = sat_mul_pot(f3_input, -1)
+    half_three = (1 << 28) + (1 << 27)
+    v = one(3)
+    for _ in range(5):
+        cube = rescale(srdhm(srdhm(v, v), v), 9, 3)
+        v = rescale(wrap32(srdhm(half_three, v) - srdhm(half_input, cube)), 6, 3)
+    v = srdhm(v, 1518500250)
+    if shift < 0:
+        v, shift = wrap32(v << -shift), 0
+    return v, -shift

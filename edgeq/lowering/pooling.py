@@ -1,4 +1,4 @@
-"""AVERAGE_POOL_2D, MAX_POOL_2D and MEAN.
+"""AVERAGE_POOL_2D, MAX_POOL_2D, MEAN and SUM.
 
 Integer semantics: TFLM's reference_integer_ops AveragePool (sum of the valid window, divided by
 the count of valid elements with rounding half away from zero) and MaxPool; MEAN over any axes as
@@ -83,7 +83,9 @@ def max_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.nda
 
 
 @lowers(ops.Mean)
-def lower_mean(op: ops.Mean, graph: Graph) -> KernelCall:
+@lowers(ops.Sum)
+def lower_mean(op: ops.Mean | ops.Sum, graph: Graph) -> KernelCall:
+    """MEAN and SUM: QuantizedMeanOrSum, which for a mean folds 1/count into the multiplier."""
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
     dims = to_nhwc4(x.shape)
@@ -92,8 +94,9 @@ def lower_mean(op: ops.Mean, graph: Graph) -> KernelCall:
     # QuantizedMeanOrSum folds 1/count into the multiplier. Power-of-two graphs too: 1/count is rarely a
     # power of two, and TFLite's arithmetic keeps an exported model in step with LiteRT and TFLite Micro.
     mult, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
-    fold = min(count.bit_length() - 1, 32, 31 + shift)
-    mult, shift = int(np.int32((mult << fold) // count)), shift - fold
+    if isinstance(op, ops.Mean):
+        fold = min(count.bit_length() - 1, 32, 31 + shift)
+        mult, shift = int(np.int32((mult << fold) // count)), shift - fold
     params = {f"d{i}": dims[i] for i in range(4)}
     params.update({f"reduce{i}": int(i in axes) for i in range(4)})
     params.update({"count": count, "input_zp": x.quant.zp, "output_zp": y.quant.zp,
@@ -140,4 +143,10 @@ def float_max_pool(op, graph, inputs):
 @float_impl(ops.Mean)
 def float_mean(op, graph, inputs):
     return inputs[0].astype(np.float64).mean(axis=op.axes, keepdims=op.keep_dims).reshape(
+        graph.t(op.outputs[0]).shape)
+
+
+@float_impl(ops.Sum)
+def float_sum(op, graph, inputs):
+    return inputs[0].astype(np.float64).sum(axis=op.axes, keepdims=op.keep_dims).reshape(
         graph.t(op.outputs[0]).shape)

@@ -1,4 +1,4 @@
-/* edgeq reference kernels: add and mul with broadcasting, pad, concatenation (int8). */
+/* edgeq reference kernels: add, sub, mul, maximum and minimum with broadcasting, pad, concatenation (int8). */
 #ifndef EQ_ELEMENTWISE_H
 #define EQ_ELEMENTWISE_H
 
@@ -14,6 +14,15 @@ typedef struct {
     int32_t act_min, act_max;
     eq_requant_t requant; /* EQ_REQUANT_SHIFT: inputs aligned by in*_shift left shifts, no multipliers */
 } eq_add_s8_params_t;
+
+typedef eq_add_s8_params_t eq_sub_s8_params_t;
+
+typedef struct {
+    int32_t d0, d1, d2, d3;
+    int32_t in0_s0, in0_s1, in0_s2, in0_s3;
+    int32_t in1_s0, in1_s1, in1_s2, in1_s3;
+    int32_t is_max; /* MAXIMUM, else MINIMUM */
+} eq_min_max_s8_params_t;
 
 typedef struct {
     int32_t d0, d1, d2, d3;
@@ -38,6 +47,8 @@ typedef struct {
 } eq_concat_s8_params_t;
 
 eq_status_t eq_add_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_sub_s8(const eq_sub_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_pad_s8(const eq_pad_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_concat_s8(const eq_concat_s8_params_t *p, const int8_t *const *in, int8_t *out);

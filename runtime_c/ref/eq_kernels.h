@@ -7,5 +7,7 @@
 #include "eq_pooling.h"
 #include "eq_elementwise.h"
 #include "eq_activations.h"
+#include "eq_movement.h"
+#include "eq_reduce.h"
 
 #endif /* EQ_KERNELS_H */

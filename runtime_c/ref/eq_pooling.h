@@ -17,7 +17,7 @@ typedef eq_pool_s8_params_t eq_max_pool_s8_params_t;
 typedef struct {
     int32_t d0, d1, d2, d3;
     int32_t reduce0, reduce1, reduce2, reduce3;
-    int32_t count, input_zp, output_zp, out_mult, out_shift; /* out_mult/out_shift include 1/count */
+    int32_t count, input_zp, output_zp, out_mult, out_shift; /* for MEAN, out_mult/out_shift include 1/count; SUM uses this kernel too */
 } eq_mean_s8_params_t;
 
 eq_status_t eq_avg_pool_s8(const eq_avg_pool_s8_params_t *p, const int8_t *in, int8_t *out);

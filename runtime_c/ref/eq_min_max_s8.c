@@ -1,0 +1,24 @@
+/* Reference int8 MAXIMUM and MINIMUM over broadcast strides: raw values compared, as TFLite Micro does. */
+#include "eq_elementwise.h"
+
+eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out)
+{
+    if (p == NULL || in0 == NULL || in1 == NULL || out == NULL) {
+        return EQ_ERR_ARG;
+    }
+    size_t o = 0;
+    for (int32_t i0 = 0; i0 < p->d0; i0++) {
+        for (int32_t i1 = 0; i1 < p->d1; i1++) {
+            for (int32_t i2 = 0; i2 < p->d2; i2++) {
+                for (int32_t i3 = 0; i3 < p->d3; i3++) {
+                    const int8_t a = in0[(size_t)i0 * p->in0_s0 + (size_t)i1 * p->in0_s1 + (size_t)i2 * p->in0_s2
+                                         + (size_t)i3 * p->in0_s3];
+                    const int8_t b = in1[(size_t)i0 * p->in1_s0 + (size_t)i1 * p->in1_s1 + (size_t)i2 * p->in1_s2
+                                         + (size_t)i3 * p->in1_s3];
+                    out[o++] = p->is_max ? EQ_MAX(a, b) : EQ_MIN(a, b);
+                }
+            }
+        }
+    }
+    return EQ_OK;
+}
