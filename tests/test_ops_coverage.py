@@ -238,3 +238,46 @@ def test_reduce_max_sum_arg_max():
         op_list.append(Op("ARG_MAX", [q8(shape, 0.1, 0), const([axis])], [y], "ArgMaxOptions",
                           {"outputType": 2 if dtype == "int32" else 4}, version=2))
     _check(op_list)
+
+
+def test_power_of_two_float_model(tmp_path):
+    """A float model using the new operators (TRANSPOSE, MAXIMUM, SUB, DEPTH_TO_SPACE, STRIDED_SLICE, TILE,
+    SPLIT, MINIMUM, REDUCE_MAX), power-of-two quantized by edgeq: the host C (ASan/UBSan) equals the numpy
+    executor bit for bit, and the outputs stay close to the float model's."""
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    x = tf.keras.Input((8, 8, 2), batch_size=1)
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b = L.Permute((2, 1, 3))(L.Conv2D(8, 3, padding="same")(x))
+    s = L.Subtract()([L.Maximum()([a, b]), L.Conv2D(8, 1)(x)])
+    c = L.Cropping2D(((1, 3), (2, 2)))(L.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(s))
+    u = L.UpSampling2D(2)(L.MaxPooling2D(2)(c))
+    p1, p2 = L.Lambda(lambda t: tf.split(t, 2, axis=-1))(u)
+    y = L.Lambda(lambda t: tf.reduce_max(t, axis=[1]))(L.Add()([p1, L.Minimum()([p2, p1])]))
+    model = tf.keras.Model(x, L.Dense(5)(L.Flatten()(y)))
+    path = tmp_path / "movement.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "calib.npz", x=rng.uniform(-1, 1, (32, 8, 8, 2)).astype(np.float32))
+    ev = rng.uniform(-1, 1, (20, 8, 8, 2)).astype(np.float32)
+    np.savez(tmp_path / "eval.npz", x=ev)
+
+    def edgeq(*args):
+        return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+    out = tmp_path / "out"
+    proc = edgeq("build", path, "--board", "host", "--calib", tmp_path / "calib.npz", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeq("validate", out, "--data", tmp_path / "eval.npz")
+    assert proc.returncode == 0 and "20 of 20 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+    proc = edgeq("run", out, "--input", tmp_path / "eval.npz", "--output", tmp_path / "y.npy", "--dequantize")
+    assert proc.returncode == 0, proc.stderr
+    want = model.predict(ev, batch_size=1, verbose=0)
+    got = np.load(tmp_path / "y.npy").reshape(want.shape)
+    sqnr = 10 * np.log10(np.sum(want ** 2) / np.sum((want - got) ** 2))
+    assert sqnr > 25, sqnr

@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX"
+    "ARG_MAX TILE"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -427,6 +427,7 @@ def _resize_nearest(imp: "_Importer", op, index, name, tin, tout, const) -> ops.
 _MOVEMENT = {
     "TRANSPOSE": lambda imp, op, index, name, tin, tout, const: ops.Transpose(name, tin[:1], tout,
                                                                               tuple(_ints(const(1)))),
+    "TILE": lambda imp, op, index, name, tin, tout, const: ops.Tile(name, tin[:1], tout, tuple(_ints(const(1)))),
     "STRIDED_SLICE": _strided_slice, "SLICE": _slice, "SPLIT": _split, "SPLIT_V": _split_v, "UNPACK": _unpack,
     "PACK": _pack, "GATHER": _gather, "DEPTH_TO_SPACE": _block, "SPACE_TO_DEPTH": _block,
     "BATCH_TO_SPACE_ND": _block, "SPACE_TO_BATCH_ND": _block, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,

@@ -261,6 +261,12 @@ class ResizeNearestNeighbor(Op):
 
 
 @dataclass
+class Tile(Op):
+    multiples: tuple[int, ...] = ()
+    kind = "TILE"
+
+
+@dataclass
 class Pack(Op):
     """Stacks its inputs along a new axis."""
 
@@ -321,7 +327,7 @@ class ArgMax(Op):
 
 
 MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, BatchToSpaceND, SpaceToBatchND,
-                ResizeNearestNeighbor)
+                ResizeNearestNeighbor, Tile)
 
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,

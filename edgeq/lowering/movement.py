@@ -1,5 +1,5 @@
 """Data movement: TRANSPOSE, STRIDED_SLICE (and SLICE, SPLIT, SPLIT_V, UNPACK), GATHER, DEPTH_TO_SPACE,
-SPACE_TO_DEPTH, BATCH_TO_SPACE_ND, SPACE_TO_BATCH_ND, RESIZE_NEAREST_NEIGHBOR, and PACK.
+SPACE_TO_DEPTH, BATCH_TO_SPACE_ND, SPACE_TO_BATCH_ND, RESIZE_NEAREST_NEIGHBOR, TILE, and PACK.
 
 Each output element is one input element, so TFLite Micro copies raw values whatever the quantization, and
 so does edgeq. Each operator is defined once, by its numpy semantics on an array (`SEMANTICS`): that is its
@@ -42,7 +42,10 @@ def _transpose(op: ops.Transpose, graph: Graph, x: np.ndarray) -> np.ndarray:
 def _strided_slice(op: ops.StridedSlice, graph: Graph, x: np.ndarray) -> np.ndarray:
     if not len(op.begin) == len(op.end) == len(op.strides) == x.ndim or 0 in op.strides:
         raise ValueError(f"begin {list(op.begin)}, end {list(op.end)}, strides {list(op.strides)} for rank {x.ndim}")
-    index = tuple(slice(b, e if e >= 0 else None, s) for b, e, s in zip(op.begin, op.end, op.strides))
+    index = [slice(b, e if e >= 0 else None, s) for b, e, s in zip(op.begin, op.end, op.strides)]
+    if (op.begin[0], op.end[0], op.strides[0]) == (0, 1, 1) and 0 not in op.shrink_axes:
+        index[0] = slice(None)  # the whole batch axis: float graphs also run with several samples in it
+    index = tuple(index)
     y = x[index]
     if any(y.shape[a] != 1 for a in op.shrink_axes):
         raise ValueError(f"shrink axes {list(op.shrink_axes)} are not of size 1 in {list(y.shape)}")
@@ -126,6 +129,13 @@ def _resize_nearest(op: ops.ResizeNearestNeighbor, graph: Graph, x: np.ndarray) 
     rows = nearest_indices(h, out[1], op.align_corners, op.half_pixel_centers)
     cols = nearest_indices(w, out[2], op.align_corners, op.half_pixel_centers)
     return x[:, rows][:, :, cols]
+
+
+@semantics(ops.Tile)
+def _tile(op: ops.Tile, graph: Graph, x: np.ndarray) -> np.ndarray:
+    if len(op.multiples) != x.ndim or min(op.multiples, default=1) < 1:
+        raise ValueError(f"multiples {list(op.multiples)} for rank {x.ndim}")
+    return np.tile(x, op.multiples)
 
 
 def movement_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:

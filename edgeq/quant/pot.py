@@ -23,7 +23,10 @@ UNSIGNED_OFFSET = -128
 SOFTMAX_SPAN = 8.0  # logits this far below a sample's top one get probability e^-8, under int8's 1/256
 # Ops whose int8 kernels need the output quantized exactly like the (first) input (RELU6: TFLite Micro
 # clamps on the input scale without requantizing, and LiteRT requantizes: equal scales make both agree).
-SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad, ops.Relu6)
+SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad, ops.Relu6, *ops.MOVEMENT_OPS,
+              ops.ReduceMax)
+# Ops whose int8 kernels copy or compare raw values: every input is requantized to the output's quantization.
+SHARED_QUANT = (ops.Concatenation, ops.Pack, ops.Maximum, ops.Minimum)
 FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0)}
 
 
@@ -110,7 +113,9 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         elif type(op) in FIXED_OUTPUT:
             scale, zp = FIXED_OUTPUT[type(op)]
             out.quant, out.dtype = Quant([scale], [zp]), "int8"
-        elif isinstance(op, ops.Concatenation):
+        elif isinstance(op, ops.ArgMax):
+            out.quant, out.dtype = None, "int32"
+        elif isinstance(op, SHARED_QUANT):
             activation(op.outputs[0])
             op.inputs = [_requantized(g, name, out.quant, new_ops, op) for name in op.inputs]
         else:
