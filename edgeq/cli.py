@@ -147,19 +147,30 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
 
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
-@click.option("--input", "input_path", type=click.Path(dir_okay=False), required=True,
-              help=".npy of shape [N, *input_shape], or .npz with key x: int8 used as is, float32 quantized with "
-                   "the input scale.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False), required=True, help=".npy to write.")
+@click.option("--input", "input_paths", type=click.Path(dir_okay=False), required=True, multiple=True,
+              help="Once per model input, in the model's input order: .npy of shape [N, *input_shape], or .npz with "
+                   "key x (int8 used as is, float32 quantized with the input scale); or one .npz keyed by input "
+                   "name.")
+@click.option("--output", "output_path", type=click.Path(dir_okay=False), required=True,
+              help=".npy to write (.npz keyed by output name when the model has several outputs).")
 @click.option("--dequantize", is_flag=True, help="Save float32 outputs (scale * (q - zero_point)).")
 @click.option("--port", help="Serial port of a real board (emulated boards are started in QEMU).")
-def run(build_dir, input_path, output_path, dequantize, port):
+def run(build_dir, input_paths, output_path, dequantize, port):
     """Run a built model on its board for every sample in --input."""
-    from edgeq.run import load_inputs, run_build
-    x = load_inputs(input_path)
-    y = run_build(Path(build_dir), x, dequantize, port, echo=lambda msg: click.echo(msg, err=True))
-    np.save(output_path, y)
-    click.echo(f"ran {len(x)} samples; outputs {y.dtype} {tuple(y.shape)} saved to {output_path}")
+    from edgeq.build import load_manifest
+    from edgeq.run import read_inputs, run_build
+    m = load_manifest(Path(build_dir))
+    if len(m["outputs"]) > 1 and not output_path.lower().endswith(".npz"):
+        raise EdgeqError(f"The model has {len(m['outputs'])} outputs; give --output a .npz file, which holds one array "
+                         "per output, keyed by output name.")
+    xs = read_inputs(list(input_paths), m)
+    ys = run_build(Path(build_dir), xs, dequantize, port, echo=lambda msg: click.echo(msg, err=True))
+    if len(ys) == 1:
+        np.save(output_path, ys[0])
+    else:
+        np.savez(output_path, **{t["name"]: y for t, y in zip(m["outputs"], ys)})
+    shapes = ", ".join(f"{y.dtype} {tuple(y.shape)}" for y in ys)
+    click.echo(f"ran {len(xs[0])} samples; outputs {shapes} saved to {output_path}")
 
 
 @cli.command("quantize")
@@ -234,13 +245,16 @@ def profile(build_dir, json_path, runs, port):
 @cli.command()
 @click.argument("build_dir", type=click.Path(file_okay=False))
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), required=True,
-              help=".npz with key x ([N, *input_shape], float32 or int8) or a .npy.")
+              help=".npz with key x ([N, *input_shape], float32 or int8) or a .npy; for several inputs, one .npz "
+                   "keyed by input name.")
 @click.option("--port", help="Serial port of a real board.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the report as JSON.")
 def validate(build_dir, data_path, port, json_path):
     """Run real inputs on the board and compare its outputs bit for bit with edgeq's reference."""
-    from edgeq.run import load_inputs, validate_build
-    report = validate_build(Path(build_dir), load_inputs(data_path), port, echo=lambda msg: click.echo(msg, err=True))
+    from edgeq.build import load_manifest
+    from edgeq.run import read_inputs, validate_build
+    xs = read_inputs([data_path], load_manifest(Path(build_dir)))
+    report = validate_build(Path(build_dir), xs, port, echo=lambda msg: click.echo(msg, err=True))
     click.echo(f"{report['board']}: {report['bit_exact']} of {report['samples']} samples bit-exact with edgeq's "
                f"reference; top-1 agreement {100 * report['top1_agreement_with_reference']:.1f}%")
     if json_path:

@@ -281,3 +281,53 @@ def test_power_of_two_float_model(tmp_path):
     got = np.load(tmp_path / "y.npy").reshape(want.shape)
     sqnr = 10 * np.log10(np.sum(want ** 2) / np.sum((want - got) ** 2))
     assert sqnr > 25, sqnr
+
+
+def test_several_inputs_and_outputs(tmp_path):
+    """`edgeq run` with --input once per input or one .npz keyed by input name, writing a .npz keyed by output
+    name; `edgeq validate` with that .npz; every output equal to TFLite Micro's (int32 ARG_MAX indices too)."""
+    import subprocess
+    import sys
+
+    from tests.oracles import tflm_run
+
+    a, b = q8((4, 6), 0.1, 2), q8((4, 6), 0.05, -3)
+    diff, y_idx = q8((4, 6), 0.2, 0), T((4,), "int32")
+    model = build([Op("SUB", [a, b], [diff], "SubOptions", version=3),
+                   Op("TRANSPOSE", [diff, const([1, 0])], [q8((6, 4), 0.2, 0)], "TransposeOptions", version=2),
+                   Op("ARG_MAX", [b, const([1])], [y_idx], "ArgMaxOptions", {"outputType": 2}, version=2)])
+    path = tmp_path / "two_io.tflite"
+    path.write_bytes(model)
+
+    def edgeq(*args):
+        return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+    out = tmp_path / "out"
+    proc = edgeq("build", path, "--board", "host", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    header = (out / "two_io.h").read_text()
+    assert "int two_io_invoke(const int8_t *input0, const int8_t *input1, int8_t *output0, int32_t *output1);" in header
+    rng = np.random.default_rng(0)
+    xa, xb = (rng.integers(-128, 128, (5, 4, 6)).astype(np.int8) for _ in range(2))
+    np.save(tmp_path / "a.npy", xa)
+    np.save(tmp_path / "b.npy", xb)
+    np.savez(tmp_path / "ab.npz", t0=xa, t1=xb)
+    refs = [tflm_run(model, [xa[k], xb[k]], 2) for k in range(5)]
+    for inputs in (["--input", tmp_path / "a.npy", "--input", tmp_path / "b.npy"], ["--input", tmp_path / "ab.npz"]):
+        proc = edgeq("run", out, *inputs, "--output", tmp_path / "y.npz")
+        assert proc.returncode == 0, proc.stderr
+        with np.load(tmp_path / "y.npz") as y:
+            names = sorted(y.files)
+            assert len(names) == 2
+            for k in range(5):
+                got = [y[n][k] for n in ("t4", "t6")]
+                for g, r in zip(got, refs[k]):
+                    np.testing.assert_array_equal(g.reshape(-1), r.reshape(-1))
+            assert y["t6"].dtype == np.int32
+    proc = edgeq("validate", out, "--data", tmp_path / "ab.npz")
+    assert proc.returncode == 0 and "5 of 5 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+    proc = edgeq("run", out, "--input", tmp_path / "a.npy", "--output", tmp_path / "y.npz")
+    assert proc.returncode != 0 and "2 input(s)" in proc.stderr, proc.stderr
+    proc = edgeq("run", out, "--input", tmp_path / "a.npy", "--input", tmp_path / "b.npy", "--output",
+                 tmp_path / "y.npy")
+    assert proc.returncode != 0 and "give --output a .npz" in proc.stderr, proc.stderr
