@@ -91,19 +91,23 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
     assert report["clock_hz"] == get_board(board).clock_hz and len(report["layers"]) == 8
 
 
-@pytest.mark.parametrize("board,kernels", [(b, "auto") for b in EXAMPLE_BOARDS] + [("qemu-mps2-an500", "ref")])
+@pytest.mark.parametrize("board,kernels", [(b, "auto") for b in EXAMPLE_BOARDS] +
+                         [(b, "cmsis-nn") for b in EMULATED] + [("qemu-mps2-an500", "ref")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
 def test_shared_model_on_emulated_board(tmp_path, name, board, kernels):
-    """auto is CMSIS-NN on these boards (DSP path on the M4/M7, Helium on the M55), ref where it declines."""
+    """auto is edgeq's own DSP kernels then CMSIS-NN on the M4/M7, CMSIS-NN (Helium) on the M55, ref where
+    both decline; each library alone on the M4 and M7."""
     from edgeq.build import load_manifest
 
     model = shared_path(SHARED_INT8[name])
     out = build(model, board, tmp_path / "fw", kernels)
     layers = [layer for layer in load_manifest(out)["layers"] if "backend" in layer]
+    used = {layer["backend"] for layer in layers}
     if kernels == "ref":
-        assert all(layer["backend"] == "ref" for layer in layers)
-    else:  # a layer on ref says why CMSIS-NN declined it
-        assert any(layer["backend"] == "cmsis-nn" for layer in layers)
+        assert used == {"ref"}
+    else:  # a layer on ref says why the libraries declined it
+        assert ("arm-dsp" if kernels == "auto" and board in EMULATED else "cmsis-nn") in used, used
+        assert kernels == "auto" or used <= {kernels, "ref"}, used
         assert all(layer["declined"] for layer in layers if layer["backend"] == "ref"), layers
     check_against_tflm(model, out, n=6, seed=5)
     profile_twice(out)
@@ -281,8 +285,9 @@ def test_lib_writes_only_sources_that_compile_from_its_make_fragment(tmp_path, k
     fragment = (out / "digits_cnn_int8.mk").read_text()
     if kernels == "ref":
         assert "eq_conv_s8.c" in ref_sources and "CMSIS_NN_DIR" not in fragment
-    else:  # every layer of this model has a CMSIS-NN function on the M7: no reference kernel is shipped
-        assert not ref_sources and "arm_convolve_s8.c" in fragment
+    else:  # edgeq's own DSP kernels (inline headers) and CMSIS-NN take every layer on the M7: no ref kernel
+        assert not ref_sources and (out / "runtime" / "arm_dsp" / "eq_dsp_kernels.h").exists()
+        assert "arm_max_pool_s8.c" in fragment
     # a user's Makefile includes the fragment and compiles what it lists for the board's core
     (tmp_path / "Makefile").write_text(
         "include lib/digits_cnn_int8.mk\n"

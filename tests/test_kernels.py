@@ -36,22 +36,25 @@ class Case:
     groups: int = 1
     other: tuple[int, ...] | None = None  # ADD/MUL: the second input's shape
     cmsis: dict = field(default_factory=dict)  # mode ("keep"/"pot") -> function, or "*" for both
+    dsp: dict = field(default_factory=dict)  # the same for edgeq's own DSP kernels (arm-dsp); empty: none
 
 
-def conv(name, shape, out_c, filt, cmsis, groups=1, **attrs):
-    return Case(name, ops.Conv2D, shape, attrs, out_c, filt, groups, cmsis=cmsis)
+def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", **attrs):
+    return Case(name, ops.Conv2D, shape, attrs, out_c, filt, groups, cmsis=cmsis, dsp={"*": dsp})
 
 
-def dw(name, shape, filt, cmsis, **attrs):
+def dw(name, shape, filt, cmsis, dsp=None, **attrs):
     return Case(name, ops.DepthwiseConv2D, shape, attrs, shape[3] * attrs.get("depth_multiplier", 1), filt,
-                cmsis=cmsis)
+                cmsis=cmsis, dsp={"*": dsp})
 
 
 PLAN = {
     "conv": [
-        conv("1x1_fast", (1, 6, 5, 8), 12, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
-        conv("1x1_fast_odd_c", (1, 5, 3, 7), 5, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}, activation=A.RELU),
-        conv("1x1_stride2", (1, 7, 7, 8), 6, (1, 1), {"*": "arm_convolve_1x1_s8"}, stride_h=2, stride_w=2),
+        conv("1x1_fast", (1, 6, 5, 8), 12, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}, dsp="eq_dsp_conv_1x1_s8"),
+        conv("1x1_fast_odd_c", (1, 5, 3, 7), 5, (1, 1), {"*": "arm_convolve_1x1_s8_fast"},
+             dsp="eq_dsp_conv_1x1_s8", activation=A.RELU),
+        conv("1x1_stride2", (1, 7, 7, 8), 6, (1, 1), {"*": "arm_convolve_1x1_s8"}, dsp="eq_dsp_conv_1x1_s8",
+             stride_h=2, stride_w=2),
         conv("1xn", (1, 1, 20, 4), 6, (1, 3), {"*": "arm_convolve_1_x_n_s8"}, padding=P.SAME),
         conv("1xn_stride2", (1, 1, 21, 2), 3, (1, 5), {"*": "arm_convolve_1_x_n_s8"}, stride_w=2),
         conv("3x3_same", (1, 9, 8, 3), 8, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, activation=A.RELU6),
@@ -61,8 +64,8 @@ PLAN = {
         conv("2x4_asym", (1, 8, 9, 4), 5, (2, 4), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_h=2),
         conv("dilated", (1, 12, 12, 3), 4, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, dilation_h=2,
              dilation_w=2),
-        conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, padding=P.SAME),
-        conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME),
+        conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, dsp=None, padding=P.SAME),
+        conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, dsp=None, padding=P.SAME),
     ],
     "depthwise": [
         dw("3x3_pad1", (1, 9, 8, 16), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME, activation=A.RELU6),
@@ -72,16 +75,18 @@ PLAN = {
         dw("5x5_opt", (1, 9, 9, 6), (5, 5), {"*": "arm_depthwise_conv_s8_opt"}, padding=P.SAME),
         dw("3x1_opt", (1, 8, 7, 4), (3, 1), {"*": "arm_depthwise_conv_s8_opt"}, stride_w=2),
         dw("mult2", (1, 8, 8, 3), (3, 3), {"*": "arm_depthwise_conv_s8"}, depth_multiplier=2, padding=P.SAME),
-        dw("one_channel_mult12", (1, 8, 8, 1), (3, 3), {"*": "arm_depthwise_conv_s8"}, depth_multiplier=12),
+        dw("one_channel_mult12", (1, 8, 8, 1), (3, 3), {"*": "arm_depthwise_conv_s8"},
+           dsp="eq_dsp_conv_s8", depth_multiplier=12),
         dw("dilated", (1, 12, 12, 4), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=P.SAME, dilation_h=2,
            dilation_w=2),
     ],
     "fully_connected": [
         Case("per_channel", ops.FullyConnected, (1, 37), {"activation": A.RELU}, 9,
-             cmsis={"keep": "arm_fully_connected_per_channel_s8", "pot": None}),
+             cmsis={"keep": "arm_fully_connected_per_channel_s8", "pot": None}, dsp={"*": "eq_dsp_fully_connected_s8"}),
         Case("per_tensor", ops.FullyConnected, (1, 64), {}, 10,
-             cmsis={"keep": "arm_fully_connected_s8", "pot": None}),
-        Case("rows", ops.FullyConnected, (3, 16), {}, 5, cmsis={"keep": "arm_fully_connected_s8", "pot": None}),
+             cmsis={"keep": "arm_fully_connected_s8", "pot": None}, dsp={"*": "eq_dsp_fully_connected_s8"}),
+        Case("rows", ops.FullyConnected, (3, 16), {}, 5, cmsis={"keep": "arm_fully_connected_s8", "pot": None},
+             dsp={"*": "eq_dsp_fully_connected_s8"}),
     ],
     "pool": [
         Case("avg_2", ops.AveragePool2D, (1, 8, 9, 3), {"filter_h": 2, "filter_w": 2, "stride_h": 2, "stride_w": 2},
@@ -186,7 +191,7 @@ def _graph(family: str, mode: str) -> Graph:
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
 @pytest.mark.parametrize("family", sorted(PLAN))
-@pytest.mark.parametrize("kernels", ["ref", "cmsis-nn"])
+@pytest.mark.parametrize("kernels", ["ref", "cmsis-nn", "arm-dsp"])
 def test_kernel_library_matches_golden_model(family, mode, kernels):
     from edgeq.build import build_and_run_host, compile_graph
     from edgeq.codegen.backends import cmsis_nn_library
@@ -205,8 +210,9 @@ def test_kernel_library_matches_golden_model(family, mode, kernels):
         if kernels == "ref":
             assert impl.backend == "ref"
             continue
-        expected = case.cmsis.get(mode, case.cmsis.get("*"))
-        assert (impl.function if impl.backend == "cmsis-nn" else None) == expected, (case.name, impl.declined)
+        plan = case.cmsis if kernels == "cmsis-nn" else case.dsp
+        expected = plan.get(mode, plan.get("*"))
+        assert (impl.function if impl.backend == kernels else None) == expected, (case.name, impl.declined)
         if expected is None:
             assert impl.backend == "ref" and impl.declined, case.name
     rng = np.random.default_rng(7)

@@ -6,6 +6,8 @@ matrix products (every partial sum stays far below 2^53) and then TFLite's requa
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from edgeq.errors import EdgeqError
@@ -247,3 +249,11 @@ def float_fully_connected(op: ops.FullyConnected, graph: Graph, inputs: list[np.
     if len(inputs) > 2:
         out += inputs[2]
     return float_activation(op.activation, out).astype(np.float32).reshape(graph.t(op.outputs[0]).shape)
+
+
+def depthwise_as_conv(call: KernelCall) -> KernelCall:
+    """A depthwise convolution of one input channel as the convolution it is (same results), its weights
+    transposed once at build time: [1, h, w, oc] -> [oc, h, w, 1]."""
+    params = {k: v for k, v in call.params.items() if k != "depth_multiplier"}
+    weights = call.arrays["weights"].transpose(3, 1, 2, 0).copy()
+    return replace(call, kernel="conv_s8", params={**params, "filter_c": 1}, arrays={**call.arrays, "weights": weights})

@@ -23,7 +23,7 @@ from edgeq.errors import EdgeqError
 from edgeq.lowering import KernelCall
 from edgeq.targets.boards import Board
 
-KERNEL_CHOICES = ("auto", "ref", "cmsis-nn")
+KERNEL_CHOICES = ("auto", "ref", "cmsis-nn", "arm-dsp")
 
 
 @dataclass
@@ -84,9 +84,10 @@ class Backend:
 
 
 def _registry() -> dict[str, Backend]:
+    from edgeq.codegen.backends.arm_dsp import ArmDsp
     from edgeq.codegen.backends.cmsis_nn import CmsisNN
     from edgeq.codegen.backends.ref import Ref
-    return {b.name: b for b in (Ref(), CmsisNN())}
+    return {b.name: b for b in (Ref(), CmsisNN(), ArmDsp())}
 
 
 def backend(name: str) -> Backend:

@@ -9,7 +9,6 @@ CMSIS-NN multiplier reproduces, so they stay on `ref`.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.codegen.backends import cmsis_nn_library as lib
 from edgeq.lowering import KernelCall
+from edgeq.lowering.conv import depthwise_as_conv
 from edgeq.lowering.fixedpoint import wrap32
 
 # CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h):
@@ -42,15 +42,6 @@ def _rescale(call: KernelCall, channels: int) -> dict[str, np.ndarray] | str:
     if np.any(k < 1):
         return "a power-of-two rescale by a left shift, which CMSIS-NN does not saturate as edgeq does"
     return {"out_mult": np.full(channels, POT_MULTIPLIER, np.int32), "out_shift": (1 - k).astype(np.int32)}
-
-
-def depthwise_as_conv(call: KernelCall) -> KernelCall:
-    """A depthwise convolution of one input channel as the convolution it is, its weights transposed here
-    once instead of by CMSIS-NN's wrapper on every call (arm_depthwise_conv_to_conv_s8 on Helium)."""
-    params = {k: v for k, v in call.params.items() if k != "depth_multiplier"}
-    weights = call.arrays["weights"].transpose(3, 1, 2, 0).copy()  # [1, h, w, oc] -> [oc, h, w, 1]
-    return replace(call, kernel="conv_s8", params={**params, "filter_c": 1},
-                   arrays={**call.arrays, "weights": weights})
 
 
 class CmsisNN(Backend):

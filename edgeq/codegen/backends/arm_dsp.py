@@ -1,0 +1,103 @@
+"""edgeq's own kernels for Cortex-M cores with the DSP extension (runtime_c/arm_dsp): convolutions and fully
+connected layers as SXTB16/SMLAD matrix products, specialised per layer by the compiler (every shape,
+offset and shift reaches the inlined kernel as a constant) and with the input offset folded into the bias
+here, at build time. On the host the same source runs with plain-C twins of the two instructions, which is
+how the per-kernel tests check it against the golden model."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+import edgeq
+from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.lowering import KernelCall
+from edgeq.lowering.conv import depthwise_as_conv
+from edgeq.lowering.fixedpoint import wrap32
+
+RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
+MODES = {("multiplier", "conv"): "EQ_DSP_MULTIPLIER", ("multiplier", "fc"): "EQ_DSP_MULTIPLIER",
+         ("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
+
+
+def _requant(call: KernelCall) -> str | None:
+    """Why the kernel's requantization cannot take this call, or None."""
+    if call.requant == "shift" and np.any(call.arrays["out_shift"] < 1):
+        return "a power-of-two rescale by a left shift (the fast path shifts right only)"
+    return None
+
+
+def _gemm(call: KernelCall, depth: int, channels: int) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+    """The eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the channel's weight sum)."""
+    p, a = call.params, call.arrays
+    weights = a["weights"].reshape(channels, depth)
+    folded = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weights.astype(np.int64).sum(axis=1))
+    arrays = {"weights": a["weights"], "bias": folded.astype(np.int32), "out_shift": a["out_shift"]}
+    if call.requant == "multiplier":
+        arrays["out_mult"] = a["out_mult"]
+    fields = [("weights", "$weights"), ("bias", "$bias"),
+              ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
+              ("depth", str(depth)), ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
+              ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
+    return fields, arrays
+
+
+def _unpacked_rows(depth: int) -> int:
+    """EQ_DSP_GEMM_SCRATCH: two rows of depth int8 sign-extended to int16 (the depth % 4 tail stays int8)."""
+    return 4 * (depth & ~3)
+
+
+class ArmDsp(Backend):
+    name = "arm-dsp"
+    include = "arm_dsp/eq_dsp_kernels.h"
+
+    def implement(self, call: KernelCall, target: Target) -> Impl | str:
+        if "dsp" not in target.features and not target.host:
+            return "the core has no DSP extension"
+        method = getattr(self, f"_{call.kernel}", None)
+        if method is None:
+            return f"no own DSP kernel for {call.op_kind} yet"
+        return _requant(call) or method(call)
+
+    def _conv_s8(self, call: KernelCall) -> Impl | str:
+        p = call.params
+        if p["filter_c"] != p["input_c"]:
+            return "grouped convolution"
+        if p["batches"] != 1:
+            return "a batch of several images"
+        depth = p["filter_h"] * p["filter_w"] * p["input_c"]
+        one_by_one = (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
+                      and p["dilation_h"] == p["dilation_w"] == 1)
+        gemm, arrays = _gemm(call, depth, p["output_c"])
+        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "filter_h", "filter_w", "stride_h",
+                 "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
+        fields = [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in gemm) + " }"),
+                  *((k, str(p[k])) for k in names), ("pad_value", str(-p["input_offset"]))]
+        function, scratch = ("eq_dsp_conv_1x1_s8", _unpacked_rows(depth)) if one_by_one else \
+            ("eq_dsp_conv_s8", _unpacked_rows(depth) + 2 * depth)
+        return Impl(self.name, function, ["&$params", "$in0", "$out0", "$scratch" if scratch else "NULL",
+                                          MODES[(call.requant, "conv")]],
+                    [CStruct("eq_dsp_conv_t", "params", fields)], arrays, scratch_bytes=scratch)
+
+    def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
+        if call.params["input_c"] != 1:
+            return "no own DSP depthwise kernel yet"
+        return self._conv_s8(depthwise_as_conv(call))
+
+    def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
+        p = call.params
+        if p["weights_offset"] != 0:
+            return "weights with a zero point"
+        gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"])
+        scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0
+        return Impl(self.name, "eq_dsp_fully_connected_s8",
+                    ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL",
+                     MODES[(call.requant, "fc")]],
+                    [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
+
+    def write_sources(self, impls: list[Impl], folder: Path) -> dict:
+        """The headers (every kernel is inline: the model's own C file compiles them)."""
+        if any(impl.backend == self.name for impl in impls):
+            shutil.copytree(RUNTIME_DIR, folder / "arm_dsp", dirs_exist_ok=True)
+        return {"sources": []}

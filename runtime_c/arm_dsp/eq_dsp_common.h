@@ -1,0 +1,91 @@
+/* edgeq's own kernels for Cortex-M cores with the DSP extension (M4, M7, M33): shared pieces.
+ *
+ * Every kernel is a static inline function the generated model calls with its layer's shapes, offsets and
+ * shifts as literals, so the compiler specialises each call (loop bounds, strides, requantization mode).
+ * The input offset is folded into the bias at build time, so the inner loops multiply raw int8 values.
+ * Without __ARM_FEATURE_DSP (the host's tests) the two SIMD instructions are plain C of the same meaning. */
+#ifndef EQ_DSP_COMMON_H
+#define EQ_DSP_COMMON_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "../eq_common.h"
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define eq_sxtb16(x) ((uint32_t)__sxtb16(x))
+#define eq_smlad(a, b, acc) __smlad((a), (b), (acc))
+/* gcc 12 emits a separate ROR for __sxtb16(__ror(x, 8)): one instruction instead of two */
+static inline uint32_t eq_sxtb16_ror8(uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+#else
+static inline uint32_t eq_sxtb16(uint32_t x)
+{
+    return (uint32_t)(uint16_t)(int16_t)(int8_t)(x & 0xFF) | ((uint32_t)(uint16_t)(int16_t)(int8_t)(x >> 16) << 16);
+}
+static inline uint32_t eq_sxtb16_ror8(uint32_t x)
+{
+    return eq_sxtb16((x >> 8) | (x << 24));
+}
+static inline int32_t eq_smlad(uint32_t a, uint32_t b, int32_t acc)
+{
+    const int32_t lo = (int32_t)(int16_t)(a & 0xFFFF) * (int32_t)(int16_t)(b & 0xFFFF);
+    const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
+}
+#endif
+
+/* Four int8 values as one word, at any alignment (LDR on the M4/M7, which allow unaligned words). */
+static EQ_ALWAYS_INLINE uint32_t eq_load4(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* How accumulators become int8: TFLite's multiplier and shift (per channel), or one rounding shift of
+ * power-of-two graphs, rounded as LiteRT rounds convolutions or as it rounds fully connected layers. */
+enum { EQ_DSP_MULTIPLIER, EQ_DSP_SHIFT_AS_CONV, EQ_DSP_SHIFT_AS_FC };
+
+/* tflite::MultiplyByQuantizedMultiplier with 32x32->64 multiplies only (SMULL): the doubling high
+ * multiply with a fixed +2^30 nudge and a floor shift equals gemmlowp's sign-dependent nudge and
+ * truncation for every product, and a positive multiplier never saturates. */
+static EQ_ALWAYS_INLINE int32_t eq_dsp_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t scaled = (int32_t)((uint32_t)x << left);
+    const int32_t high = (int32_t)(((int64_t)scaled * multiplier + (1LL << 30)) >> 31);
+    const int32_t mask = (int32_t)((1u << right) - 1u);
+    const int32_t remainder = high & mask;
+    const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
+    return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+/* x * 2^-shift (shift >= 1) rounded on the magnitude, in 32-bit arithmetic: the twins of
+ * eq_tflite_rounding_shift (convolutions) and eq_rounding_shift (fully connected). */
+static EQ_ALWAYS_INLINE int32_t eq_dsp_shift(int32_t x, int32_t shift, const int mode)
+{
+    const uint32_t half = 1u << (shift - 1);
+    if (x >= 0) {
+        const uint32_t nudge = mode == EQ_DSP_SHIFT_AS_CONV ? half + (shift >= 2) : half;
+        return (int32_t)(((uint32_t)x + nudge) >> shift);
+    }
+    const uint32_t nudge = mode == EQ_DSP_SHIFT_AS_CONV ? half - (shift == 1) : half;
+    return -(int32_t)(((0u - (uint32_t)x) + nudge) >> shift);
+}
+
+static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
+                                                 int32_t offset, int32_t lo, int32_t hi, const int mode)
+{
+    const int32_t scaled = mode == EQ_DSP_MULTIPLIER ? eq_dsp_mbqm(acc, mult[c], shift[c])
+                                                     : eq_dsp_shift(acc, shift[c], mode);
+    return (int8_t)eq_clamp(scaled + offset, lo, hi);
+}
+
+#endif /* EQ_DSP_COMMON_H */

@@ -1,0 +1,7 @@
+/* edgeq's own DSP-extension kernels (Cortex-M4/M7/M33), included by a model that calls any of them. */
+#ifndef EQ_DSP_KERNELS_H
+#define EQ_DSP_KERNELS_H
+
+#include "eq_dsp_conv.h"
+
+#endif /* EQ_DSP_KERNELS_H */
