@@ -192,6 +192,24 @@ def test_sub():
     _check(op_list)
 
 
+def test_squared_difference():
+    op_list = [_binary("SQUARED_DIFFERENCE", a, b, scales, zps)
+               for (a, b), (scales, zps) in zip(itertools.cycle(SHAPES), SCALES * 2)]
+    op_list.append(_binary("SQUARED_DIFFERENCE", (3, 5), (3, 5), (0.5, 0.5, 0.001), (0, 0, -128)))  # saturates
+    _check(op_list)
+
+
+def test_prelu():
+    rng = np.random.default_rng(3)
+    op_list = []
+    for shape, alpha_shape, (s_x, s_a, s_y), (zx, za, zy) in [
+            ((1, 4, 5, 3), (1, 1, 3), (0.1, 0.01, 0.08), (2, 0, -5)), ((1, 4, 5, 3), (4, 5, 3), (0.05, 0.02, 0.1), (0, 5, 0)),
+            ((2, 6), (6,), (0.2, 0.004, 0.2), (-10, -3, 20)), ((3, 4), (1,), (0.1, 0.1, 0.03), (0, 0, 0))]:
+        alpha = T(alpha_shape, "int8", s_a, za, rng.integers(-128, 128, alpha_shape).astype(np.int8))
+        op_list.append(Op("PRELU", [q8(shape, s_x, zx), alpha], [q8(shape, s_y, zy)], version=1))
+    _check(op_list)
+
+
 def test_maximum_minimum():
     op_list = []
     for code in ("MAXIMUM", "MINIMUM"):

@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -287,7 +287,8 @@ class _Importer:
             return ops.ArgMax(name, tin[:1], tout, int(const(1).reshape(-1)[0]) % rank)
         simple = {"QUANTIZE": ops.Quantize, "DEQUANTIZE": ops.Dequantize, "RELU": ops.Relu, "RELU6": ops.Relu6,
                   "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish, "MAXIMUM": ops.Maximum,
-                  "MINIMUM": ops.Minimum, "ABS": ops.Abs, "RSQRT": ops.Rsqrt}
+                  "MINIMUM": ops.Minimum, "ABS": ops.Abs, "RSQRT": ops.Rsqrt,
+                  "SQUARED_DIFFERENCE": ops.SquaredDifference, "PRELU": ops.Prelu}
         return simple[kind](name, tin, tout)
 
     def _act(self, code: int, index: int, kind: str) -> ops.Activation:

@@ -285,6 +285,20 @@ class Sub(Op):
 
 
 @dataclass
+class SquaredDifference(Op):
+    """Two inputs, numpy broadcasting: (in0 - in1)^2."""
+
+    kind = "SQUARED_DIFFERENCE"
+
+
+@dataclass
+class Prelu(Op):
+    """inputs: x, alpha (constant, broadcast against x): x where x >= 0, else alpha * x."""
+
+    kind = "PRELU"
+
+
+@dataclass
 class Maximum(Op):
     kind = "MAXIMUM"
 
@@ -332,5 +346,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, Pack, Sub, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

@@ -85,7 +85,7 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
         _need(all(s == x for s in shapes), f"inputs {[list(s) for s in shapes]} differ in shape")
         _need(0 <= op.axis <= len(x), f"axis {op.axis} is outside rank {len(x) + 1}")
         return (*x[:op.axis], len(shapes), *x[op.axis:])
-    if isinstance(op, (ops.Add, ops.Mul, ops.Sub, ops.Maximum, ops.Minimum)):
+    if isinstance(op, (ops.Add, ops.Mul, ops.Sub, ops.SquaredDifference, ops.Prelu, ops.Maximum, ops.Minimum)):
         _need(len(shapes) == 2, f"it has {len(shapes)} inputs, not 2")
         try:
             return tuple(np.broadcast_shapes(*shapes))

@@ -1,4 +1,4 @@
-"""ADD, SUB and MUL (with broadcasting), MAXIMUM and MINIMUM, PAD, CONCATENATION.
+"""ADD, SUB, SQUARED_DIFFERENCE and MUL (with broadcasting), MAXIMUM, MINIMUM, PRELU, PAD, CONCATENATION.
 
 Integer semantics: TFLM's add_common.cc/mul_common.cc parameters and reference_integer_ops
 Add/Mul per element. Broadcasting is expressed as 4-D output dims plus per-input strides (0 on a
@@ -16,7 +16,7 @@ from edgeq.lowering.fixedpoint import (
 )
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    activation_range, clamp_s8, exponent_of, float_activation, pot_shift, require_int8, to_nhwc4,
+    INT8_MAX, INT8_MIN, activation_range, clamp_s8, exponent_of, float_activation, pot_shift, require_int8, to_nhwc4,
 )
 
 ADD_LEFT_SHIFT = 20
@@ -136,6 +136,64 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
+@lowers(ops.SquaredDifference)
+def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelCall:
+    """TFLM's squared_difference PrepareQuantized (left shift 7); its scales need not be powers of two, and
+    power-of-two graphs take the same arithmetic, which is exact for them."""
+    require_int8(op, graph, op.inputs + op.outputs)
+    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    left = 7
+    twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
+    m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
+    m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
+    mo, so = quantize_multiplier(twice_max * twice_max / ((1 << (2 * left)) * float(y.quant.s)))
+    params = _broadcast_params(op, graph)
+    params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
+                   "left_shift": left, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
+                   "out_mult": mo, "out_shift": so, "act_min": INT8_MIN, "act_max": INT8_MAX})
+    return KernelCall(op.name, "squared_difference_s8", _binary_inputs(op, graph), list(op.outputs), params,
+                      requant="multiplier")
+
+
+@kernel("squared_difference_s8")
+def squared_difference_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    scaled = []
+    for k in (0, 1):
+        v = wrap32((_gather(inputs[k], p, f"in{k}") + p[f"in{k}_offset"]) * (1 << p["left_shift"]))
+        scaled.append(multiply_by_quantized_multiplier_smaller_than_one_exp(v, p[f"in{k}_mult"], p[f"in{k}_shift"]))
+    diff = wrap32(scaled[0] - scaled[1])
+    raw = multiply_by_quantized_multiplier(wrap32(diff * diff), p["out_mult"], p["out_shift"]) + p["output_offset"]
+    return clamp_s8(raw).reshape(out_shape)
+
+
+@lowers(ops.Prelu)
+def lower_prelu(op: ops.Prelu, graph: Graph) -> KernelCall:
+    """TFLM's CalculatePreluParams and BroadcastPrelu4DSlow; alpha is a constant in flash."""
+    require_int8(op, graph, op.inputs + op.outputs)
+    x, alpha, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if x.is_const or not alpha.is_const or not alpha.quant.per_tensor:
+        raise EdgeqError(f"Operator {op.name} (PRELU): edgeq needs an activation input and a constant alpha with "
+                         "one scale; this model has them otherwise.")
+    m1, s1 = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
+    m2, s2 = quantize_multiplier(float(x.quant.s) * float(alpha.quant.s) / float(y.quant.s))
+    params = _broadcast_params(op, graph)
+    params.update({"in0_offset": -x.quant.zp, "in1_offset": -alpha.quant.zp, "output_offset": y.quant.zp,
+                   "out_mult1": m1, "out_shift1": s1, "out_mult2": m2, "out_shift2": s2})
+    return KernelCall(op.name, "prelu_s8", [op.inputs[0]], list(op.outputs), params,
+                      {"alpha": alpha.data.astype(np.int8).reshape(-1)})
+
+
+@kernel("prelu_s8")
+def prelu_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    x = _gather(inputs[0], p, "in0") + p["in0_offset"]
+    a = _gather(call.arrays["alpha"], p, "in1") + p["in1_offset"]
+    pos = multiply_by_quantized_multiplier(x, p["out_mult1"], p["out_shift1"])
+    neg = multiply_by_quantized_multiplier(wrap32(x * a), p["out_mult2"], p["out_shift2"])
+    return clamp_s8(np.where(x >= 0, pos, neg) + p["output_offset"]).reshape(out_shape)
+
+
 @lowers(ops.Maximum)
 @lowers(ops.Minimum)
 def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
@@ -212,6 +270,16 @@ def float_add(op, graph, inputs):
 @float_impl(ops.Sub)
 def float_sub(op, graph, inputs):
     return float_activation(op.activation, inputs[0] - inputs[1])
+
+
+@float_impl(ops.SquaredDifference)
+def float_squared_difference(op, graph, inputs):
+    return (inputs[0] - inputs[1]) ** 2
+
+
+@float_impl(ops.Prelu)
+def float_prelu(op, graph, inputs):
+    return np.where(inputs[0] >= 0, inputs[0], inputs[0] * inputs[1])
 
 
 @float_impl(ops.Maximum)

@@ -1,11 +1,12 @@
-/* The body of int8 ADD and SUB, which TFLite computes alike up to the sign of the second scaled input. */
+/* The body of int8 ADD, SUB and SQUARED_DIFFERENCE, which TFLite computes alike: both inputs raised by
+ * left_shift and rescaled, then summed, subtracted, or subtracted and squared, then rescaled. */
 #ifndef EQ_ADD_SUB_H
 #define EQ_ADD_SUB_H
 
 #include "eq_elementwise.h"
 
 static inline eq_status_t eq_add_sub_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8_t *in1,
-                                        int8_t *out, const int32_t sign)
+                                        int8_t *out, const int32_t sign, const int square)
 {
     if (p == NULL || in0 == NULL || in1 == NULL || out == NULL) {
         return EQ_ERR_ARG;
@@ -30,8 +31,11 @@ static inline eq_status_t eq_add_sub_s8(const eq_add_s8_params_t *p, const int8_
                     const int32_t vb = eq_wrap32(((int64_t)in1[b] + p->in1_offset) * (1LL << p->left_shift));
                     const int32_t sa = eq_mbqm_smaller_than_one(va, p->in0_mult, (int)p->in0_shift);
                     const int32_t sb = eq_mbqm_smaller_than_one(vb, p->in1_mult, (int)p->in1_shift);
-                    const int32_t raw = eq_mbqm_smaller_than_one(eq_wrap32((int64_t)sa + (int64_t)sign * sb),
-                                                                 p->out_mult, (int)p->out_shift) + p->output_offset;
+                    int32_t acc = eq_wrap32((int64_t)sa + (int64_t)sign * sb);
+                    if (square) {
+                        acc = eq_wrap32((int64_t)acc * acc);
+                    }
+                    const int32_t raw = eq_mbqm(acc, p->out_mult, (int)p->out_shift) + p->output_offset;
                     out[o++] = (int8_t)eq_clamp(raw, p->act_min, p->act_max);
                 }
             }

@@ -1,4 +1,5 @@
-/* edgeq reference kernels: add, sub, mul, maximum and minimum with broadcasting, pad, concatenation (int8). */
+/* edgeq reference kernels: add, sub, squared difference, mul, maximum, minimum and prelu with broadcasting, pad,
+ * concatenation (int8). */
 #ifndef EQ_ELEMENTWISE_H
 #define EQ_ELEMENTWISE_H
 
@@ -16,6 +17,18 @@ typedef struct {
 } eq_add_s8_params_t;
 
 typedef eq_add_s8_params_t eq_sub_s8_params_t;
+typedef eq_add_s8_params_t eq_squared_difference_s8_params_t; /* left_shift 7; out_mult/out_shift may exceed 1 */
+
+/* out = x >= 0 ? x * m1 : x * alpha * m2 (x and alpha with their offsets), alpha a constant read through
+ * broadcast strides like a second input. */
+typedef struct {
+    int32_t d0, d1, d2, d3;
+    int32_t in0_s0, in0_s1, in0_s2, in0_s3;
+    int32_t in1_s0, in1_s1, in1_s2, in1_s3;
+    int32_t in0_offset, in1_offset, output_offset;
+    int32_t out_mult1, out_shift1, out_mult2, out_shift2;
+    const int8_t *alpha;
+} eq_prelu_s8_params_t;
 
 typedef struct {
     int32_t d0, d1, d2, d3;
@@ -48,6 +61,9 @@ typedef struct {
 
 eq_status_t eq_add_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_sub_s8(const eq_sub_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_squared_difference_s8(const eq_squared_difference_s8_params_t *p, const int8_t *in0, const int8_t *in1,
+                                     int8_t *out);
+eq_status_t eq_prelu_s8(const eq_prelu_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_pad_s8(const eq_pad_s8_params_t *p, const int8_t *in, int8_t *out);
