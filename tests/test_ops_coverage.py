@@ -349,3 +349,38 @@ def test_several_inputs_and_outputs(tmp_path):
     proc = edgeq("run", out, "--input", tmp_path / "a.npy", "--input", tmp_path / "b.npy", "--output",
                  tmp_path / "y.npy")
     assert proc.returncode != 0 and "give --output a .npz" in proc.stderr, proc.stderr
+
+
+def _transpose_conv(rng, in_hw, k, stride, padding, ci, co, per_channel=True, bias=True, act=0):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ih, iw = in_hw
+    if padding == "SAME":
+        oh, ow = ih * sh, iw * sw
+    else:
+        oh, ow = (ih - 1) * sh + kh, (iw - 1) * sw + kw
+    s_x = 0.05
+    s_w = rng.uniform(0.002, 0.02, co) if per_channel else 0.01
+    w = T((co, kh, kw, ci), "int8", s_w, [0] * co if per_channel else 0,
+          rng.integers(-127, 128, (co, kh, kw, ci)).astype(np.int8))
+    ops_in = [const([1, oh, ow, co]), w, q8((1, ih, iw, ci), s_x, 3)]
+    if bias:
+        s_b = np.atleast_1d(s_w) * s_x
+        ops_in.append(T((co,), "int32", list(s_b) if per_channel else float(s_b[0]), [0] * co if per_channel else 0,
+                        rng.integers(-3000, 3000, co).astype(np.int32)))
+    padding_code = {"SAME": 0, "VALID": 1}[padding]
+    return Op("TRANSPOSE_CONV", ops_in, [q8((1, oh, ow, co), 0.15, -4)], "TransposeConvOptions",
+              {"padding": padding_code, "strideH": sh, "strideW": sw, "fusedActivationFunction": act}, version=4)
+
+
+def test_transpose_conv():
+    rng = np.random.default_rng(5)
+    _check([
+        _transpose_conv(rng, (3, 4), 3, 2, "SAME", 4, 5),
+        _transpose_conv(rng, (3, 4), 3, 2, "VALID", 4, 5, per_channel=False),
+        _transpose_conv(rng, (4, 4), 2, 2, "SAME", 3, 2, bias=False),
+        _transpose_conv(rng, (2, 5), (3, 1), (3, 1), "VALID", 2, 3),
+        _transpose_conv(rng, (5, 3), 3, 1, "SAME", 6, 4, act=1),
+        _transpose_conv(rng, (3, 3), 4, 3, "SAME", 2, 2, act=3),
+        _transpose_conv(rng, (2, 2), 5, 2, "VALID", 3, 3),
+    ])

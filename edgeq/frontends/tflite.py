@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -230,6 +230,13 @@ class _Importer:
             return ops.DepthwiseConv2D(name, tin, tout, o.StrideH(), o.StrideW(), o.DilationHFactor(),
                                        o.DilationWFactor(), mult, PADDINGS[o.Padding()],
                                        self._act(o.FusedActivationFunction(), index, kind))
+        if kind == "TRANSPOSE_CONV":  # inputs: output shape, weights, input, optional bias
+            o = _options(op, tflite.TransposeConvOptions)
+            act = self._act(o.FusedActivationFunction(), index, kind) if o else ops.Activation.NONE
+            operands = [self.tensors[ins[2]].name, self.tensors[ins[1]].name]
+            if len(ins) > 3 and ins[3] >= 0:
+                operands.append(self.tensors[ins[3]].name)
+            return ops.TransposeConv(name, operands, tout, o.StrideH(), o.StrideW(), PADDINGS[o.Padding()], act)
         if kind == "FULLY_CONNECTED":
             o = _options(op, tflite.FullyConnectedOptions)
             if o is not None and o.WeightsFormat() != 0:

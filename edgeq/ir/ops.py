@@ -61,6 +61,17 @@ class DepthwiseConv2D(Op):
 
 
 @dataclass
+class TransposeConv(Op):
+    """inputs: x [N,H,W,Ci], w [Co,KH,KW,Ci], optional bias [Co]; the output size is the output tensor's."""
+
+    stride_h: int = 1
+    stride_w: int = 1
+    padding: Padding = Padding.VALID
+    activation: Activation = Activation.NONE
+    kind = "TRANSPOSE_CONV"
+
+
+@dataclass
 class FullyConnected(Op):
     """inputs: x [..., I] (flattened to [N, I]), w [O, I], optional bias [O]."""
 
@@ -346,5 +357,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, TransposeConv, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

@@ -59,6 +59,19 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
         cout = w[3] if isinstance(op, ops.DepthwiseConv2D) else w[0]
         return (x[0], _window_out(x[1], w[1], op.stride_h, op.dilation_h, op.padding),
                 _window_out(x[2], w[2], op.stride_w, op.dilation_w, op.padding), cout)
+    if isinstance(op, ops.TransposeConv):
+        _need(len(shapes) in (2, 3), f"it has {len(shapes)} inputs, not 2 or 3")
+        w, out = shapes[1], graph.t(op.outputs[0]).shape
+        _rank(x, 4, "the input")
+        _rank(w, 4, "the weights")
+        _rank(out, 4, "the output")
+        _need(w[3] == x[3], f"the weights' {w[3]} input channels are not the input's {x[3]}")
+        if len(shapes) == 3:
+            _need(math.prod(shapes[2]) == w[0], f"the bias {list(shapes[2])} does not have {w[0]} values")
+        for size, k, stride, inner in ((out[1], w[1], op.stride_h, x[1]), (out[2], w[2], op.stride_w, x[2])):
+            _need(_window_out(size, k, stride, 1, op.padding) == inner,
+                  f"an output of {list(out)} does not convolve back to the input {list(x)}")
+        return (x[0], out[1], out[2], w[0])
     if isinstance(op, ops.FullyConnected):
         _need(len(shapes) in (2, 3), f"it has {len(shapes)} inputs, not 2 or 3")
         w = shapes[1]

@@ -106,4 +106,5 @@ def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
 
 def _load_all():
     # Import for the registration side effect; modules are cached after the first call.
-    from edgeq.lowering import activations, conv, elementwise, movement, pooling, reductions, reshape  # noqa: F401
+    from edgeq.lowering import (  # noqa: F401
+        activations, conv, elementwise, movement, pooling, reductions, reshape, transpose_conv)
