@@ -2,12 +2,18 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := gcc make clang cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc make clang cmake gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm \
+  clang-19 lld-19 picolibc-riscv64-unknown-elf qemu-system-misc
 SHELL := /bin/bash
 # CMSIS-NN for --kernels cmsis-nn/auto: the pinned copy beside the checkout when there is one (no network here).
 SHARED_CMSIS_NN := $(abspath ../shared/third_party/CMSIS-NN)
 ifneq ($(wildcard $(SHARED_CMSIS_NN)/Include/arm_nnfunctions.h),)
 export EDGEQ_CMSIS_NN ?= $(SHARED_CMSIS_NN)
+endif
+# muRISCV-NN, CMSIS-NN's RISC-V port, for --kernels cmsis-nn on RISC-V boards: likewise.
+SHARED_MURISCV_NN := $(abspath ../shared/third_party/muriscv-nn)
+ifneq ($(wildcard $(SHARED_MURISCV_NN)/Include/muriscv_nn_functions.h),)
+export EDGEQ_MURISCV_NN ?= $(SHARED_MURISCV_NN)
 endif
 
 .PHONY: demo test bench toolchains venv clean

@@ -356,9 +356,10 @@ def _firmware(c: Compiled, board: Board, folder: Path, echo, clock: str = "max",
     fw = firmware.firmware_options(c.cmodel, board, clock, harness, mlperf_model, c.graph.name)
     firmware.check_fits(c.cmodel, board, c.graph, weights, fw)
     fw_info = firmware.write_firmware(c.cmodel, board, c.graph.source_hash, folder, fw)
-    if not firmware.have_toolchain():
-        echo(f"note: arm-none-eabi-gcc or cmake is missing, so the firmware project in {folder.name} was written "
-             "but not built (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi cmake)")
+    if not firmware.have_toolchain(board):
+        packages = firmware.arch_of(board).packages
+        echo(f"note: the {board.arch} toolchain or cmake is missing, so the firmware project in {folder.name} was "
+             f"written but not built (apt-get install {packages})")
         return {"elf": None, **fw_info}
     echo(f"building firmware for {board.name} ...")
     elf, use = firmware.build_elf(folder, c.cmodel.prefix, board, firmware.library_defines(c.cmodel))

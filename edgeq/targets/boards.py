@@ -16,6 +16,7 @@ class Board:
     description: str
     kind: str  # "host", "mcu" or "npu" (a Cortex-M with an Ethos-U, compiled by Vela: targets/npu.py)
     emulated: bool = False
+    arch: str = "arm"  # "arm" or "riscv": toolchain, emulator, startup and linker script (targets/arch.py)
     core: str = ""
     features: list[str] = field(default_factory=list)
     kernels: list[str] = field(default_factory=lambda: ["ref"])  # kernel libraries, in order of preference
@@ -24,7 +25,8 @@ class Board:
     flash: dict = field(default_factory=lambda: {"origin": 0, "length": 0})  # code + constants region
     ram: dict = field(default_factory=lambda: {"origin": 0, "length": 0})
     cflags: list[str] = field(default_factory=list)
-    cycle_counter: str = ""  # "dwt" or "systick"
+    cycle_counter: str = ""  # "dwt" or "systick" (Arm); "instret" or "mcycle" (RISC-V)
+    vlen: int = 0  # RISC-V vector length in bits (emulated vector boards: QEMU's vlen)
     uart: dict = field(default_factory=dict)  # driver and registers of the serial port
     flasher: dict = field(default_factory=dict)  # tool ("qemu", "openocd", "pyocd") and its arguments
     raw: dict = field(default_factory=dict, repr=False)  # the whole file, for target-specific keys

@@ -254,9 +254,47 @@ def _nrf52(cfg: dict, target: int) -> ClockPlan:
     return ClockPlan("", "max", target, 16_000_000, ["icache"], steps, {"source": "HFXO", "source_hz": 32_000_000})
 
 
-FAMILIES = {"stm32h7": _stm32h7, "stm32l4": _stm32l4, "stm32f4": _stm32f4, "nrf52": _nrf52}
+# --- GD32VF103 (GD32VF103 User Manual, ch. 5 RCU) -------------------------------------------------------------
+GD32V_RCU = 0x40021000
+GD32V_APB1_MAX, GD32V_PLL_OUT_MAX = 54e6, 108e6
+
+
+def _gd32v_pllmf(mult: int) -> int:
+    """RCU_CFG0's PLLMF bits (18-21, and bit 29 for PLLMF[4]) for x2..x14, x16..x32 (x6.5 is not offered)."""
+    code = mult - 2 if mult <= 14 else (mult - 1 if mult >= 17 else 15 if mult == 16 else None)
+    if code is None or not (2 <= mult <= 32):
+        raise EdgeqError(f"The GD32VF103's PLL has no x{mult} setting.")
+    return (code & 0xF) << 18 | (code >> 4) << 29
+
+
+def _gd32vf103(cfg: dict, target: int) -> ClockPlan:
+    if cfg["source"] != "irc8m":
+        raise EdgeqError("gd32vf103 clock plans start the PLL from IRC8M/2 (source = \"irc8m\").")
+    ref = cfg["source_hz"] // 2
+    mult = target // ref
+    if mult * ref != target or target > GD32V_PLL_OUT_MAX:
+        raise EdgeqError(f"No PLL setting gives {target / 1e6:g} MHz from IRC8M/2 on the GD32VF103.")
+    apb1 = next(d for d in (1, 2, 4, 8, 16) if target / d <= GD32V_APB1_MAX)
+    enc = {1: 0, 2: 4, 4: 5, 8: 6, 16: 7}
+    steps = [
+        _modify("RCU_CFG0", GD32V_RCU + 0x04, 0xF << 4 | 7 << 8 | 7 << 11, enc[apb1] << 8,
+                "AHB /1, APB1 within 54 MHz, APB2 /1"),
+        _modify("RCU_CFG0", GD32V_RCU + 0x04, 1 << 16 | 0xF << 18 | 1 << 29, _gd32v_pllmf(mult),
+                "PLLSEL = IRC8M/2, PLLMF"),
+        _modify("RCU_CTL", GD32V_RCU + 0x00, 1 << 24, 1 << 24, "PLLEN"),
+        _wait("RCU_CTL", GD32V_RCU + 0x00, 1 << 25, 1 << 25, "PLLSTB"),
+        _modify("RCU_CFG0", GD32V_RCU + 0x04, 3, 2, "SCS = PLL"),
+        _wait("RCU_CFG0", GD32V_RCU + 0x04, 3 << 2, 2 << 2, "SCSS = PLL"),
+    ]
+    # USART0 is on APB2, which runs at the core clock
+    return ClockPlan("", "max", target, target, [], steps,
+                     {"source": "IRC8M/2", "source_hz": cfg["source_hz"], "pll_mult": mult, "ahb_hz": target,
+                      "apb1_hz": target // apb1, "apb2_hz": target})
+
+
+FAMILIES = {"stm32h7": _stm32h7, "stm32l4": _stm32l4, "stm32f4": _stm32f4, "nrf52": _nrf52, "gd32vf103": _gd32vf103}
 # The serial port's kernel clock at reset: what each family's UART is fed before any set-up.
-RESET_UART_HZ = {"stm32h7": 1, "stm32l4": 1, "stm32f4": 1, "nrf52": 16_000_000}  # 1: the core clock
+RESET_UART_HZ = {"stm32h7": 1, "stm32l4": 1, "stm32f4": 1, "nrf52": 16_000_000, "gd32vf103": 1}  # 1: the core clock
 
 
 def clock_plan(board: Board, mode: str = "max") -> ClockPlan:
@@ -284,7 +322,7 @@ def clock_plan(board: Board, mode: str = "max") -> ClockPlan:
 def uart_divisor(board: Board, uart_hz: int) -> int:
     """The baud rate register's value for the board's serial port fed by uart_hz."""
     driver, baud = board.uart.get("driver"), board.uart.get("baud", 115200)
-    if driver in ("stm32_usart", "stm32_usart_v1"):  # oversampling by 16: BRR = fck / baud
+    if driver in ("stm32_usart", "stm32_usart_v1", "gd32_usart"):  # oversampling by 16: BRR = fck / baud
         return (uart_hz + baud // 2) // baud
     if driver == "stm32_lpuart":  # BRR = 256 fck / baud, valid for 3 baud <= fck <= 4096 baud
         if not 3 * baud <= uart_hz <= 4096 * baud:

@@ -36,8 +36,9 @@ def _elf(build_dir: Path, manifest: dict) -> Path:
                          f"again without --lib for {board.name}.")
     fw = manifest.get("firmware") or {}
     if not fw.get("elf"):
-        raise EdgeqError(f"{build_dir} has no firmware ELF: the ARM toolchain was missing when it was built. "
-                         "Install gcc-arm-none-eabi and cmake, then run `edgeq build` again.")
+        from edgeq.targets.arch import arch_of
+        raise EdgeqError(f"{build_dir} has no firmware ELF: the {board.arch} toolchain was missing when it was built. "
+                         f"Install {arch_of(board).packages}, then run `edgeq build` again.")
     return build_dir / fw["elf"]
 
 
@@ -50,7 +51,7 @@ def _running_qemu(build_dir: Path) -> str | None:
         pid, pty = int(info["pid"]), str(info["pty"])
         # only an emulator this build folder started counts: the file must not steer edgeq to another process
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if not f.read().startswith(b"qemu-system-arm\0"):
+            if not f.read().startswith((b"qemu-system-arm\0", b"qemu-system-riscv32\0")):
                 raise OSError
     except (OSError, ValueError, KeyError, TypeError):
         path.unlink()
@@ -145,7 +146,7 @@ def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) 
     candidates = [(tool, args)] + [(alt.split(":")[0], alt.split(":")[1:]) for alt in board.flasher.get("alternatives", [])]
     for name, extra in candidates:
         if shutil.which(name):
-            cmd = _flash_command(name, extra, elf)
+            cmd = _flash_command(name, extra, elf, board)
             echo(" ".join(cmd))
             proc = process.run(cmd, f"Flashing {board.name} with {name}", FLASH_TIMEOUT, text=True)
             if proc.returncode != 0:
@@ -157,24 +158,28 @@ def flash(build_dir: Path, manifest: dict, port: str | None = None, echo=print) 
                      "pyocd is on PyPI).")
 
 
-def _flash_command(tool: str, extra: list[str], elf: Path) -> list[str]:
+def _flash_command(tool: str, extra: list[str], elf: Path, board: Board) -> list[str]:
+    if tool == "dfu-util":  # USB DFU takes a raw image at the address the board file gives (-s)
+        return ["dfu-util", *extra, "-D", str(_objcopy(elf, board, "binary", ".bin"))]
     if tool == "openocd":
         return ["openocd", *extra, "-c", f"program {elf} verify reset exit"]
     if tool == "pyocd":
         target = extra if extra and extra[0].startswith("--") else (["--target", extra[0]] if extra else [])
         return ["pyocd", "flash", *target, str(elf)]
     if tool == "st-flash":
-        return ["st-flash", "--format", "ihex", "write", str(_ihex(elf))]
+        return ["st-flash", "--format", "ihex", "write", str(_objcopy(elf, board, "ihex", ".hex"))]
     if tool == "nrfjprog":
-        return ["nrfjprog", "--program", str(_ihex(elf)), "--sectorerase", "--verify", "--reset"]
+        return ["nrfjprog", "--program", str(_objcopy(elf, board, "ihex", ".hex")), "--sectorerase", "--verify",
+                "--reset"]
     raise EdgeqError(f"Unknown flashing tool '{tool}' in the board file.")
 
 
-def _ihex(elf: Path) -> Path:
-    hexfile = elf.with_suffix(".hex")
-    proc = process.run(["arm-none-eabi-objcopy", "-O", "ihex", str(elf), str(hexfile)], "arm-none-eabi-objcopy", 120.0,
-                       text=True)
+def _objcopy(elf: Path, board: Board, fmt: str, suffix: str) -> Path:
+    from edgeq.targets.arch import arch_of
+    arch = arch_of(board)
+    out = elf.with_suffix(suffix)
+    proc = process.run([arch.objcopy, "-O", fmt, str(elf), str(out)], arch.objcopy, 120.0, text=True)
     if proc.returncode != 0:
-        raise EdgeqError(f"arm-none-eabi-objcopy could not convert {elf.name} to Intel hex: {proc.stderr.strip()}; "
-                         "install gcc-arm-none-eabi or rebuild the folder.")
-    return hexfile
+        raise EdgeqError(f"{arch.objcopy} could not convert {elf.name} to {fmt}: {proc.stderr.strip()}; "
+                         f"install {arch.packages} or rebuild the folder.")
+    return out

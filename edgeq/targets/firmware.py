@@ -1,5 +1,6 @@
 """Firmware projects for microcontroller boards: startup, linker script, serial driver, cycle counter,
-harness and a CMake project around the generated model; built to an ELF with arm-none-eabi-gcc."""
+harness and a CMake project around the generated model; built to an ELF with the board's architecture's
+toolchain (arm-none-eabi-gcc, or clang-19 with picolibc for RISC-V: targets/arch.py)."""
 from __future__ import annotations
 
 import re
@@ -15,6 +16,7 @@ import edgeq
 from edgeq.codegen.render import CModel, render_template
 from edgeq.errors import EdgeqError
 from edgeq.targets import mlperf_tiny, protocol
+from edgeq.targets.arch import arch_of
 from edgeq.targets.boards import Board
 from edgeq.targets.clocks import ClockPlan, clock_plan
 from edgeq.targets.mlperf_tiny import Benchmark
@@ -114,24 +116,29 @@ def write_firmware(model: CModel, board: Board, model_sha256: str, folder: Path,
                      n_in=int(np.prod(model.inputs[0]["shape"])), n_out=int(np.prod(model.outputs[0]["shape"])),
                      in_scale=_c_float(model.inputs[0]["scale"]), in_zp=int(model.inputs[0]["zero_point"]),
                      out_scale=_c_float(model.outputs[0]["scale"]), out_zp=int(model.outputs[0]["zero_point"]))
+    arch = arch_of(board)
     for target, template in FIRMWARE_TEMPLATES.items():
         if target == "firmware/harness.c" and fw.harness == "mlperf-tiny":
             template = "firmware/mlperf_harness.c.j2"
+        elif target in ("firmware/startup.c", "firmware/linker.ld") and arch.name != "arm":
+            template = template.replace(".", f"_{arch.name}.", 1)
         text = render_template(template, m=model, board=board, protocol=protocol, model_hash_bytes=hash_bytes,
-                               stack_bytes=STACK_BYTES, clk=fw.clock, harness=fw.harness, **extra)
+                               stack_bytes=STACK_BYTES, clk=fw.clock, harness=fw.harness, arch=arch, **extra)
         (folder / target).write_text(text)
-    shutil.copy(edgeq.ROOT / "templates" / "firmware" / "arm-none-eabi.cmake", folder / "arm-none-eabi.cmake")
+    shutil.copy(edgeq.ROOT / "templates" / "firmware" / arch.toolchain_file, folder / arch.toolchain_file)
     return fw.manifest()
 
 
-def have_toolchain() -> bool:
-    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-size", "cmake"))
+def have_toolchain(board: Board) -> bool:
+    return arch_of(board).have_toolchain()
 
 
 def library_defines(model: CModel) -> dict[str, str]:
     """CMake cache entries pointing FetchContent at the local copies of external kernel libraries."""
     cmsis = model.libraries.get("cmsis-nn")
-    return {"FETCHCONTENT_SOURCE_DIR_CMSIS_NN": cmsis["root"]} if cmsis else {}
+    if not cmsis:
+        return {}
+    return {f"FETCHCONTENT_SOURCE_DIR_{cmsis.get('cmake_name', 'cmsis_nn').upper()}": cmsis["root"]}
 
 
 def build_elf(folder: Path, prefix: str, board: Board, defines: dict[str, str] | None = None) -> tuple[Path, MemoryUse]:
@@ -140,12 +147,12 @@ def build_elf(folder: Path, prefix: str, board: Board, defines: dict[str, str] |
         elf = _cmake_build(folder, Path(tmp), prefix, board, defines or {})
         shutil.copy(elf, folder / elf.name)
         shutil.copy(elf.with_suffix(".map"), folder / f"{prefix}.map")
-    return folder / elf.name, elf_memory(folder / elf.name)
+    return folder / elf.name, elf_memory(folder / elf.name, board)
 
 
 def _cmake_build(folder: Path, build: Path, prefix: str, board: Board, defines: dict[str, str]) -> Path:
     folder = folder.resolve()
-    steps = [["cmake", "-S", str(folder), "-B", str(build), "-DCMAKE_TOOLCHAIN_FILE=arm-none-eabi.cmake",
+    steps = [["cmake", "-S", str(folder), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={arch_of(board).toolchain_file}",
               "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles", *(f"-D{k}={v}" for k, v in sorted(defines.items()))],
              ["cmake", "--build", str(build), "--", "-j2"]]
     for args in steps:
@@ -162,7 +169,8 @@ def _cmake_build(folder: Path, build: Path, prefix: str, board: Board, defines: 
     return build / f"{prefix}.elf"
 
 
-def elf_memory(elf: Path) -> MemoryUse:
-    out = subprocess.run(["arm-none-eabi-size", "-B", str(elf)], capture_output=True, text=True, check=True).stdout
+def elf_memory(elf: Path, board: Board | None = None) -> MemoryUse:
+    size = arch_of(board).size if board is not None else "arm-none-eabi-size"
+    out = subprocess.run([size, "-B", str(elf)], capture_output=True, text=True, check=True).stdout
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return MemoryUse(flash=text + data, ram=data + bss)

@@ -1,5 +1,6 @@
-"""Emulated boards: qemu-system-arm with the firmware ELF, the UART on a pseudo-terminal, and
-`-icount shift=0` so that virtual time counts executed instructions and every figure repeats."""
+"""Emulated boards: qemu-system-arm or qemu-system-riscv32 (the board's arch) with the firmware ELF, the UART
+on a pseudo-terminal, and `-icount shift=0` so that virtual time counts executed instructions and every figure
+repeats."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from edgeq.errors import EdgeqError
 from edgeq.targets import process
+from edgeq.targets.arch import arch_of
 from edgeq.targets.boards import Board
 
 PTY_LINE = re.compile(rb"char device redirected to (\S+) \(label serial0\)")
@@ -34,13 +36,15 @@ class QemuBoard:
 
     def command(self) -> list[str]:
         monitor = f"unix:{self.monitor_path},server,nowait" if self.monitor_path else "none"
-        return ["qemu-system-arm", "-machine", self.board.raw["flasher"]["machine"], "-nographic",
+        return [*arch_of(self.board).qemu_command(self.board), "-nographic",
                 "-monitor", monitor, "-serial", "pty",
                 "-icount", "shift=0,align=off,sleep=off", "-kernel", str(self.elf)]
 
     def start(self, timeout: float = 10.0) -> "QemuBoard":
-        if shutil.which("qemu-system-arm") is None:
-            raise EdgeqError("qemu-system-arm is not installed; `apt-get install qemu-system-arm` (make test does).")
+        qemu = arch_of(self.board).qemu
+        if shutil.which(qemu) is None:
+            package = "qemu-system-arm" if qemu == "qemu-system-arm" else "qemu-system-misc"
+            raise EdgeqError(f"{qemu} is not installed; `apt-get install {package}` (make test does).")
         if not self.elf.exists():
             raise EdgeqError(f"No firmware {self.elf}; build it with `edgeq build MODEL --board {self.board.name}`.")
         timeout = process.timeout_for(timeout)

@@ -23,7 +23,7 @@ from edgeq.errors import EdgeqError
 from edgeq.lowering import KernelCall
 from edgeq.targets.boards import Board
 
-KERNEL_CHOICES = ("auto", "ref", "cmsis-nn", "arm-dsp")
+KERNEL_CHOICES = ("auto", "ref", "cmsis-nn", "arm-dsp", "rvv")
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Impl:
     scratch_bytes: int = 0
     returns_status: bool = True  # False for the few library functions that return void
     declined: list[str] = field(default_factory=list)  # "library: reason" for each library tried before
+    isa: str = ""  # the code path it was chosen for, where the library's build depends on it (muRISCV-NN)
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,8 @@ class Target:
 
     @property
     def isa(self) -> str:
-        """The CMSIS-NN code path the target compiles: "mve", "dsp" or plain C."""
-        return "mve" if "mve" in self.features else "dsp" if "dsp" in self.features else "c"
+        """The code path the target compiles: "mve", "dsp" (Arm), "rvv" (RISC-V vector) or plain C."""
+        return next((isa for isa in ("mve", "dsp", "rvv") if isa in self.features), "c")
 
     @staticmethod
     def of(board: Board) -> "Target":
@@ -87,7 +88,8 @@ def _registry() -> dict[str, Backend]:
     from edgeq.codegen.backends.arm_dsp import ArmDsp
     from edgeq.codegen.backends.cmsis_nn import CmsisNN
     from edgeq.codegen.backends.ref import Ref
-    return {b.name: b for b in (Ref(), CmsisNN(), ArmDsp())}
+    from edgeq.codegen.backends.rvv import Rvv
+    return {b.name: b for b in (Ref(), CmsisNN(), ArmDsp(), Rvv())}
 
 
 def backend(name: str) -> Backend:

@@ -47,11 +47,21 @@ def _rescale(call: KernelCall, channels: int) -> dict[str, np.ndarray] | str:
 class CmsisNN(Backend):
     name = "cmsis-nn"
     include = "arm_nnfunctions.h"
+    library = lib.CMSIS_NN
+
+    def _port(self, target: Target) -> "CmsisNN":
+        """On RISC-V, `cmsis-nn` is muRISCV-NN, CMSIS-NN's port (backends/muriscv_nn.py)."""
+        if "riscv" in target.features and type(self) is CmsisNN:
+            from edgeq.codegen.backends.muriscv_nn import MuriscvNN
+            return MuriscvNN()
+        return self
 
     def require(self, target: Target) -> None:
-        lib.locate()
+        self._port(target).library.locate()
 
     def implement(self, call: KernelCall, target: Target) -> Impl | str:
+        if self._port(target) is not self:
+            return self._port(target).implement(call, target)
         method = getattr(self, f"_{call.kernel}", None)
         if method is None:
             return f"no CMSIS-NN kernel for {call.op_kind}"
@@ -82,7 +92,8 @@ class CmsisNN(Backend):
         in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
         filter_dims = lib.Dims(p["output_c"], p["filter_h"], p["filter_w"], p["filter_c"])
         out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
-        scratch = lib.buffer_size("arm_convolve_wrapper_s8", target.isa, conv, in_dims, filter_dims, out_dims)
+        scratch = self.library.buffer_size("arm_convolve_wrapper_s8", target.isa, conv, in_dims, filter_dims,
+                                           out_dims)
         structs = [
             CStruct("cmsis_nn_conv_params", "conv", [
                 ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
@@ -128,7 +139,8 @@ class CmsisNN(Backend):
         in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
         filter_dims = lib.Dims(1, p["filter_h"], p["filter_w"], p["output_c"])
         out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
-        scratch = lib.buffer_size("arm_depthwise_conv_wrapper_s8", target.isa, dw, in_dims, filter_dims, out_dims)
+        scratch = self.library.buffer_size("arm_depthwise_conv_wrapper_s8", target.isa, dw, in_dims, filter_dims,
+                                           out_dims)
         structs = [
             CStruct("cmsis_nn_dw_conv_params", "dw_conv", [
                 ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
@@ -149,7 +161,7 @@ class CmsisNN(Backend):
         per_tensor = bool(np.all(a["out_mult"] == a["out_mult"][0]) and np.all(a["out_shift"] == a["out_shift"][0]))
         depth, units = p["input_depth"], p["output_depth"]
         filter_dims = lib.Dims(depth, 1, 1, units)
-        size = lib.buffer_size("arm_fully_connected_s8", target.isa, filter_dims)
+        size = self.library.buffer_size("arm_fully_connected_s8", target.isa, filter_dims)
         arrays = {"weights": a["weights"], "bias": a["bias"]}
         ctx = [("buf", "NULL"), ("size", "0")]
         if size:  # Helium: the kernel sums, bias + input_offset * (row sum + depth * filter_offset), at build time
@@ -201,7 +213,7 @@ class CmsisNN(Backend):
         if p["batches"] != 1:
             return "batched average pooling"
         return self._pool(call, target, "arm_avgpool_s8",
-                          lib.buffer_size("arm_avgpool_s8", target.isa, p["output_w"], p["channels"]))
+                          self.library.buffer_size("arm_avgpool_s8", target.isa, p["output_w"], p["channels"]))
 
     def _max_pool_s8(self, call: KernelCall, target: Target) -> Impl | str:
         return self._pool(call, target, "arm_max_pool_s8", 0)
@@ -251,6 +263,9 @@ class CmsisNN(Backend):
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
         """CMSIS-NN is not copied: the build points at it (a local copy, or the pinned commit it fetches)."""
         functions = sorted({impl.function for impl in impls if impl.backend == self.name})
-        root = lib.locate()
-        return {"sources": lib.sources_for(functions, root), "root": str(root), "functions": functions,
-                "repository": lib.REPOSITORY, "commit": lib.COMMIT}
+        if type(self) is CmsisNN and any(f.startswith("muriscv_nn_") for f in functions):
+            from edgeq.codegen.backends.muriscv_nn import MuriscvNN
+            return MuriscvNN().write_sources(impls, folder)
+        root = self.library.locate()
+        return {"sources": self.library.sources_for(functions, root), "root": str(root), "functions": functions,
+                "repository": self.library.repository, "commit": self.library.commit}

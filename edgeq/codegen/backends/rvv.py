@@ -1,0 +1,138 @@
+"""edgeq's own kernels for RISC-V cores with the vector extension 1.0 (runtime_c/rvv): convolutions (1x1 and
+im2col), depthwise convolutions and fully connected layers, VLEN-agnostic, inlined and specialised per layer
+by the compiler. Built here, at build time: weights repacked for unit-stride channel loads, the input offset
+folded into the bias, and every channel's requantization as an add and a shift (eq_rvv_common.h). The host
+has no vector unit, so the per-kernel tests run these kernels in QEMU (tests/test_riscv_kernels.py)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+import edgeq
+from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.lowering import KernelCall
+from edgeq.lowering.fixedpoint import wrap32
+
+RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "rvv"
+ROWS = 4  # output pixels per block of the convolution kernel (EQ_RVV_ROWS)
+MODES = {"multiplier": "EQ_RVV_MULTIPLIER", "shift": "EQ_RVV_SHIFT"}
+
+
+def requant_rows(call: KernelCall, rounding: str, channels: int) -> np.ndarray | str:
+    """[5, channels] int32: multiplier, left shift, right shift, and the addends before the floor shift for
+    accumulators >= 0 and < 0 (eq_rvv_common.h); or why the kernels cannot requantize this call.
+    rounding: "conv" or "fc", how edgeq's power-of-two mode rounds the layer (as LiteRT does)."""
+    a = call.arrays
+    shift = np.broadcast_to(a["out_shift"].astype(np.int64).reshape(-1), (channels,))
+    if call.requant == "multiplier":
+        mult = np.broadcast_to(a["out_mult"].astype(np.int64).reshape(-1), (channels,))
+        left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+        half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
+        pos, neg = half, np.where(right > 0, half - 1, 0)
+    else:
+        if np.any(shift < 1):
+            return "a power-of-two rescale by a left shift (the vector path shifts right only)"
+        mult, left, right = np.zeros_like(shift), np.zeros_like(shift), shift
+        half = np.left_shift(1, shift - 1)
+        if rounding == "conv":  # LiteRT's multiplier of 0.5 and rounding divide, folded into one nudge
+            pos, neg = half + (shift >= 2), half - 1 + (shift == 1)
+        else:  # round half away from zero
+            pos, neg = half, half - 1
+    return np.stack([mult, left, right, pos, neg]).astype(np.int32)
+
+
+def _folded_bias(call: KernelCall, weight_sums: np.ndarray) -> np.ndarray:
+    p = call.params
+    return wrap32(call.arrays["bias"].astype(np.int64) + p["input_offset"] * weight_sums).astype(np.int32)
+
+
+class Rvv(Backend):
+    name = "rvv"
+    include = "rvv/eq_rvv_kernels.h"
+
+    def implement(self, call: KernelCall, target: Target) -> Impl | str:
+        if "rvv" not in target.features:
+            return "the core has no vector extension"
+        method = getattr(self, f"_{call.kernel}", None)
+        if method is None:
+            return f"no own RVV kernel for {call.op_kind} yet"
+        return method(call)
+
+    def _gemm(self, call: KernelCall, weights_kc: np.ndarray, rq: np.ndarray, depth: int, channels: int,
+              weight_sums: np.ndarray) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
+        p = call.params
+        arrays = {"weights": np.ascontiguousarray(weights_kc), "bias": _folded_bias(call, weight_sums),
+                  "rq": rq.reshape(-1)}
+        fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("depth", str(depth)),
+                  ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
+                  ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
+        return fields, arrays
+
+    def _conv_s8(self, call: KernelCall) -> Impl | str:
+        p = call.params
+        if p["filter_c"] != p["input_c"]:
+            return "grouped convolution"
+        if p["batches"] != 1:
+            return "a batch of several images"
+        oc = p["output_c"]
+        rq = requant_rows(call, "conv", oc)
+        if isinstance(rq, str):
+            return rq
+        depth = p["filter_h"] * p["filter_w"] * p["input_c"]
+        w = call.arrays["weights"].reshape(oc, depth)
+        gemm, arrays = self._gemm(call, w.T, rq, depth, oc, w.astype(np.int64).sum(axis=1))
+        one_by_one = (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
+                      and p["dilation_h"] == p["dilation_w"] == 1)
+        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "filter_h", "filter_w", "stride_h",
+                 "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
+        fields = [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in gemm) + " }"),
+                  *((k, str(p[k])) for k in names), ("pad_value", str(-p["input_offset"]))]
+        return Impl(self.name, "eq_rvv_conv_s8",
+                    ["&$params", "$in0", "$out0", "$scratch", "1" if one_by_one else "0", MODES[call.requant]],
+                    [CStruct("eq_rvv_conv_t", "params", fields)], arrays, scratch_bytes=ROWS * depth)
+
+    def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
+        p = call.params
+        if p["depth_multiplier"] != 1:
+            return "a depth multiplier other than 1"
+        if p["batches"] != 1:
+            return "a batch of several images"
+        if p["dilation_h"] != 1 or p["dilation_w"] != 1:
+            return "dilation"
+        if not -32768 <= p["input_offset"] <= 32767:
+            return "an input offset beyond 16 bits"
+        c = p["output_c"]
+        rq = requant_rows(call, "conv", c)
+        if isinstance(rq, str):
+            return rq
+        w = call.arrays["weights"]  # [1, h, w, channels]: already channel-minor per tap
+        arrays = {"weights": w.reshape(-1), "bias": _folded_bias(call, w.reshape(-1, c).astype(np.int64).sum(axis=0)),
+                  "rq": rq.reshape(-1)}
+        names = ("input_h", "input_w", "output_h", "output_w", "filter_h", "filter_w", "stride_h", "stride_w",
+                 "pad_h", "pad_w", "input_offset", "output_offset", "act_min", "act_max")
+        fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("channels", str(c)),
+                  *((k, str(p[k])) for k in names)]
+        return Impl(self.name, "eq_rvv_depthwise_conv_s8", ["&$params", "$in0", "$out0", MODES[call.requant]],
+                    [CStruct("eq_rvv_dw_t", "params", fields)], arrays)
+
+    def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
+        p = call.params
+        if p["weights_offset"] != 0:
+            return "weights with a zero point"
+        depth, units = p["input_depth"], p["output_depth"]
+        rq = requant_rows(call, "fc", units)
+        if isinstance(rq, str):
+            return rq
+        w = call.arrays["weights"].reshape(units, depth)
+        gemm, arrays = self._gemm(call, w, rq, depth, units, w.astype(np.int64).sum(axis=1))
+        return Impl(self.name, "eq_rvv_fully_connected_s8",
+                    ["&$params", str(p["batches"]), "$in0", "$out0", MODES[call.requant]],
+                    [CStruct("eq_rvv_gemm_t", "params", gemm)], arrays)
+
+    def write_sources(self, impls: list[Impl], folder: Path) -> dict:
+        """The headers (every kernel is inline: the model's own C file compiles them)."""
+        if any(impl.backend == self.name for impl in impls):
+            shutil.copytree(RUNTIME_DIR, folder / "rvv", dirs_exist_ok=True)
+        return {"sources": []}

@@ -1,0 +1,177 @@
+/* Convolutions as matrix products on RVV, vectorised over output channels: for each input value x (a scalar
+ * load) and a strip of channels, one widening multiply-accumulate vd += w * x into 32-bit accumulators.
+ * Four output pixels share each loaded weight vector. Their receptive fields are gathered into scratch
+ * interleaved (value k of pixel r at 4k + r), so one pointer walks all four; padding is the input's zero point.
+ * Weights are repacked at build time as [depth][channels], so a strip of channels is one unit-stride load. */
+#ifndef EQ_RVV_CONV_H
+#define EQ_RVV_CONV_H
+
+#include "eq_rvv_common.h"
+
+#define EQ_RVV_ROWS 4
+
+typedef struct {
+    const int8_t *weights;  /* [depth][channels] */
+    const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
+    const int32_t *rq;      /* [5][channels]: see eq_rvv_common.h */
+    int32_t depth, channels, output_offset, act_min, act_max;
+} eq_rvv_gemm_t;
+
+typedef struct {
+    eq_rvv_gemm_t gemm;  /* depth = filter_h * filter_w * input_c */
+    int32_t input_h, input_w, input_c, output_h, output_w;
+    int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t pad_value;   /* the input's zero point */
+} eq_rvv_conv_t;
+
+/* Four interleaved rows (col[4k + r]) -> y[r] + c for every channel strip. */
+static EQ_ALWAYS_INLINE void eq_rvv_gemm_4rows(const eq_rvv_gemm_t *g, const int8_t *col, int8_t *y0, int8_t *y1,
+                                               int8_t *y2, int8_t *y3, const int mode)
+{
+    const int32_t channels = g->channels, depth = g->depth;
+    for (int32_t c = 0; c < channels;) {
+        const size_t vl = __riscv_vsetvl_e32m4((size_t)(channels - c));
+        vint32m4_t a0 = __riscv_vle32_v_i32m4(g->bias + c, vl);
+        vint32m4_t a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *w = g->weights + c;
+        const int8_t *x = col;
+        for (int32_t k = 0; k < depth; k++, w += channels, x += EQ_RVV_ROWS) {
+            const vint16m2_t wv = __riscv_vsext_vf2_i16m2(__riscv_vle8_v_i8m1(w, vl), vl);
+            a0 = __riscv_vwmacc_vx_i32m4(a0, x[0], wv, vl);
+            a1 = __riscv_vwmacc_vx_i32m4(a1, x[1], wv, vl);
+            a2 = __riscv_vwmacc_vx_i32m4(a2, x[2], wv, vl);
+            a3 = __riscv_vwmacc_vx_i32m4(a3, x[3], wv, vl);
+        }
+        eq_rvv_requant_store_m4(a0, g->rq, channels, c, vl, g->output_offset, g->act_min, g->act_max, y0 + c, mode);
+        eq_rvv_requant_store_m4(a1, g->rq, channels, c, vl, g->output_offset, g->act_min, g->act_max, y1 + c, mode);
+        eq_rvv_requant_store_m4(a2, g->rq, channels, c, vl, g->output_offset, g->act_min, g->act_max, y2 + c, mode);
+        eq_rvv_requant_store_m4(a3, g->rq, channels, c, vl, g->output_offset, g->act_min, g->act_max, y3 + c, mode);
+        c += (int32_t)vl;
+    }
+}
+
+/* n contiguous int8 values from src to dst + 4i (one interleaved row). */
+static EQ_ALWAYS_INLINE void eq_rvv_scatter_row(const int8_t *src, int8_t *dst, int32_t n)
+{
+    for (size_t vl; n > 0; n -= (int32_t)vl, src += vl, dst += EQ_RVV_ROWS * vl) {
+        vl = __riscv_vsetvl_e8m4((size_t)n);
+        __riscv_vsse8_v_i8m4(dst, EQ_RVV_ROWS, __riscv_vle8_v_i8m4(src, vl), vl);
+    }
+}
+
+static EQ_ALWAYS_INLINE void eq_rvv_fill_row(int8_t value, int8_t *dst, int32_t n)
+{
+    for (size_t vl; n > 0; n -= (int32_t)vl, dst += EQ_RVV_ROWS * vl) {
+        vl = __riscv_vsetvl_e8m4((size_t)n);
+        __riscv_vsse8_v_i8m4(dst, EQ_RVV_ROWS, __riscv_vmv_v_x_i8m4(value, vl), vl);
+    }
+}
+
+/* The receptive field of output pixel r into slot `slot` of the interleaved block. */
+static EQ_ALWAYS_INLINE void eq_rvv_im2col(const eq_rvv_conv_t *p, const int8_t *in, int32_t r, int8_t *col)
+{
+    const int32_t oy = r / p->output_w, ox = r % p->output_w, c = p->input_c;
+    const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    const int inside_x = x0 >= 0 && x0 + (p->filter_w - 1) * p->dilation_w < p->input_w;
+    for (int32_t ky = 0; ky < p->filter_h; ky++, col += EQ_RVV_ROWS * p->filter_w * c) {
+        const int32_t iy = y0 + ky * p->dilation_h;
+        if (iy < 0 || iy >= p->input_h) {
+            eq_rvv_fill_row((int8_t)p->pad_value, col, p->filter_w * c);
+        } else if (inside_x && p->dilation_w == 1) {
+            eq_rvv_scatter_row(in + ((size_t)iy * p->input_w + x0) * c, col, p->filter_w * c);
+        } else {
+            for (int32_t kx = 0; kx < p->filter_w; kx++) {
+                const int32_t ix = x0 + kx * p->dilation_w;
+                if (ix < 0 || ix >= p->input_w) {
+                    eq_rvv_fill_row((int8_t)p->pad_value, col + EQ_RVV_ROWS * kx * c, c);
+                } else {
+                    eq_rvv_scatter_row(in + ((size_t)iy * p->input_w + ix) * c, col + EQ_RVV_ROWS * kx * c, c);
+                }
+            }
+        }
+    }
+}
+
+static EQ_ALWAYS_INLINE const int8_t *eq_rvv_pixel(const eq_rvv_conv_t *p, const int8_t *in, int32_t r)
+{
+    const int32_t oy = r / p->output_w, ox = r % p->output_w;
+    return in + ((size_t)oy * p->stride_h * p->input_w + (size_t)ox * p->stride_w) * p->input_c;
+}
+
+/* Any convolution without groups, one image; scratch holds 4 * depth bytes. 1x1 convolutions without padding
+ * or dilation (one_by_one) copy input pixels instead of windows. A last block of fewer than four pixels repeats
+ * its last pixel, whose output is then written more than once. */
+static EQ_ALWAYS_INLINE eq_status_t eq_rvv_conv_s8(const eq_rvv_conv_t *p, const int8_t *in, int8_t *out,
+                                                   int8_t *scratch, const int one_by_one, const int mode)
+{
+    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels;
+    for (int32_t r = 0; r < rows; r += EQ_RVV_ROWS) {
+        int8_t *y[EQ_RVV_ROWS];
+        for (int32_t i = 0; i < EQ_RVV_ROWS; i++) {
+            const int32_t ri = r + i < rows ? r + i : rows - 1;
+            if (one_by_one) {
+                eq_rvv_scatter_row(eq_rvv_pixel(p, in, ri), scratch + i, p->input_c);
+            } else {
+                eq_rvv_im2col(p, in, ri, scratch + i);
+            }
+            y[i] = out + (size_t)ri * channels;
+        }
+        eq_rvv_gemm_4rows(&p->gemm, scratch, y[0], y[1], y[2], y[3], mode);
+    }
+    return EQ_OK;
+}
+
+/* Fully connected: for each pair of units, dot products along the depth (int8 at LMUL 2, products widened
+ * to 16 and accumulated in 32 bits per lane), reduced once at the end; then requantised 32 units at a time.
+ * Weights keep TFLite's [units][depth] layout. */
+#define EQ_RVV_FC_CHUNK 32
+
+static EQ_ALWAYS_INLINE eq_status_t eq_rvv_fully_connected_s8(const eq_rvv_gemm_t *g, int32_t batches,
+                                                              const int8_t *in, int8_t *out, const int mode)
+{
+    const int32_t depth = g->depth, units = g->channels;
+    const size_t vlmax = __riscv_vsetvlmax_e32m8();
+    for (int32_t b = 0; b < batches; b++, in += depth, out += units) {
+        for (int32_t u0 = 0; u0 < units; u0 += EQ_RVV_FC_CHUNK) {
+            const int32_t n = EQ_MIN(EQ_RVV_FC_CHUNK, units - u0);
+            int32_t sums[EQ_RVV_FC_CHUNK];
+            int32_t u = 0;
+            for (; u + 2 <= n; u += 2) {
+                const int8_t *w0 = g->weights + (size_t)(u0 + u) * depth, *w1 = w0 + depth;
+                vint32m8_t a0 = __riscv_vmv_v_x_i32m8(0, vlmax), a1 = a0;
+                for (int32_t k = 0; k < depth;) {
+                    const size_t vl = __riscv_vsetvl_e8m2((size_t)(depth - k));
+                    const vint8m2_t x = __riscv_vle8_v_i8m2(in + k, vl);
+                    a0 = __riscv_vwadd_wv_i32m8_tu(a0, a0, __riscv_vwmul_vv_i16m4(x, __riscv_vle8_v_i8m2(w0 + k, vl), vl), vl);
+                    a1 = __riscv_vwadd_wv_i32m8_tu(a1, a1, __riscv_vwmul_vv_i16m4(x, __riscv_vle8_v_i8m2(w1 + k, vl), vl), vl);
+                    k += (int32_t)vl;
+                }
+                const vint32m1_t zero = __riscv_vmv_s_x_i32m1(0, 1);
+                sums[u] = __riscv_vmv_x_s_i32m1_i32(__riscv_vredsum_vs_i32m8_i32m1(a0, zero, vlmax));
+                sums[u + 1] = __riscv_vmv_x_s_i32m1_i32(__riscv_vredsum_vs_i32m8_i32m1(a1, zero, vlmax));
+            }
+            for (; u < n; u++) {
+                const int8_t *w0 = g->weights + (size_t)(u0 + u) * depth;
+                vint32m8_t a0 = __riscv_vmv_v_x_i32m8(0, vlmax);
+                for (int32_t k = 0; k < depth;) {
+                    const size_t vl = __riscv_vsetvl_e8m2((size_t)(depth - k));
+                    const vint8m2_t x = __riscv_vle8_v_i8m2(in + k, vl);
+                    a0 = __riscv_vwadd_wv_i32m8_tu(a0, a0, __riscv_vwmul_vv_i16m4(x, __riscv_vle8_v_i8m2(w0 + k, vl), vl), vl);
+                    k += (int32_t)vl;
+                }
+                sums[u] = __riscv_vmv_x_s_i32m1_i32(__riscv_vredsum_vs_i32m8_i32m1(a0, __riscv_vmv_s_x_i32m1(0, 1), vlmax));
+            }
+            for (int32_t c = 0; c < n;) {
+                const size_t vl = __riscv_vsetvl_e32m4((size_t)(n - c));
+                const vint32m4_t acc = __riscv_vadd_vv_i32m4(__riscv_vle32_v_i32m4(sums + c, vl),
+                                                             __riscv_vle32_v_i32m4(g->bias + u0 + c, vl), vl);
+                eq_rvv_requant_store_m4(acc, g->rq, units, u0 + c, vl, g->output_offset, g->act_min, g->act_max,
+                                        out + u0 + c, mode);
+                c += (int32_t)vl;
+            }
+        }
+    }
+    return EQ_OK;
+}
+
+#endif /* EQ_RVV_CONV_H */

@@ -1,0 +1,110 @@
+"""Per-kernel checks of the RISC-V kernel libraries against the numpy golden model, bit for bit, in QEMU.
+
+The host has no vector unit, so the plan of tests/test_kernels.py (every family, both quantization modes)
+is built as firmware for the emulated RVV board and run over its serial port: edgeq's own RVV kernels
+(`rvv`) and muRISCV-NN's vector path (`cmsis-nn` on RISC-V). Each layer's chosen function is asserted.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from tests.test_kernels import PLAN, _graph
+
+BOARD = "qemu-riscv32-virt-rvv"
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("clang-19", "ld.lld-19", "qemu-system-riscv32", "cmake")),
+    reason="needs clang-19, lld-19, picolibc-riscv64-unknown-elf, qemu-system-misc and cmake (make test installs them)")
+
+# The function each case runs with; None: the library declines it and ref runs it.
+CONV, DW, FC = "eq_rvv_conv_s8", "eq_rvv_depthwise_conv_s8", "eq_rvv_fully_connected_s8"
+RVV = {
+    "conv": {"grouped": None, "batch2": None, "*": CONV},
+    "depthwise": {"mult2": None, "one_channel_mult12": None, "dilated": None, "*": DW},
+    "fully_connected": {"*": FC},
+    "pool": {"*": None},
+    "elementwise": {"*": None},
+}
+
+
+def _expected_rvv(family: str, case: str) -> str | None:
+    table = RVV[family]
+    return table.get(case, table["*"])
+
+
+def _expected_muriscv(case, mode: str, family: str) -> str | None:
+    """CMSIS-NN's choice (test_kernels' plan), as muRISCV-NN's vector build makes it."""
+    f = case.cmsis.get(mode, case.cmsis.get("*"))
+    if f is None:
+        return None
+    if f == "arm_depthwise_conv_3x3_s8":
+        f = "arm_depthwise_conv_s8_opt"  # no 3x3 kernel in the vector build
+    if family == "conv":
+        c, (kh, kw), s = case.shape[3], case.filt, case.attrs
+        one = kh == kw == 1 and s.get("stride_h", 1) == s.get("stride_w", 1) == 1 and "padding" not in s
+        if one and c % 4 == 0:
+            f = "arm_convolve_1x1_s8_fast"
+        elif case.shape[1] == 1 and s.get("dilation_w", 1) == 1:
+            ow = _out_w(case)
+            f = "arm_convolve_1_x_n_s8" if ow % 4 == 0 else "arm_convolve_s8"
+        else:
+            f = "arm_convolve_s8"
+    return "muriscv_nn_" + f.removeprefix("arm_")
+
+
+def _out_w(case) -> int:
+    from tests.test_kernels import _output_shape
+    return _output_shape(case)[2]
+
+
+@pytest.mark.parametrize("mode", ["keep", "pot"])
+@pytest.mark.parametrize("family", sorted(PLAN))
+@pytest.mark.parametrize("kernels", ["rvv", "cmsis-nn"])
+def test_riscv_kernel_library_matches_golden_model(tmp_path, family, mode, kernels):
+    from edgeq.build import compile_graph, write_project
+    from edgeq.codegen.backends.muriscv_nn import MURISCV_NN
+    from edgeq.errors import EdgeqError
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
+    from edgeq.targets.device import open_device, run_samples
+    from edgeq.build import load_manifest
+    from edgeq.targets.boards import get_board
+
+    if kernels == "cmsis-nn":
+        try:
+            MURISCV_NN.locate()
+        except EdgeqError as e:
+            pytest.skip(f"muRISCV-NN is not available here: {e}")
+    if kernels == "rvv" and family in ("pool", "elementwise"):
+        pytest.skip("no own RVV kernels for pooling and element-wise operators yet (they run on ref)")
+    graph = _graph(family, mode)
+    graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
+    board = get_board(BOARD)
+    compiled = compile_graph(graph, mode, board, kernels)
+    for case, impl in zip(PLAN[family], compiled.impls):
+        expected = _expected_rvv(family, case.name) if kernels == "rvv" else _expected_muriscv(case, mode, family)
+        got = impl.function if impl.backend == kernels else None
+        assert got == expected, (case.name, impl.function, impl.declined)
+        if expected is None:
+            assert impl.backend == "ref" and impl.declined, case.name
+    out = tmp_path / "fw"
+    write_project(compiled, board, mode, out, echo=lambda *_: None)
+    rng = np.random.default_rng(11)
+    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
+    m = load_manifest(out)
+    with open_device(out, m) as (link, _):
+        outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
+    calls = lower_graph(graph)
+    for k, (xs, raw) in enumerate(zip(samples, outs)):
+        want = run_int(graph, xs, calls)
+        got = np.frombuffer(raw, np.int8)
+        offset = 0
+        for name in graph.outputs:
+            n = int(np.prod(graph.t(name).shape))
+            np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
+                                          err_msg=f"{kernels} on {BOARD} != golden model: {name}, sample {k}")
+            offset += n
