@@ -384,3 +384,24 @@ def test_transpose_conv():
         _transpose_conv(rng, (3, 3), 4, 3, "SAME", 2, 2, act=3),
         _transpose_conv(rng, (2, 2), 5, 2, "VALID", 3, 3),
     ])
+
+
+def test_batch_matmul():
+    rng = np.random.default_rng(6)
+    op_list = []
+    for a_shape, b_shape, adj_x, adj_y, const_rhs in [
+            ((3, 4), (4, 5), False, False, False), ((2, 3, 4), (2, 4, 5), False, False, False),
+            ((2, 3, 4), (4, 5), False, False, True), ((2, 1, 3, 6), (1, 3, 6, 2), False, False, False),
+            ((4, 3), (5, 4), True, True, False), ((2, 6, 3), (2, 6, 4), True, False, True),
+            ((1, 2, 5, 3), (2, 1, 4, 3), False, True, False)]:
+        lhs = q8(a_shape, 0.05, 4)
+        if const_rhs:
+            rhs = T(b_shape, "int8", 0.02, -3, rng.integers(-128, 128, b_shape).astype(np.int8))
+        else:
+            rhs = q8(b_shape, 0.03, -7)
+        a = np.zeros(a_shape)
+        b = np.zeros(b_shape)
+        y = np.matmul(np.swapaxes(a, -1, -2) if adj_x else a, np.swapaxes(b, -1, -2) if adj_y else b)
+        op_list.append(Op("BATCH_MATMUL", [lhs, rhs], [q8(y.shape, 0.4, 2)], "BatchMatMulOptions",
+                          {"adjX": adj_x, "adjY": adj_y}, version=4))
+    _check(op_list)

@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -237,6 +237,9 @@ class _Importer:
             if len(ins) > 3 and ins[3] >= 0:
                 operands.append(self.tensors[ins[3]].name)
             return ops.TransposeConv(name, operands, tout, o.StrideH(), o.StrideW(), PADDINGS[o.Padding()], act)
+        if kind == "BATCH_MATMUL":
+            o = _options(op, tflite.BatchMatMulOptions)
+            return ops.BatchMatMul(name, tin, tout, bool(o.AdjX()) if o else False, bool(o.AdjY()) if o else False)
         if kind == "FULLY_CONNECTED":
             o = _options(op, tflite.FullyConnectedOptions)
             if o is not None and o.WeightsFormat() != 0:

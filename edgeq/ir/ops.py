@@ -72,6 +72,16 @@ class TransposeConv(Op):
 
 
 @dataclass
+class BatchMatMul(Op):
+    """inputs: lhs [..., M, K] and rhs [..., K, N] (each transposed first when adj_x / adj_y), batch dimensions
+    broadcast; output [..., M, N]."""
+
+    adj_x: bool = False
+    adj_y: bool = False
+    kind = "BATCH_MATMUL"
+
+
+@dataclass
 class FullyConnected(Op):
     """inputs: x [..., I] (flattened to [N, I]), w [O, I], optional bias [O]."""
 
@@ -357,5 +367,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, TransposeConv, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

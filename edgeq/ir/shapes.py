@@ -72,6 +72,14 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
             _need(_window_out(size, k, stride, 1, op.padding) == inner,
                   f"an output of {list(out)} does not convolve back to the input {list(x)}")
         return (x[0], out[1], out[2], w[0])
+    if isinstance(op, ops.BatchMatMul):
+        _need(len(shapes) == 2 and len(x) >= 2 and len(shapes[1]) >= 2, "it needs two inputs of rank 2 or more")
+        (m, k), (k2, n) = x[-2:][::-1] if op.adj_x else x[-2:], shapes[1][-2:][::-1] if op.adj_y else shapes[1][-2:]
+        _need(k == k2, f"inputs {list(x)} and {list(shapes[1])} do not multiply")
+        try:
+            return (*np.broadcast_shapes(x[:-2], shapes[1][:-2]), m, n)
+        except ValueError:
+            raise _Bad(f"batch dimensions {list(x[:-2])} and {list(shapes[1][:-2])} do not broadcast") from None
     if isinstance(op, ops.FullyConnected):
         _need(len(shapes) in (2, 3), f"it has {len(shapes)} inputs, not 2 or 3")
         w = shapes[1]

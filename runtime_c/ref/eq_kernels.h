@@ -9,5 +9,6 @@
 #include "eq_activations.h"
 #include "eq_movement.h"
 #include "eq_reduce.h"
+#include "eq_batch_matmul.h"
 
 #endif /* EQ_KERNELS_H */
