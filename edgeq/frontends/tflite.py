@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -429,10 +429,11 @@ def _block(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
             ops.SpaceToBatchND(name, [padded], tout, block)]
 
 
-def _resize_nearest(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
-    o = _options(op, tflite.ResizeNearestNeighborOptions)
-    return ops.ResizeNearestNeighbor(name, tin[:1], tout, bool(o.AlignCorners()) if o else False,
-                                     bool(o.HalfPixelCenters()) if o else False)
+def _resize(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
+    nearest = imp._opname(op) == "RESIZE_NEAREST_NEIGHBOR"
+    o = _options(op, tflite.ResizeNearestNeighborOptions if nearest else tflite.ResizeBilinearOptions)
+    cls = ops.ResizeNearestNeighbor if nearest else ops.ResizeBilinear
+    return cls(name, tin[:1], tout, bool(o.AlignCorners()) if o else False, bool(o.HalfPixelCenters()) if o else False)
 
 
 _MOVEMENT = {
@@ -441,7 +442,8 @@ _MOVEMENT = {
     "TILE": lambda imp, op, index, name, tin, tout, const: ops.Tile(name, tin[:1], tout, tuple(_ints(const(1)))),
     "STRIDED_SLICE": _strided_slice, "SLICE": _slice, "SPLIT": _split, "SPLIT_V": _split_v, "UNPACK": _unpack,
     "PACK": _pack, "GATHER": _gather, "DEPTH_TO_SPACE": _block, "SPACE_TO_DEPTH": _block,
-    "BATCH_TO_SPACE_ND": _block, "SPACE_TO_BATCH_ND": _block, "RESIZE_NEAREST_NEIGHBOR": _resize_nearest,
+    "BATCH_TO_SPACE_ND": _block, "SPACE_TO_BATCH_ND": _block, "RESIZE_NEAREST_NEIGHBOR": _resize,
+    "RESIZE_BILINEAR": _resize,
 }
 
 

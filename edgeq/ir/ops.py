@@ -282,6 +282,15 @@ class ResizeNearestNeighbor(Op):
 
 
 @dataclass
+class ResizeBilinear(Op):
+    """NHWC; output height and width are the output tensor's."""
+
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+    kind = "RESIZE_BILINEAR"
+
+
+@dataclass
 class Tile(Op):
     multiples: tuple[int, ...] = ()
     kind = "TILE"
@@ -367,5 +376,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

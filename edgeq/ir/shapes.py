@@ -102,6 +102,11 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
             return movement_shape(op, graph)
         except ValueError as e:
             raise _Bad(str(e)) from None
+    if isinstance(op, ops.ResizeBilinear):
+        out = graph.t(op.outputs[0]).shape
+        _rank(x, 4, "the input")
+        _rank(out, 4, "the output")
+        return (x[0], out[1], out[2], x[3])
     if isinstance(op, ops.Pack):
         _need(all(s == x for s in shapes), f"inputs {[list(s) for s in shapes]} differ in shape")
         _need(0 <= op.axis <= len(x), f"axis {op.axis} is outside rank {len(x) + 1}")

@@ -107,4 +107,4 @@ def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
 def _load_all():
     # Import for the registration side effect; modules are cached after the first call.
     from edgeq.lowering import (  # noqa: F401
-        activations, batch_matmul, conv, elementwise, movement, pooling, reductions, reshape, transpose_conv)
+        activations, batch_matmul, conv, elementwise, movement, pooling, reductions, reshape, resize, transpose_conv)

@@ -24,7 +24,7 @@ SOFTMAX_SPAN = 8.0  # logits this far below a sample's top one get probability e
 # Ops whose int8 kernels need the output quantized exactly like the (first) input (RELU6: TFLite Micro
 # clamps on the input scale without requantizing, and LiteRT requantizes: equal scales make both agree).
 SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pad, ops.Relu6, *ops.MOVEMENT_OPS,
-              ops.ReduceMax)
+              ops.ReduceMax, ops.ResizeBilinear)
 # Ops whose int8 kernels copy or compare raw values: every input is requantized to the output's quantization.
 SHARED_QUANT = (ops.Concatenation, ops.Pack, ops.Maximum, ops.Minimum)
 FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0)}
@@ -120,7 +120,7 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             op.inputs = [_requantized(g, name, out.quant, new_ops, op) for name in op.inputs]
         else:
             activation(op.outputs[0])
-        if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)):
+        if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected, ops.TransposeConv)):
             mean_in = stats[op.inputs[0]].channel_mean if bias_correction else None
             _quantize_weights(g, op, report, mean_in)
         new_ops.append(op)
