@@ -422,3 +422,9 @@ def test_batch_matmul():
         op_list.append(Op("BATCH_MATMUL", [lhs, rhs], [q8(y.shape, 0.4, 2)], "BatchMatMulOptions",
                           {"adjX": adj_x, "adjY": adj_y}, version=4))
     _check(op_list)
+
+
+def test_l2_normalization():
+    op_list = [Op("L2_NORMALIZATION", [q8(shape, s, zp)], [q8(shape, 1 / 128, 0)], "L2NormOptions", version=2)
+               for shape, s, zp in [((4, 10), 0.1, 0), ((2, 3, 16), 0.02, -20), ((1, 1, 1, 64), 0.5, 7), ((3, 1), 0.1, 0)]]
+    _check(op_list, n=10)

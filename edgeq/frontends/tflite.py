@@ -43,7 +43,7 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION"
 ).split()
 # Operators with several outputs become one IR operator per output.
 MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
@@ -237,6 +237,12 @@ class _Importer:
             if len(ins) > 3 and ins[3] >= 0:
                 operands.append(self.tensors[ins[3]].name)
             return ops.TransposeConv(name, operands, tout, o.StrideH(), o.StrideW(), PADDINGS[o.Padding()], act)
+        if kind == "L2_NORMALIZATION":
+            o = _options(op, tflite.L2NormOptions)
+            if o is not None and self._act(o.FusedActivationFunction(), index, kind) != ops.Activation.NONE:
+                raise EdgeqError(f"Operator #{index} L2_NORMALIZATION has a fused activation, which TFLite Micro "
+                                 "does not run either; remove it.")
+            return ops.L2Normalization(name, tin, tout)
         if kind == "BATCH_MATMUL":
             o = _options(op, tflite.BatchMatMulOptions)
             return ops.BatchMatMul(name, tin, tout, bool(o.AdjX()) if o else False, bool(o.AdjY()) if o else False)

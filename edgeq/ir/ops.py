@@ -329,6 +329,13 @@ class Prelu(Op):
 
 
 @dataclass
+class L2Normalization(Op):
+    """x / sqrt(sum of squares) along the last axis."""
+
+    kind = "L2_NORMALIZATION"
+
+
+@dataclass
 class Maximum(Op):
     kind = "MAXIMUM"
 
@@ -376,5 +383,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

@@ -279,6 +279,32 @@ def softmax_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndar
     return out.reshape(out_shape)
 
 
+# --- L2 normalization ------------------------------------------------------------------------------
+
+@lowers(ops.L2Normalization)
+def lower_l2_normalization(op: ops.L2Normalization, graph: Graph) -> KernelCall:
+    """TFLite's reference_integer_ops::L2Normalization: the output is in 1/128 with zero point 0."""
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    if s_out != np.float32(1.0 / 128) or zp_out != 0:
+        raise EdgeqError(f"Operator {op.name} (L2_NORMALIZATION): int8 output must have scale 1/128 and zero point 0 "
+                         f"(got {float(s_out)} and {zp_out}), as TFLite requires.")
+    shape = graph.t(op.inputs[0]).shape
+    depth = shape[-1]
+    return KernelCall(op.name, "l2_normalization_s8", [op.inputs[0]], [op.outputs[0]],
+                      {"rows": graph.t(op.inputs[0]).size // depth, "depth": depth, "input_zp": zp_in})
+
+
+@kernel("l2_normalization_s8")
+def l2_normalization_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    x = inputs[0].reshape(p["rows"], p["depth"]).astype(np.int64) - p["input_zp"]
+    out = np.empty(x.shape, dtype=np.int8)
+    for r in range(p["rows"]):
+        m, shift = gl.inv_sqrt_multiplier_exp(gl.wrap32(int((x[r] * x[r]).sum())))
+        out[r] = [_clamp8(_mbqm(int(v), m, shift + 7)) for v in x[r]]
+    return out.reshape(out_shape)
+
+
 # --- float semantics ------------------------------------------------------------------------------
 
 @float_impl(ops.Relu)
@@ -320,6 +346,12 @@ def float_abs(op, graph, inputs):
 @float_impl(ops.Rsqrt)
 def float_rsqrt(op, graph, inputs):
     return 1.0 / np.sqrt(inputs[0].astype(np.float64))
+
+
+@float_impl(ops.L2Normalization)
+def float_l2_normalization(op, graph, inputs):
+    x = inputs[0].astype(np.float64)
+    return x / np.sqrt(np.maximum((x * x).sum(axis=-1, keepdims=True), 1e-6))
 
 
 @float_impl(ops.Softmax)
