@@ -58,16 +58,17 @@ def latency_table(shared: Path) -> str:
     anchors = anchor_rows(shared / "anchors.md")
     head = ["model"]
     for _, core, _ in BOARDS:
-        head += [f"{core} ref", f"{core} cmsis-nn", f"{core} TFLM+CMSIS-NN", f"{core} cmsis-nn / TFLM"]
-    head += ["arena B (cmsis-nn, M7; scratch incl.)", "TFLM arena B", "flash B (cmsis-nn, M7)"]
+        head += [f"{core} ref", f"{core} cmsis-nn", f"{core} auto", f"{core} TFLM+CMSIS-NN",
+                 f"{core} cmsis-nn / TFLM", f"{core} auto / TFLM"]
+    head += ["arena B (auto, M7; scratch incl.)", "TFLM arena B", "flash B (auto, M7)", "flash B (cmsis-nn, M7)"]
     rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
-    ratios: dict[str, list[float]] = {core: [] for _, core, _ in BOARDS}
+    ratios: dict[str, dict[str, list[float]]] = {core: {"cmsis-nn": [], "auto": []} for _, core, _ in BOARDS}
     for name, rel in MODELS:
         a = anchors.get(name, [0] * 6)
-        cells, arena, flash = [name], 0, 0
+        cells, arena, flash = [name], 0, {}
         for board_name, core, column in BOARDS:
             figures = {}
-            for kernels in ("ref", "cmsis-nn"):
+            for kernels in ("ref", "cmsis-nn", "auto"):
                 with tempfile.TemporaryDirectory() as tmp:
                     out, model, board = Path(tmp) / "fw", shared / rel, get_board(board_name)
                     write_project(compile_graph(load_tflite_file(model), "keep", board, kernels), board, "keep", out,
@@ -75,18 +76,22 @@ def latency_table(shared: Path) -> str:
                     manifest = load_manifest(out)
                     with open_device(out, manifest) as (link, b):
                         figures[kernels] = profile(link, b, manifest)["instructions_per_inference"]
-                    if core == "M7" and kernels == "cmsis-nn":
-                        arena, flash = manifest["arena"]["arena_bytes"], manifest["firmware"]["flash_bytes"]
+                    if core == "M7":
+                        flash[kernels] = manifest["firmware"]["flash_bytes"]
+                        arena = manifest["arena"]["arena_bytes"] if kernels == "auto" else arena
                 print(f"{name} on {board_name} with {kernels}: {figures[kernels]:,} instructions", flush=True)
             tflm = a[column]
-            ratios[core].append(figures["cmsis-nn"] / tflm)
-            cells += [f"{figures['ref']:,}", f"{figures['cmsis-nn']:,}", f"{tflm:,}", f"{figures['cmsis-nn'] / tflm:.3f}"]
-        cells += [f"{arena:,}", f"{a[5]:,}", f"{flash:,}"]
+            for kernels in ("cmsis-nn", "auto"):
+                ratios[core][kernels].append(figures[kernels] / tflm)
+            cells += [f"{figures['ref']:,}", f"{figures['cmsis-nn']:,}", f"{figures['auto']:,}", f"{tflm:,}",
+                      f"{figures['cmsis-nn'] / tflm:.3f}", f"{figures['auto'] / tflm:.3f}"]
+        cells += [f"{arena:,}", f"{a[5]:,}", f"{flash['auto']:,}", f"{flash['cmsis-nn']:,}"]
         rows.append("| " + " | ".join(cells) + " |")
     geo = ["**geomean**"]
     for _, core, _ in BOARDS:
-        geo += ["", "", "", f"**{math.exp(sum(map(math.log, ratios[core])) / len(ratios[core])):.3f}**"]
-    rows.append("| " + " | ".join(geo + ["", "", ""]) + " |")
+        geo += ["", "", "", ""] + [f"**{math.exp(sum(map(math.log, r)) / len(r)):.3f}**"
+                                   for r in (ratios[core]["cmsis-nn"], ratios[core]["auto"])]
+    rows.append("| " + " | ".join(geo + ["", "", "", ""]) + " |")
     return "\n".join(rows)
 
 

@@ -166,7 +166,10 @@ def _better(agreement_and_sqnr: tuple[float, float], classifier: bool) -> tuple[
     return (agree, sqnr) if classifier else (sqnr,)
 
 
-def compile_graph(graph: Graph, quant: str = "keep", board: Board | None = None, kernels: str = "auto") -> Compiled:
+def compile_graph(graph: Graph, quant: str = "keep", board: Board | None = None, kernels: str = "auto",
+                  progress=None) -> Compiled:
+    """Lowers, picks each layer's kernel (auto: measured on the board's emulated core where libraries
+    compete; progress gets a line per measurement), plans the arena and renders the C model."""
     if quant not in QUANT_MODES:
         raise EdgeqError(f"Unknown --quant mode '{quant}'; available: {', '.join(QUANT_MODES)}.")
     if not graph.is_integer:
@@ -175,7 +178,12 @@ def compile_graph(graph: Graph, quant: str = "keep", board: Board | None = None,
             "--calib DATA (power-of-two quantization), or convert it with the TFLite converter to full int8.")
     board = board or get_board("host")
     calls = lower_graph(graph)
-    impls = backends.select(calls, board, kernels)
+
+    def measure(libraries: list[str]):
+        from edgeq.targets.kernel_timing import layer_timings
+        return layer_timings(graph, calls, quant, board, libraries, progress)
+
+    impls = backends.select(calls, board, kernels, measure if kernels == "auto" else None)
     plan = plan_arena(graph, calls, {i: impl.scratch_bytes for i, impl in enumerate(impls) if impl is not None})
     cmodel = build_cmodel(graph, calls, impls, plan, f"quant={quant}, board={board.name}, kernels={kernels}")
     return Compiled(graph, calls, impls, board.name, plan, cmodel)
@@ -215,6 +223,8 @@ def _layer(call: KernelCall, impl: backends.Impl | None, scratch: tuple[int, int
     if impl is not None:
         entry.update(backend=impl.backend, impl=impl.function, requant=call.requant,
                      scratch_bytes=scratch[1] if scratch else 0, declined=impl.declined)
+        if impl.measured:
+            entry["measured_instructions"] = impl.measured
     return entry
 
 

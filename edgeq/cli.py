@@ -75,7 +75,7 @@ def inspect(model, as_json, board, kernels):
     """Operators, shapes, MACs, weight bytes, the kernel each layer runs and the planned arena of MODEL."""
     from edgeq.inspect import inspect_graph
     from edgeq.targets.boards import get_board
-    report = inspect_graph(_load(model), get_board(board), kernels)
+    report = inspect_graph(_load(model), get_board(board), kernels, progress=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps(report, indent=1))
         return
@@ -88,7 +88,11 @@ def inspect(model, as_json, board, kernels):
         click.echo(f"{op['index']:>3}  {op['kind']:<20} {str(tuple(op['output_shape'])):<18} "
                    f"{op['macs']:>12,} {op['weights_bytes']:>10,}  {impl}")
         for reason in op.get("declined", []):
-            click.echo(f"{'':>5}fell back to ref: {reason}")
+            library, _, why = reason.partition(": ")
+            click.echo(f"{'':>5}not {library}: {why}")
+        if op.get("measured_instructions"):
+            click.echo(f"{'':>5}measured: " + ", ".join(f"{k} {v:,}" for k, v in op["measured_instructions"].items())
+                       + " instructions")
     for note in report["notes"]:
         click.echo(f"note: {note}")
 
@@ -137,7 +141,7 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
             from edgeq.quant.report import build_report, write_html
             write_html(build_report(float_graph, graph, choices), Path(report_path))
             click.echo(f"wrote {report_path}")
-    compiled = compile_graph(graph, quant, b, kernels)
+    compiled = compile_graph(graph, quant, b, kernels, progress=click.echo)
     write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo,
                   firmware=dict(clock=clock, harness=harness, mlperf_model=mlperf_model))
     layers = sum(1 for c in compiled.calls if not c.alias)

@@ -9,16 +9,19 @@ from edgeq.targets.boards import Board
 from edgeq.lowering import KernelCall
 
 
-def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto") -> dict:
+def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto", progress=None) -> dict:
     """With a board, integer graphs also report each layer's implementation on it (and the arena with the
-    scratch memory those need)."""
+    scratch memory those need); auto measures competing libraries as `edgeq build` does."""
     impls = [None] * len(graph.ops)
     if graph.is_integer:
         from edgeq.lowering import lower_graph
         calls = lower_graph(graph)
         weights = [sum(a.nbytes for a in c.arrays.values()) for c in calls]
         if board is not None:
-            impls = select(calls, board, kernels)
+            from edgeq.targets.kernel_timing import layer_timings
+            quant = "pot" if graph.requant == "shift" else "keep"
+            impls = select(calls, board, kernels, (lambda libraries: layer_timings(
+                graph, calls, quant, board, libraries, progress)) if kernels == "auto" else None)
     else:  # float model: what it would take before quantization
         calls = [KernelCall(op.name, op.kind, [n for n in op.inputs if not graph.t(n).is_const], op.outputs,
                             alias=isinstance(op, (ops.Reshape, ops.Squeeze))) for op in graph.ops]
@@ -32,7 +35,7 @@ def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto
             "output_shape": list(graph.t(op.outputs[0]).shape),
             "macs": macs(op, graph), "weights_bytes": int(w),
             **({"backend": impl.backend, "impl": impl.function, "scratch_bytes": impl.scratch_bytes,
-                "declined": impl.declined} if impl is not None else {}),
+                "declined": impl.declined, "measured_instructions": impl.measured} if impl is not None else {}),
         })
     return {
         "model": graph.name, "integer": graph.is_integer,

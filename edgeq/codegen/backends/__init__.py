@@ -14,6 +14,7 @@ per-kernel tests (tests/test_kernels.py runs every backend against the golden mo
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class Impl:
     scratch_bytes: int = 0
     returns_status: bool = True  # False for the few library functions that return void
     declined: list[str] = field(default_factory=list)  # "library: reason" for each library tried before
+    measured: dict[str, int] = field(default_factory=dict)  # library -> instructions, where auto measured them
     isa: str = ""  # the code path it was chosen for, where the library's build depends on it (muRISCV-NN)
 
 
@@ -114,30 +116,53 @@ def library_order(board: Board, kernels: str) -> list[str]:
     return order if "ref" in order else order + ["ref"]
 
 
-def select(calls: list[KernelCall], board: Board, kernels: str = "auto") -> list[Impl | None]:
-    """One Impl per call (None for aliases, which emit no code), trying the libraries in order."""
+Measure = Callable[[list[str]], "dict[str, dict[str, int]] | None"]
+
+
+def select(calls: list[KernelCall], board: Board, kernels: str = "auto",
+           measure: Measure | None = None) -> list[Impl | None]:
+    """One Impl per call (None for aliases, which emit no code). The first library in order that implements
+    a layer takes it; with `measure` (auto on a board with an emulated core), every library is asked, and
+    where two or more implement a layer the one with the fewest measured instructions takes it."""
     target = Target.of(board)
     order = library_order(board, kernels)
     libs = {name: backend(name) for name in order}
     required: set[str] = set()
-    impls: list[Impl | None] = []
+    found: list[list[Impl]] = []
     for call in calls:
         if call.alias:
-            impls.append(None)
+            found.append([])
             continue
-        declined = []
+        declined, options = [], []
         for name in order:
             if name not in required:  # only a library that is asked for a layer must be there
                 libs[name].require(target)
                 required.add(name)
             result = libs[name].implement(call, target)
             if isinstance(result, Impl):
-                result.declined = declined
-                impls.append(result)
-                break
-            declined.append(f"{name}: {result}")
-        else:  # ref implements every kernel the lowering emits
+                result.declined = list(declined)
+                options.append(result)
+                if measure is None or name == "ref":
+                    break
+            else:
+                declined.append(f"{name}: {result}")
+        if not options:  # ref implements every kernel the lowering emits
             raise AssertionError(f"no implementation of {call.kernel} for {call.layer}")
+        found.append(options)
+    contested = [o.backend for options in found if len([i for i in options if i.backend != "ref"]) > 1
+                 for o in options if o.backend != "ref"]
+    timings = measure([n for n in order if n in contested]) if measure and contested else None
+    impls: list[Impl | None] = []
+    for call, options in zip(calls, found):
+        if not options:
+            impls.append(None)
+            continue
+        chosen = options[0]
+        if timings and all(call.layer in timings.get(o.backend, {}) for o in options if o.backend != "ref"):
+            ranked = [o for o in options if o.backend != "ref"]
+            chosen = min(ranked, key=lambda o: (timings[o.backend][call.layer], ranked.index(o)))
+            chosen.measured = {o.backend: timings[o.backend][call.layer] for o in ranked}
+        impls.append(chosen)
     return impls
 
 
