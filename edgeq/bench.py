@@ -99,46 +99,129 @@ QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resne
                 ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
                 ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
                 ("ad01", "models/mlperf_tiny/ad01_fp32.tflite", "ad01", 0.9725)]
+# MLCommons' per-channel int8 model of each, for the resampled check
+INT8_MODELS = {"resnet_ic": "models/mlperf_tiny/resnet_ic_int8.tflite", "vww_96": "models/mlperf_tiny/vww_96_int8.tflite",
+               "kws_ds_cnn": "models/mlperf_tiny/kws_ds_cnn_int8.tflite", "ad01": "models/mlperf_tiny/ad01_int8.tflite"}
 Q_BEGIN, Q_END = "<!-- bench:quant:begin -->", "<!-- bench:quant:end -->"
+R_BEGIN, R_END = "<!-- bench:resampled:begin -->", "<!-- bench:resampled:end -->"
+Z95 = 1.959964
 
 
-def quant_table(shared: Path) -> str:
-    """Agreement with the float model on the shared eval sets, power-of-two per-tensor, with ablations."""
+def wilson(hits: float, n: int) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (hits of n)."""
+    p = hits / n
+    centre = (p + Z95 ** 2 / (2 * n)) / (1 + Z95 ** 2 / n)
+    half = Z95 * (p * (1 - p) / n + Z95 ** 2 / (4 * n * n)) ** 0.5 / (1 + Z95 ** 2 / n)
+    return centre - half, centre + half
+
+
+def fisher_r(r: float, n: int) -> tuple[float, float]:
+    """95% interval of a Pearson correlation by Fisher's z transform."""
+    import math
+    z, half = math.atanh(min(r, 1 - 1e-12)), Z95 / math.sqrt(n - 3)
+    return math.tanh(z - half), math.tanh(z + half)
+
+
+def fidelity(name: str, x, f, q) -> tuple[float, tuple[float, float]]:
+    """Agreement of q with the float outputs f on inputs x, with its 95% interval: top-1 agreement in %, or
+    for ad01 the Pearson r of the anomaly score (mean squared error between input and output)."""
     import numpy as np
+    if name == "ad01":
+        flat = x.reshape(len(x), -1)
+        r = float(np.corrcoef(((flat - f) ** 2).mean(axis=1), ((flat - q) ** 2).mean(axis=1))[0, 1])
+        return r, fisher_r(r, len(x))
+    hits = float(np.sum(f.argmax(axis=1) == q.argmax(axis=1)))
+    lo, hi = wilson(hits, len(x))
+    return 100 * hits / len(x), (100 * lo, 100 * hi)
 
-    from edgeq.build import quantize
+
+def _cell(name: str, value: float, interval: tuple[float, float]) -> str:
+    if name == "ad01":
+        return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
+    return f"{value:.1f}% [{interval[0]:.1f}, {interval[1]:.1f}]"
+
+
+QUANT_VARIANTS = [  # column, QuantOptions fields (None: data-free)
+    ("plain", dict(equalization="off", bias_correction="off", rounding="nearest", input_zero_point=False)),
+    ("+ equalization", dict(equalization="on", bias_correction="off", rounding="nearest", input_zero_point=False)),
+    ("+ bias correction", dict(equalization="off", rounding="nearest", input_zero_point=False)),
+    ("+ both", dict(equalization="on", rounding="nearest", input_zero_point=False)),
+    ("default", dict()),
+    ("default, no input zero point", dict(input_zero_point=False)),
+    ("default, nearest rounding", dict(rounding="nearest")),
+    ("default, AdaRound", dict(rounding="adaround")),
+    ("data-free", None),
+]
+
+
+def quant_table(shared: Path, variants=QUANT_VARIANTS) -> str:
+    """Agreement with the float model on the shared eval sets (200 samples, with 95% intervals), power-of-two
+    per-tensor, with ablations."""
+    import time
+
     from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.pot import paired_outputs
 
-    variants = [("plain", "off", "off", "nearest"), ("+ equalization", "on", "off", "nearest"),
-                ("+ bias correction", "off", "empirical", "nearest"), ("+ both", "on", "empirical", "nearest"),
-                ("default (auto, GPTQ rounding)", "auto", "empirical", "gptq"),
-                ("default with nearest rounding", "auto", "empirical", "nearest"), ("data-free", None, None, None)]
     rows = ["| model (metric) | MLCommons int8 per-channel | " + " | ".join(v[0] for v in variants) + " |",
             "| --- | ---: | " + " | ".join("---:" for _ in variants) + " |"]
     for name, rel, data, anchor in QUANT_MODELS:
         graph = load_tflite_file(shared / rel)
         x = load_calibration(shared / "data" / data / "eval.npz", graph)
-        cells = []
         calib = shared / "data" / data / "calib.npz"
-        for _, eq, bc, rounding in variants:
-            if eq is None:  # no data: only the input range, here the calibration set's
+        cells = []
+        for column, fields in variants:
+            start = time.perf_counter()
+            if fields is None:  # no data: only the input range, here the calibration set's
                 xc = load_calibration(calib, graph)
-                qgraph, _ = quantize(graph, None, lambda *a, **k: None, data_free=True,
-                                     input_range=f"{float(xc.min())!r},{float(xc.max())!r}")
+                options = QuantOptions(data_free=True, input_range=f"{float(xc.min())!r},{float(xc.max())!r}")
+                result = quantize(graph, None, options, echo=lambda *_: None)
             else:
-                qgraph, _ = quantize(graph, calib, lambda *a, **k: None, eq, bc, rounding=rounding)
-            f, q = paired_outputs(graph, qgraph, x)
-            if name == "ad01":
-                flat = x.reshape(len(x), -1)
-                score_f, score_q = ((flat - f) ** 2).mean(axis=1), ((flat - q) ** 2).mean(axis=1)
-                cells.append(f"{np.corrcoef(score_f, score_q)[0, 1]:.4f}")
-            else:
-                cells.append(f"{100 * np.mean(f.argmax(axis=1) == q.argmax(axis=1)):.1f}%")
-            print(f"{name} {eq or 'data-free'}/{bc}: {cells[-1]}", flush=True)
+                result = quantize(graph, calib, QuantOptions(**fields), echo=lambda *_: None)
+            seconds = time.perf_counter() - start
+            cells.append(_cell(name, *fidelity(name, x, *paired_outputs(graph, result.graph, x))))
+            print(f"{name} {column}: {cells[-1]} (quantized in {seconds:.1f} s)", flush=True)
         metric = "anomaly score r" if name == "ad01" else "top-1 agreement"
-        ref = f"{anchor:.4f}" if name == "ad01" else f"{anchor:.1f}%"
+        n = len(x)
+        ref = _cell(name, anchor, fisher_r(anchor, n)) if name == "ad01" else \
+            _cell(name, anchor, tuple(100 * v for v in wilson(anchor * n / 100, n)))
         rows.append(f"| {name} ({metric}) | {ref} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def resampled_table(shared: Path, splits: int = 3, options=None) -> str:
+    """Fidelity on other data from the same distributions, as a new user would check it: calib.npz and
+    eval.npz pooled (264 samples), then per split 64 random samples calibrate the default build and the
+    other 200 evaluate it and MLCommons' int8 model (run by edgeq's TFLite-exact integer executor)."""
+    import numpy as np
+
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.driver import QuantOptions, quantize
+    from edgeq.quant.executor import run_float_batch
+    from edgeq.quant.pot import dequantized_outputs
+
+    rows = ["| model (metric) | split | MLCommons int8 per-channel | edgeq default | difference |",
+            "| --- | ---: | ---: | ---: | ---: |"]
+    for name, rel, data, _ in QUANT_MODELS:
+        graph = load_tflite_file(shared / rel)
+        int8 = load_tflite_file(shared / INT8_MODELS[name])
+        pool = np.concatenate([load_calibration(shared / "data" / data / f"{s}.npz", graph) for s in ("calib", "eval")])
+        f_all = run_float_batch(graph, pool)[graph.outputs[0]].reshape(len(pool), -1)
+        m_all = dequantized_outputs(int8, pool)
+        diffs = []
+        for split in range(splits):
+            order = np.random.default_rng(100 + split).permutation(len(pool))
+            cal, ev = np.sort(order[:64]), np.sort(order[64:])
+            q = dequantized_outputs(quantize(graph, pool[cal], options or QuantOptions(), echo=lambda *_: None).graph,
+                                    pool[ev])
+            mine, theirs = fidelity(name, pool[ev], f_all[ev], q), fidelity(name, pool[ev], f_all[ev], m_all[ev])
+            diffs.append(mine[0] - theirs[0])
+            rows.append(f"| {name} | {split + 1} | {_cell(name, *theirs)} | {_cell(name, *mine)} | "
+                        f"{diffs[-1]:+.4f} |" if name == "ad01" else
+                        f"| {name} | {split + 1} | {_cell(name, *theirs)} | {_cell(name, *mine)} | {diffs[-1]:+.1f} |")
+            print(rows[-1], flush=True)
+        mean = float(np.mean(diffs))
+        rows.append(f"| {name} | mean | | | {mean:+.4f} |" if name == "ad01" else f"| {name} | mean | | | {mean:+.1f} |")
     return "\n".join(rows)
 
 
@@ -176,12 +259,15 @@ def main() -> None:
     print(latency)
     quant = quant_table(args.shared)
     print(quant)
+    resampled = resampled_table(args.shared)
+    print(resampled)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n\n" + latency + "\n\n" + quant + "\n")
+    args.out.write_text(table + "\n\n" + latency + "\n\n" + quant + "\n\n" + resampled + "\n")
     if args.readme:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
         text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
-        args.readme.write_text(_replace_block(text, Q_BEGIN, Q_END, quant))
+        text = _replace_block(text, Q_BEGIN, Q_END, quant)
+        args.readme.write_text(_replace_block(text, R_BEGIN, R_END, resampled))
         print(f"updated {args.readme}")
 
 

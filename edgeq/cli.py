@@ -20,14 +20,29 @@ def _load(model: str):
     return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
 
 
+_QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "input_zero_point", "bias_absorption", "pool_as_mean",
+                 "data_free", "input_range", "resize", "cv_folds")
+
+
 def _calibration_options(fn):
-    """The power-of-two quantizer's options, shared by build and quantize."""
+    """The power-of-two quantizer's options, shared by build and quantize: the command receives `calib` and
+    `quant_options` (edgeq.quant.driver.QuantOptions)."""
+    import functools
+
+    command = fn
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        from edgeq.quant.driver import QuantOptions
+        return command(*args, quant_options=QuantOptions(**{k: kwargs.pop(k) for k in _QUANT_FIELDS}), **kwargs)
+
+    fn = wrapper
     fn = click.option("--calib", type=click.Path(),
                       help="Calibration inputs (.npz key x, or .npy) in the model's input layout and scaling, or a "
                            "folder of images (see --input-range, --resize).")(fn)
     fn = click.option("--equalization", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-                      help="Cross-layer equalization before quantizing (auto: with and without, keeping the one that "
-                           "agrees with the float model more often on the calibration data).")(fn)
+                      help="Cross-layer equalization before quantizing (auto: with and without, keeping the one with "
+                           "the higher output SQNR on the calibration data).")(fn)
     fn = click.option("--bias-correction", type=click.Choice(["empirical", "analytic", "off"]), default="empirical",
                       show_default=True,
                       help="Move the quantized model's mean error per channel into the biases: empirical (measured "
@@ -35,9 +50,17 @@ def _calibration_options(fn):
                            "or off.")(fn)
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
-    fn = click.option("--rounding", type=click.Choice(["gptq", "nearest"]), default="gptq", show_default=True,
-                      help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, which "
-                           "raises output SQNR, or to the nearest step (always so with --data-free).")(fn)
+    fn = click.option("--rounding", type=click.Choice(["gptq", "adaround", "nearest"]), default="gptq",
+                      show_default=True,
+                      help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, adaptive "
+                           "(AdaRound: learned up/down per weight; slower), or to the nearest step (always so with "
+                           "--data-free).")(fn)
+    fn = click.option("--input-zero-point/--no-input-zero-point", default=True, show_default=True,
+                      help="Let the model's input take a zero point beside its power-of-two scale when that "
+                           "quantizes it better (inputs read by conv/fully-connected layers only).")(fn)
+    fn = click.option("--cv-folds", type=click.IntRange(min=0), default=0, show_default=True,
+                      help="Also cross-validate on the calibration data: quantize on K-1 folds, score on the one "
+                           "left out, K times (K times slower); shown in the report.")(fn)
     fn = click.option("--pool-as-mean/--no-pool-as-mean", default=True, show_default=True,
                       help="Quantize global average pools as MEAN, so their output gets its own scale (int8 "
                            "AVERAGE_POOL_2D keeps its input's).")(fn)
@@ -120,10 +143,9 @@ def inspect(model, as_json, board, kernels):
               help="--harness mlperf-tiny: the benchmark (default: recognised from the model's input shape).")
 @_calibration_options
 @_input_layout
-def build(model, board, out_dir, quant, calib, equalization, bias_correction, report_path, lib, kernels, data_free,
-          input_range, resize, bias_absorption, rounding, pool_as_mean, clock, harness, mlperf_model):
+def build(model, board, out_dir, quant, calib, quant_options, report_path, lib, kernels, clock, harness, mlperf_model):
     """Generate C for MODEL; compile it for the host, or build a firmware ELF for a board."""
-    from edgeq.build import compile_graph, quantize, write_project
+    from edgeq.build import compile_graph, write_project
     from edgeq.ir.shapes import check_sizes
     from edgeq.targets.boards import get_board
     b = get_board(board)
@@ -134,12 +156,12 @@ def build(model, board, out_dir, quant, calib, equalization, bias_correction, re
     check_sizes(graph, b)  # before calibration, which takes minutes on a model no board can hold
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
-        float_graph = graph
-        graph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                                  resize, bias_absorption, rounding, pool_as_mean)
+        from edgeq.quant.driver import quantize
+        result = quantize(graph, calib, quant_options, click.echo)
+        graph = result.graph
         if report_path:
             from edgeq.quant.report import build_report, write_html
-            write_html(build_report(float_graph, graph, choices), Path(report_path))
+            write_html(build_report(result), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant, b, kernels, progress=click.echo)
     write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo,
@@ -184,18 +206,15 @@ def run(build_dir, input_paths, output_path, dequantize, port):
               help="Also write the quantized model as an int8 .tflite (for LiteRT and NPU compilers such as Vela).")
 @_calibration_options
 @_input_layout
-def quantize_cmd(model, calib, out_dir, equalization, bias_correction, tflite_path, data_free, input_range, resize,
-                 bias_absorption, rounding, pool_as_mean):
+def quantize_cmd(model, calib, quant_options, out_dir, tflite_path):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
-    from edgeq.build import quantize
+    from edgeq.quant.driver import quantize
     from edgeq.quant.report import build_report, write_html, write_json
-    graph = _load(model)
-    qgraph, choices = quantize(graph, calib, click.echo, equalization, bias_correction, data_free, input_range,
-                               resize, bias_absorption, rounding, pool_as_mean)
+    result = quantize(_load(model), calib, quant_options, click.echo)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite
-        tflite_bytes = to_tflite(qgraph)
-    report = build_report(graph, qgraph, choices)
+        tflite_bytes = to_tflite(result.graph)
+    report = build_report(result)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(report, out / "quant_report.json")

@@ -31,11 +31,11 @@ SAMPLES = 200
 
 
 def quantize_and_export(graph: Graph, calib: np.ndarray, tmp: Path, equalization: str = "auto"):
-    from edgeq.build import quantize
     from edgeq.export import to_tflite
+    from edgeq.quant.driver import QuantOptions, quantize
 
     np.savez(tmp / f"{graph.name}_calib.npz", x=calib)
-    qgraph, _ = quantize(graph, tmp / f"{graph.name}_calib.npz", lambda *a: None, equalization)
+    qgraph = quantize(graph, tmp / f"{graph.name}_calib.npz", QuantOptions(equalization), echo=lambda *a: None).graph
     assert qgraph.requant == "shift"
     return qgraph, to_tflite(qgraph)
 

@@ -47,12 +47,12 @@ def _accuracy(float_graph, qgraph, x, y) -> tuple[float, float]:
 
 
 def test_calibrated_quantization_keeps_accuracy(digits_torch):
-    from edgeq.build import quantize
     from edgeq.frontends import load_model
+    from edgeq.quant.driver import quantize
 
     path, root, x, y = digits_torch
     graph = load_model(path)
-    qgraph, _ = quantize(graph, root / "calib.npz", lambda *a: None)
+    qgraph = quantize(graph, root / "calib.npz", echo=lambda *a: None).graph
     float_acc, quant_acc = _accuracy(graph, qgraph, x, y)
     assert float_acc > 90, float_acc
     print(f"float {float_acc:.1f}%, quantized {quant_acc:.1f}%")
@@ -60,15 +60,16 @@ def test_calibrated_quantization_keeps_accuracy(digits_torch):
 
 
 def test_data_free_quantization_from_batch_norm_statistics(digits_torch):
-    from edgeq.build import quantize
     from edgeq.frontends import load_model
+    from edgeq.quant.driver import QuantOptions, quantize
 
     path, _, x, y = digits_torch
     graph = load_model(path)
     assert len(graph.bn_stats) == 4
     messages = []
-    qgraph, report = quantize(graph, None, messages.append, data_free=True, input_range="0,1")
-    assert report["_summary"]["data_free"] and report["_summary"]["bias_correction"] == "analytic"
+    result = quantize(graph, None, QuantOptions(data_free=True, input_range="0,1"), messages.append)
+    qgraph = result.graph
+    assert result.summary.data_free and result.summary.bias_correction == "analytic"
     assert any("warning: data-free" in m and "4 of" in m for m in messages), messages
     float_acc, quant_acc = _accuracy(graph, qgraph, x, y)
     print(f"float {float_acc:.1f}%, quantized {quant_acc:.1f}%")

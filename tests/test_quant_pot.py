@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -101,14 +102,14 @@ def test_pot_build_is_power_of_two_and_bit_exact(digits_float, tmp_path):
 
 
 def test_pot_accuracy_close_to_float(digits_float, tmp_path):
-    from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.lowering import lower_graph
+    from edgeq.quant.driver import quantize
     from edgeq.quant.executor import run_float_graph, run_int
 
     path, root = digits_float
     graph = load_tflite_file(path)
-    qgraph, _ = quantize(graph, root / "calib.npz")
+    qgraph = quantize(graph, root / "calib.npz").graph
     calls = lower_graph(qgraph)
     data = np.load(root / "eval.npz")
     tq = qgraph.t(qgraph.inputs[0]).quant
@@ -169,8 +170,8 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
     expand layer the inverse), which leaves the float function unchanged, as batch-norm folding does in
     real MobileNets. Plain per-tensor power-of-two quantization loses accuracy; equalization plus bias
     correction bring it back to within one point of float."""
-    from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.pot import paired_outputs
 
     tf.keras.utils.set_random_seed(0)
@@ -204,8 +205,8 @@ def test_equalization_and_bias_correction_repair_uneven_channels(tmp_path):
     x_eval, y_eval = load_calibration_like(x[1500:], graph), y[1500:]
 
     def accuracy(equalization, bias_correction, rounding="nearest"):
-        q, _ = quantize(graph, tmp_path / "calib.npz", lambda *a: None, equalization, bias_correction,
-                        rounding=rounding)
+        q = quantize(graph, tmp_path / "calib.npz", QuantOptions(equalization, bias_correction, rounding),
+                     echo=lambda *a: None).graph
         f, out = paired_outputs(graph, q, x_eval)
         return 100 * np.mean(f.argmax(1) == y_eval), 100 * np.mean(out.argmax(1) == y_eval)
 
@@ -226,8 +227,8 @@ def test_calibration_from_a_folder_of_images(digits_float, tmp_path):
     """--calib FOLDER: images resized to the input and scaled onto --input-range, in the input's layout."""
     from PIL import Image
 
-    from edgeq.build import calibration_inputs
     from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, calibration_inputs
 
     path, root = digits_float
     folder = tmp_path / "images"
@@ -237,9 +238,9 @@ def test_calibration_from_a_folder_of_images(digits_float, tmp_path):
         Image.fromarray(rng.integers(0, 256, (24, 16, 3), dtype=np.uint8)).save(folder / f"{k}.png")
     (folder / "notes.txt").write_text("not an image")
     graph = load_tflite_file(path)
-    x = calibration_inputs(graph, folder, input_range="-1,1")
+    x = calibration_inputs(graph, folder, QuantOptions(input_range="-1,1"))
     assert x.shape == (5, 1, 8, 8, 1) and x.min() >= -1 and x.max() <= 1 and x.std() > 0.1
-    crop = calibration_inputs(graph, folder, input_range="0,1", resize="center-crop")
+    crop = calibration_inputs(graph, folder, QuantOptions(input_range="0,1", resize="center-crop"))
     assert crop.shape == x.shape and not np.allclose(crop, (x + 1) / 2)
     proc = edgeq("quantize", path, "--calib", folder, "--input-range", "0,1", "-o", tmp_path / "q")
     assert proc.returncode == 0, proc.stderr
@@ -251,9 +252,9 @@ def test_calibration_from_a_folder_of_images(digits_float, tmp_path):
 def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
     """A ReLU layer whose channels never clip on the data hands its bias to the next layer: same float
     outputs, smaller range of its own output, and the quantized model no worse."""
-    from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.passes.bias_absorption import absorb_high_biases
+    from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.calibration import collect_stats, load_calibration
     from edgeq.quant.executor import run_float_graph
 
@@ -275,29 +276,29 @@ def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
         a, b2 = run_float_graph(graph, [sample], keep_all=True), run_float_graph(absorbed, [sample], keep_all=True)
         np.testing.assert_allclose(b2[graph.outputs[0]], a[graph.outputs[0]], rtol=1e-5, atol=1e-5)
         assert b2[first.outputs[0]].max() < a[first.outputs[0]].max() - 2
-    _, with_absorption = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
-    _, without = quantize(graph, tmp_path / "calib.npz", lambda *a: None, "off", "off", bias_absorption=False,
-                          rounding="nearest")
-    assert with_absorption["_summary"]["high_bias_absorbed"] and not without["_summary"]["high_bias_absorbed"]
-    assert with_absorption["_summary"]["output_sqnr_db"] >= without["_summary"]["output_sqnr_db"] - 0.5
+    plain = QuantOptions("off", "off", "nearest")
+    with_absorption = quantize(graph, tmp_path / "calib.npz", plain, echo=lambda *a: None).summary
+    without = quantize(graph, tmp_path / "calib.npz", replace(plain, bias_absorption=False), echo=lambda *a: None).summary
+    assert with_absorption.high_bias_absorbed and not without.high_bias_absorbed
+    assert with_absorption.output_sqnr_db >= without.output_sqnr_db - 0.5
 
 
 def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
     """--rounding gptq (the default) keeps the power-of-two scales, raises the output SQNR over nearest
     rounding, and builds host C bit-exact with the executor; so does --rounding nearest."""
-    from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, quantize
 
     for path, root in (digits_float, branchy_float):
         graph = load_tflite_file(path)
-        nearest = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
-        gptq = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="gptq")
-        assert gptq[1]["_summary"]["rounding"] == "gptq"
-        assert gptq[1]["_summary"]["output_sqnr_db"] > nearest[1]["_summary"]["output_sqnr_db"], \
-            (nearest[1]["_summary"]["output_sqnr_db"], gptq[1]["_summary"]["output_sqnr_db"])
-        for a, b in zip(nearest[0].ops, gptq[0].ops):
+        nearest = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest"), echo=lambda *a: None)
+        gptq = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "gptq"), echo=lambda *a: None)
+        assert gptq.summary.rounding == "gptq"
+        assert gptq.summary.output_sqnr_db > nearest.summary.output_sqnr_db, \
+            (nearest.summary.output_sqnr_db, gptq.summary.output_sqnr_db)
+        for a, b in zip(nearest.graph.ops, gptq.graph.ops):
             if a.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-                assert nearest[0].t(a.inputs[1]).quant.s == gptq[0].t(b.inputs[1]).quant.s
+                assert nearest.graph.t(a.inputs[1]).quant.s == gptq.graph.t(b.inputs[1]).quant.s
     path, root = branchy_float
     out = tmp_path / "nearest"
     proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "nearest", "-o", out)
@@ -309,10 +310,10 @@ def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
 def test_global_average_pool_is_quantized_as_a_mean(digits_float):
     """The digits CNN's 4x4 global average pool becomes a MEAN (the same float function) whose output gets
     a finer power-of-two scale than its input; --no-pool-as-mean keeps the pool and its input's scale."""
-    from edgeq.build import quantize
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.ir import ops
     from edgeq.passes.global_pool import global_average_pools_to_means
+    from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.executor import run_float_graph
 
     path, root = digits_float
@@ -323,11 +324,12 @@ def test_global_average_pool_is_quantized_as_a_mean(digits_float):
     for s in x:
         np.testing.assert_allclose(run_float_graph(pooled, [s])[graph.outputs[0]],
                                    run_float_graph(graph, [s])[graph.outputs[0]], rtol=1e-5, atol=1e-6)
-    q, choices = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest")
+    result = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest"), echo=lambda *a: None)
+    q = result.graph
     mean = next(op for op in q.ops if isinstance(op, ops.Mean))
-    assert choices["_summary"]["global_pools_as_means"] == names
+    assert result.summary.global_pools_as_means == names
     assert q.t(mean.outputs[0]).quant.s < q.t(mean.inputs[0]).quant.s
-    kept, _ = quantize(graph, root / "calib.npz", lambda *a: None, "off", "off", rounding="nearest",
-                       pool_as_mean=False)
+    kept = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest", pool_as_mean=False),
+                    echo=lambda *a: None).graph
     pool = next(op for op in kept.ops if isinstance(op, ops.AveragePool2D))
     assert kept.t(pool.outputs[0]).quant.s == kept.t(pool.inputs[0]).quant.s

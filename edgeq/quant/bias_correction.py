@@ -14,10 +14,12 @@ import numpy as np
 
 from edgeq.ir import Graph, ops
 from edgeq.lowering import lower, run_float, run_kernel
+from edgeq.lowering.common import float_activation
 from edgeq.quant.pot import dequantize, quantize_sample
 
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
 ROUNDING_SAMPLES = 16  # samples whose inputs define each layer's H for error-compensating rounding
+CHUNK = 16  # samples per batched pass
 
 
 def _dequantize(q: np.ndarray, t) -> np.ndarray:
@@ -25,14 +27,17 @@ def _dequantize(q: np.ndarray, t) -> np.ndarray:
 
 
 def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bool = True,
-                   rounding: str = "nearest") -> tuple[dict[str, float], np.ndarray]:
-    """Adjust qgraph's int32 biases in place (with correct) and, with rounding "gptq", re-round each
-    layer's weights against its real inputs first (edgeq.quant.rounding). Returns per layer the largest
-    correction in output LSBs, and the model's first output on every sample, dequantized ([N, size])."""
+                   rounding: str = "nearest", echo=None) -> tuple[dict[str, float], np.ndarray]:
+    """Adjust qgraph's int32 biases in place (with correct) and, with rounding "gptq" or "adaround", re-round
+    each layer's weights against its real inputs first (edgeq.quant.rounding, edgeq.quant.adaround). Returns
+    per layer the largest correction in output LSBs, and the model's first output on every sample,
+    dequantized ([N, size]). echo, when given, hears of each layer AdaRound optimises (seconds each).
+    Samples run CHUNK at a time where the graphs have a batch axis, else one by one."""
     float_ops = {op.name: op for op in float_graph.ops}
+    chunks = _Chunks(float_graph, qgraph, x)
     t_in = qgraph.t(qgraph.inputs[0])
-    fvals = {qgraph.inputs[0]: [s for s in x]}
-    qvals = {qgraph.inputs[0]: [quantize_sample(s, t_in.quant) for s in x]}
+    fvals = {qgraph.inputs[0]: chunks.inputs}
+    qvals = {qgraph.inputs[0]: [quantize_sample(c, t_in.quant) for c in chunks.inputs]}
 
     def reads(op) -> set[str]:  # the float op may read the tensor an inserted requantization replaced
         return set(op.inputs) | set(float_ops[op.name].inputs if op.name in float_ops else ())
@@ -42,49 +47,113 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bo
         for name in reads(op):
             remaining[name] = remaining.get(name, 0) + 1
     corrections: dict[str, float] = {}
+    layers = [op for op in qgraph.ops if isinstance(op, LAYERS)]
     for op in qgraph.ops:
         fop = float_ops.get(op.name)
         if fop is None:  # a requantization edgeq inserted: the real value is unchanged
             fvals[op.outputs[0]] = fvals[op.inputs[0]]
         else:
-            fargs = [[fvals[n][k] if n in fvals else float_graph.t(n).data for n in fop.inputs] for k in range(len(x))]
+            fargs = [[fvals[n][k] if n in fvals else float_graph.t(n).data for n in fop.inputs]
+                     for k in range(len(chunks))]
             if isinstance(op, LAYERS):
-                corrections[op.name] = _correct_layer(op, fop, float_graph, qgraph, fargs, qvals[op.inputs[0]],
-                                                      correct, rounding)
-            fvals[op.outputs[0]] = [run_float(fop, float_graph, a).astype(np.float32) for a in fargs]
-        call = lower(op, qgraph)
-        out_shape = qgraph.t(op.outputs[0]).shape
-        qvals[op.outputs[0]] = [run_kernel(call, [qvals[n][k] for n in call.inputs], out_shape)
-                                for k in range(len(x))]
+                if echo is not None and rounding == "adaround":
+                    echo(f"adaptive rounding: layer {layers.index(op) + 1} of {len(layers)} ({op.name}) ...")
+                linear_f = dataclasses.replace(fop, activation=ops.Activation.NONE)
+                pre_f = [run_float(linear_f, chunks.float_graph(k), a) for k, a in enumerate(fargs)]
+                corrections[op.name] = _correct_layer(op, chunks, fargs, pre_f, qvals[op.inputs[0]], correct,
+                                                      rounding)
+                # fused activations are clips, which commute with rounding to float32: no second float run
+                fvals[op.outputs[0]] = [float_activation(fop.activation, p).astype(np.float32) for p in pre_f]
+            else:
+                fvals[op.outputs[0]] = [run_float(fop, chunks.float_graph(k), a).astype(np.float32)
+                                        for k, a in enumerate(fargs)]
+        qvals[op.outputs[0]] = []
+        for k in range(len(chunks)):
+            qg = chunks.qgraph(k)
+            call = lower(op, qg)
+            qvals[op.outputs[0]].append(run_kernel(call, [qvals[n][k] for n in call.inputs], qg.t(op.outputs[0]).shape))
         for name in reads(op):
             remaining[name] -= 1
             if remaining[name] == 0 and name not in qgraph.outputs:
                 fvals.pop(name, None)
                 qvals.pop(name, None)
     out = qgraph.t(qgraph.outputs[0])
-    outputs = np.array([_dequantize(v, out).reshape(-1) for v in qvals[qgraph.outputs[0]]], np.float64)
+    outputs = np.concatenate([_dequantize(v, out).reshape(chunks.sizes[k], -1)
+                              for k, v in enumerate(qvals[qgraph.outputs[0]])]).astype(np.float64)
     return corrections, outputs
 
 
-def _correct_layer(op, fop, float_graph: Graph, qgraph: Graph, fargs, qins, correct: bool, rounding: str) -> float:
+class _Chunks:
+    """The calibration samples in chunks, and the float and integer graphs shaped for each chunk."""
+
+    def __init__(self, float_graph: Graph, qgraph: Graph, x: np.ndarray):
+        from edgeq.quant.executor import batches_exactly
+
+        self.graphs = (float_graph, qgraph)
+        shape = qgraph.t(qgraph.inputs[0]).shape
+        self.batched = len(x) > 1 and batches_exactly(float_graph, x[0].reshape(shape).astype(np.float32)) and \
+            batches_exactly(qgraph, quantize_sample(x[0].reshape(shape), qgraph.t(qgraph.inputs[0]).quant))
+        step = CHUNK if self.batched else 1
+        self.sizes = [min(step, len(x) - a) for a in range(0, len(x), step)]
+        self.inputs = [x[a:a + step].reshape(len(x[a:a + step]), *shape[1:]) if self.batched else x[a].reshape(shape)
+                       for a in range(0, len(x), step)]
+        self._shaped: dict[int, tuple[Graph, Graph]] = {}
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def _for(self, k: int) -> tuple[Graph, Graph]:
+        from edgeq.quant.executor import batched_graph
+
+        if not self.batched:
+            return self.graphs
+        size = self.sizes[k]
+        if size not in self._shaped:  # shallow copies: they share the weights and biases corrected in place
+            self._shaped[size] = tuple(batched_graph(g, size) for g in self.graphs)
+        return self._shaped[size]
+
+    def float_graph(self, k: int) -> Graph:
+        return self._for(k)[0]
+
+    def qgraph(self, k: int) -> Graph:
+        return self._for(k)[1]
+
+    def first(self, values: list[np.ndarray], n: int) -> list[np.ndarray]:
+        """The chunks' values of the first n samples."""
+        out, count = [], 0
+        for v, size in zip(values, self.sizes):
+            if count >= n:
+                break
+            out.append(v[:n - count] if self.batched else v)
+            count += size
+        return out
+
+
+def _correct_layer(op, chunks: _Chunks, fargs, pre_fs, qins, correct: bool, rounding: str) -> float:
+    """Re-rounds and corrects one layer; pre_fs: the float layer's output before its activation, per chunk."""
+    qgraph = chunks.graphs[1]
     linear_q = dataclasses.replace(op, activation=ops.Activation.NONE)
-    linear_f = dataclasses.replace(fop, activation=ops.Activation.NONE)
     w, b = qgraph.t(op.inputs[1]), qgraph.t(op.inputs[2])
     x_t = qgraph.t(op.inputs[0])
     if rounding == "gptq" and fargs:
         from edgeq.quant.rounding import round_layer
         w.data = round_layer(op, np.asarray(fargs[0][1], np.float64), float(w.quant.s),
-                             [_dequantize(q_in, x_t) for q_in in qins[:ROUNDING_SAMPLES]],
+                             [_dequantize(q_in, x_t) for q_in in chunks.first(qins, ROUNDING_SAMPLES)],
                              qgraph.t(op.outputs[0]).shape)
+    elif rounding == "adaround" and fargs:
+        from edgeq.quant.adaround import round_layer as adaround_layer
+        w.data = adaround_layer(op, np.asarray(fargs[0][1], np.float64), float(w.quant.s),
+                                [np.asarray(a[0], np.float64) for a in fargs], [_dequantize(q, x_t) for q in qins],
+                                qgraph.t(op.outputs[0]).shape)
     if not correct:
         return 0.0
     w_real = (w.data.astype(np.float64) * w.quant.s).astype(np.float32)
     b_real = (b.data.astype(np.float64) * b.quant.s).astype(np.float32)
-    diff = 0.0
-    for q_in, f_args in zip(qins, fargs):
-        pre_q = run_float(linear_q, qgraph, [_dequantize(q_in, x_t), w_real, b_real])
-        pre_f = run_float(linear_f, float_graph, f_args)
-        diff = diff + (pre_q.astype(np.float64) - pre_f).reshape(-1, pre_q.shape[-1]).mean(axis=0)
-    error = diff / len(qins)
+    diff, rows = 0.0, 0
+    for k, (q_in, pre_f) in enumerate(zip(qins, pre_fs)):
+        pre_q = run_float(linear_q, chunks.qgraph(k), [_dequantize(q_in, x_t), w_real, b_real])
+        delta = (pre_q.astype(np.float64) - pre_f).reshape(-1, pre_q.shape[-1])
+        diff, rows = diff + delta.sum(axis=0), rows + len(delta)
+    error = diff / rows
     b.data = np.clip(np.round((b_real - error) / b.quant.s), -2**31, 2**31 - 1).astype(np.int32)
     return float(np.abs(error).max(initial=0.0) / qgraph.t(op.outputs[0]).quant.s)

@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph
-from edgeq.quant.executor import run_float_graph
+from edgeq.quant.executor import run_float_batch
 
 SAMPLE_VALUES = 8192  # values kept per tensor and per sample for the threshold search
 
@@ -102,6 +102,8 @@ class TensorStats:
     channel_min: np.ndarray | None = None  # per last-axis channel, for high-bias absorption
     row_max_min: float = np.inf  # the smallest maximum along the last axis (a softmax's top logit)
     count: int = 0
+    channel_max: np.ndarray | None = None
+    sample_channels: list[np.ndarray] = field(default_factory=list)  # each sampled value's channel
 
     def add(self, v: np.ndarray, rng: np.random.Generator) -> None:
         per_channel = v.reshape(-1, v.shape[-1]) if v.ndim else v.reshape(1, 1)
@@ -110,13 +112,27 @@ class TensorStats:
         self.row_max_min = min(self.row_max_min, float(per_channel.max(axis=1).min()))
         mins = per_channel.min(axis=0).astype(np.float64)
         self.channel_min = mins if self.channel_min is None else np.minimum(self.channel_min, mins)
+        maxs = per_channel.max(axis=0).astype(np.float64)
+        self.channel_max = maxs if self.channel_max is None else np.maximum(self.channel_max, maxs)
         self.count += per_channel.shape[0]
         flat = v.reshape(-1)
         self.max_abs = max(self.max_abs, float(np.abs(flat).max(initial=0.0)))
         self.min, self.max = min(self.min, float(flat.min())), max(self.max, float(flat.max()))
-        if flat.size > SAMPLE_VALUES:
-            flat = rng.choice(flat, SAMPLE_VALUES, replace=False)
-        self.samples.append(flat.astype(np.float32))
+        idx = rng.choice(flat.size, SAMPLE_VALUES, replace=False) if flat.size > SAMPLE_VALUES else np.arange(flat.size)
+        self.samples.append(flat[idx].astype(np.float32))
+        self.sample_channels.append((idx % per_channel.shape[1]).astype(np.int32))
+
+    def shifted(self, c: np.ndarray) -> "TensorStats":
+        """The statistics of the values minus c per channel (c no larger than any channel's smallest value, as
+        high-bias absorption moves), without running the model again."""
+        c = np.asarray(c, np.float64)
+        lo, hi = self.channel_min - c, self.channel_max - c
+        return TensorStats(
+            max_abs=float(max(np.abs(lo).max(), np.abs(hi).max())), min=float(lo.min()), max=float(hi.max()),
+            samples=[(v - c[ch]).astype(np.float32) for v, ch in zip(self.samples, self.sample_channels)],
+            channel_sum=self.channel_sum - c * self.count, channel_min=lo,
+            row_max_min=self.row_max_min - float(c.max(initial=0.0)), count=self.count, channel_max=hi,
+            sample_channels=list(self.sample_channels))
 
     @property
     def channel_mean(self) -> np.ndarray:
@@ -127,17 +143,25 @@ class TensorStats:
         return np.concatenate(self.samples) if self.samples else np.zeros(1, np.float32)
 
 
-def collect_stats(graph: Graph, x: np.ndarray, progress=None) -> dict[str, TensorStats]:
-    """Statistics of every float activation over the calibration samples."""
+def collect_stats(graph: Graph, x: np.ndarray, progress=None, keep_outputs: bool = False):
+    """Statistics of every float activation over the calibration samples (run in batches, added sample by
+    sample, so the sampled values do not depend on the batching); with keep_outputs also the graph's first
+    output for every sample, [N, *shape[1:]]."""
     rng = np.random.default_rng(0)
     stats: dict[str, TensorStats] = {}
-    for k, sample in enumerate(x):
-        values = run_float_graph(graph, [sample], keep_all=True)
-        for name, v in values.items():
-            stats.setdefault(name, TensorStats()).add(v, rng)
-        if progress:
-            progress(k + 1, len(x))
-    return stats
+    outputs: list[np.ndarray] = []
+
+    def add(start: int, values: dict[str, np.ndarray]) -> None:
+        n = len(next(iter(values.values())))
+        for k in range(n):
+            for name, v in values.items():
+                stats.setdefault(name, TensorStats()).add(v[k:k + 1], rng)
+            if progress:
+                progress(start + k + 1, len(x))
+        outputs.append(values[graph.outputs[0]])
+
+    run_float_batch(graph, x, keep_all=True, each=add)
+    return (stats, np.concatenate(outputs)) if keep_outputs else stats
 
 
 def _image_layout(shape: tuple[int, ...]) -> tuple[str, int, int, int]:

@@ -39,3 +39,72 @@ def run_float_graph(graph: Graph, inputs: list[np.ndarray], keep_all: bool = Fal
         args = [values[n] if n in values else graph.t(n).data for n in op.inputs]
         values[op.outputs[0]] = run_float(op, graph, args).astype(np.float32)
     return values if keep_all else {n: values[n] for n in graph.outputs}
+
+
+BATCH = 16  # samples per batched float pass (memory: a few patch matrices of BATCH samples)
+
+
+def batched_graph(graph: Graph, n: int) -> Graph | None:
+    """A shallow copy of graph whose activations carry n samples in their leading (batch) axis, or None when
+    some activation has no leading axis of 1 (then samples run one at a time)."""
+    import copy
+
+    acts = {t.name for t in graph.activations()}
+    if any(not graph.t(a).shape or graph.t(a).shape[0] != 1 for a in acts):
+        return None
+    g = copy.copy(graph)
+    g.tensors = dict(graph.tensors)
+    for a in acts:
+        g.tensors[a] = copy.copy(graph.t(a))
+        g.tensors[a].shape = (n, *graph.t(a).shape[1:])
+    return g
+
+
+def batches_exactly(graph: Graph, sample: np.ndarray) -> bool:
+    """Whether running two samples at once gives, for every tensor, what running them one by one gives: some
+    operators' semantics (or lowerings) may read the batch axis, and those graphs run sample by sample.
+    sample: one input, float32 for a float graph, else the integer graph's input type."""
+    g2 = batched_graph(graph, 2)
+    if g2 is None:
+        return False
+    pair = np.concatenate([sample.reshape(1, *sample.shape[1:])] * 2)
+    try:
+        with np.errstate(all="ignore"):
+            if graph.t(graph.inputs[0]).dtype == "float32":
+                one, two = run_float_graph(graph, [sample], keep_all=True), run_float_graph(g2, [pair], keep_all=True)
+            else:
+                one, two = run_int(graph, [sample], keep_all=True), run_int(g2, [pair], keep_all=True)
+    except Exception:  # an operator that refuses a batch axis
+        return False
+    floating = graph.t(graph.inputs[0]).dtype == "float32"
+
+    def same(a: np.ndarray, b: np.ndarray) -> bool:  # float: BLAS may block a larger product differently
+        a = a.reshape(b.shape)
+        return np.allclose(a, b, rtol=1e-5, atol=1e-6 * float(np.abs(b).max(initial=1.0)), equal_nan=True) \
+            if floating else np.array_equal(a, b)
+
+    return all(two[k].shape[0] == 2 and same(two[k][:1], v) and same(two[k][1:], v) for k, v in one.items())
+
+
+def run_float_batch(graph: Graph, x: np.ndarray, keep_all: bool = False, each=None) -> dict[str, np.ndarray]:
+    """The float graph on every sample of x ([N, *input_shape]), BATCH samples per pass where the graph allows:
+    per tensor [N, *shape[1:]] (with keep_all every tensor, else the outputs). each(start, values), when given,
+    sees every pass's tensors instead and nothing is kept."""
+    shape = graph.t(graph.inputs[0]).shape
+    single = len(x) < 2 or not batches_exactly(graph, x[0].reshape(shape).astype(np.float32))
+    out: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(x), BATCH):
+        chunk = x[start:start + BATCH]
+        if single:
+            runs = [run_float_graph(graph, [s.reshape(shape)], keep_all) for s in chunk]
+            values = {k: np.concatenate([r[k].reshape(1, *r[k].shape[1:]) if r[k].ndim else r[k].reshape(1)
+                                         for r in runs]) for k in runs[0]}
+        else:
+            g = batched_graph(graph, len(chunk))
+            values = run_float_graph(g, [chunk.reshape(len(chunk), *shape[1:]).astype(np.float32)], keep_all)
+        if each is not None:
+            each(start, values)
+        else:
+            for k, v in values.items():
+                out.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in out.items()}

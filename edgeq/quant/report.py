@@ -9,19 +9,25 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.ir import Graph
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edgeq.quant.driver import QuantResult
 
 
-def build_report(graph: Graph, qgraph: Graph, choices: dict) -> dict:
-    """choices: the dict edgeq.build.quantize returns beside the graph (consumed)."""
+def build_report(result: "QuantResult") -> dict:
+    """The JSON report of a quantization (edgeq.quant.driver.QuantResult), with each activation's SQNR
+    against the float model on the first calibration samples."""
+    from dataclasses import asdict
+
     from edgeq.quant.pot import sqnr_report
 
-    summary = choices.pop("_summary")
-    equalization = choices.pop("_equalization")
-    float_graph = choices.pop("_float_graph")
-    sqnr = sqnr_report(float_graph, qgraph, choices.pop("_calibration_inputs"))
-    return {"model": graph.name, "_summary": summary, "_equalization": equalization,
-            "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in choices.items()}}
+    sqnr = sqnr_report(result.float_graph, result.graph, result.calibration_inputs)
+    cv = result.cross_validation
+    return {"model": result.graph.name, "summary": asdict(result.summary), "equalization": result.equalization,
+            "cross_validation": None if cv is None else {**asdict(cv), "mean_top1_agreement": cv.mean_top1_agreement,
+                                                         "mean_output_sqnr_db": cv.mean_output_sqnr_db},
+            "tensors": {n: {**c, "sqnr_db": sqnr.get(n)} for n, c in result.tensors.items()}}
 
 
 def write_json(report: dict, path: Path) -> None:
@@ -63,9 +69,9 @@ def _plots(report: dict) -> list[tuple[str, str]]:
         ax.set_xlabel("weight exponent n (scale 2^-n)")
         plots.append(("Weight exponents per layer", _png(fig)))
         plt.close(fig)
-    eq = report["_equalization"]
+    eq = report["equalization"]
     layers = list(eq.get("ranges_before", {}))
-    if layers and report["_summary"]["equalization"]:
+    if layers and report["summary"]["equalization"]:
         # one axes, layers side by side: a grid of subplots took seconds to lay out on MobileNets
         fig, ax = plt.subplots(figsize=(12, 4))
         start, ticks = 0, []
@@ -87,7 +93,7 @@ def _plots(report: dict) -> list[tuple[str, str]]:
         plots.append(("Weight range per output channel before and after cross-layer equalization (layers side by "
                       "side, in execution order)", _png(fig)))
         plt.close(fig)
-    corrections = report["_summary"].get("bias_correction_max_lsb") or {}
+    corrections = report["summary"].get("bias_correction_max_lsb") or {}
     if corrections:
         fig, ax = plt.subplots(figsize=(10, 0.25 * len(corrections) + 1.2))
         ax.barh(range(len(corrections)), list(corrections.values()), color="#ddcc77")
@@ -95,6 +101,21 @@ def _plots(report: dict) -> list[tuple[str, str]]:
         ax.invert_yaxis()
         ax.set_xlabel("largest bias correction (output LSBs)")
         plots.append(("Empirical bias correction per layer", _png(fig)))
+        plt.close(fig)
+    cv = report.get("cross_validation")
+    if cv:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 2.6))
+        folds = range(1, cv["folds"] + 1)
+        for ax, key, label, scale in ((axes[0], "top1_agreement", "top-1 agreement with float (%)", 100),
+                                      (axes[1], "output_sqnr_db", "output SQNR (dB)", 1)):
+            ax.bar(folds, [scale * v for v in cv[key]], color="#88ccee", label="held-out fold")
+            ax.axhline(scale * cv[f"in_sample_{key}"], color="#882255", lw=1.5, label="in sample (all data)")
+            ax.set_xlabel("fold")
+            ax.set_ylabel(label)
+            ax.set_xticks(list(folds))
+        axes[0].legend(fontsize=7, loc="lower right")
+        plots.append((f"Cross-validation on the calibration data ({cv['folds']} folds: quantized on the others, "
+                      "scored on the fold left out)", _png(fig)))
         plt.close(fig)
     return plots
 
@@ -105,4 +126,4 @@ def write_html(report: dict, path: Path) -> None:
     rows = [{"name": n, "kind": t["kind"], "exponent": t["exponent"], "zero_point": t.get("zero_point", 0),
              "sqnr": "-" if t.get("sqnr_db") is None else f"{t['sqnr_db']:.1f}"} for n, t in report["tensors"].items()]
     path.write_text(template("report/quant_report.html.j2").render(
-        report=report, summary=report["_summary"], rows=rows, plots=_plots(report)))
+        report=report, summary=report["summary"], rows=rows, plots=_plots(report)))

@@ -1,0 +1,187 @@
+"""Power-of-two quantization, issue 15: the driver's typed options and result, the graph input's zero point,
+adaptive rounding (AdaRound), the selection rule, cross-validation on the calibration data, batched
+calibration, and the bench's confidence intervals."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+L = tf.keras.layers
+
+
+def edgeq(*args):
+    return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def offset_model(tmp_path_factory):
+    """A small float CNN whose input, like kws's MFCCs, is far from symmetric (about -20..3), read by a
+    padded convolution; calibration and evaluation inputs."""
+    tf.keras.utils.set_random_seed(5)
+    inp = tf.keras.Input((12, 10, 1), batch_size=1)
+    h = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    h = L.DepthwiseConv2D(3, padding="same", activation="relu")(h)
+    out = L.Dense(4)(L.Flatten()(L.Conv2D(8, 1, activation="relu")(h)))
+    root = tmp_path_factory.mktemp("offset")
+    path = root / "offset.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out)).convert())
+    rng = np.random.default_rng(0)
+
+    def inputs(n):
+        x = rng.normal(0.0, 1.0, (n, 12, 10, 1))
+        x[:, :, 0] = rng.uniform(-20, -12, (n, 12, 1))  # one column far below the rest, as MFCC's first
+        return x.astype(np.float32)
+
+    np.savez(root / "calib.npz", x=inputs(32))
+    np.savez(root / "eval.npz", x=inputs(40))
+    return path, root
+
+
+def test_input_zero_point_builds_bit_exact(offset_model, tmp_path):
+    """The input gets an asymmetric power-of-two grid (zero point beside 2^-n) whose error at the first
+    layer's output is below the symmetric grid's; every scale stays a power of two, no multiplier reaches the
+    C, and the host C (padding included) matches the numpy executor bit for bit. --no-input-zero-point keeps
+    it symmetric."""
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, quantize
+
+    path, root = offset_model
+    graph = load_tflite_file(path)
+    with_zp = quantize(graph, root / "calib.npz", QuantOptions(equalization="off"), echo=lambda *_: None)
+    without = quantize(graph, root / "calib.npz", QuantOptions(equalization="off", input_zero_point=False),
+                       echo=lambda *_: None)
+    q_in = with_zp.graph.t(with_zp.graph.inputs[0]).quant
+    assert with_zp.summary.input_zero_point == q_in.zp != 0 and without.summary.input_zero_point == 0
+    assert with_zp.tensors[graph.inputs[0]]["exponent"] > without.tensors[graph.inputs[0]]["exponent"]
+    assert with_zp.summary.output_sqnr_db > without.summary.output_sqnr_db
+    out = tmp_path / "build"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["inputs"][0]["zero_point"] == [q_in.zp]
+    for t in manifest["tensors"]:
+        if t["dtype"] == "int8":
+            assert all(np.log2(s) == round(np.log2(s)) for s in t["scale"]), t["name"]
+    assert "_out_mult" not in (out / "offset_weights.c").read_text()
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "40 of 40 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_adaround_keeps_the_scales_and_builds_bit_exact(offset_model, tmp_path):
+    """--rounding adaround changes only which way weights round: the same power-of-two scales as nearest
+    rounding, every weight within one step of nearest's, a lower output error on the calibration data, and a
+    host build bit-exact with the executor."""
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, quantize
+
+    path, root = offset_model
+    graph = load_tflite_file(path)
+    plain = QuantOptions(equalization="off", bias_correction="off")
+    nearest = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest"), echo=lambda *_: None)
+    messages = []
+    ada = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "adaround"), echo=messages.append)
+    assert plain.rounding == "gptq" and ada.summary.rounding == "adaround"
+    assert any("adaptive rounding: layer 1 of 4" in m for m in messages), messages
+    changed = 0
+    for a, b in zip(nearest.graph.ops, ada.graph.ops):
+        if a.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            wa, wb = nearest.graph.t(a.inputs[1]), ada.graph.t(b.inputs[1])
+            assert wa.quant.s == wb.quant.s
+            assert np.abs(wa.data.astype(int) - wb.data.astype(int)).max() <= 1
+            changed += int(np.sum(wa.data != wb.data))
+    assert changed > 0
+    assert ada.summary.output_sqnr_db > nearest.summary.output_sqnr_db, \
+        (nearest.summary.output_sqnr_db, ada.summary.output_sqnr_db)
+    out = tmp_path / "ada"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "adaround", "--equalization", "off", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_selection_rule_and_cross_validation_in_the_report(offset_model, tmp_path):
+    """--equalization auto keeps the candidate with the higher output SQNR on the calibration data, and says
+    so; --cv-folds K puts K held-out scores beside the in-sample ones in the JSON and as a plot in the HTML."""
+    path, root = offset_model
+    proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--cv-folds", "2", "-o", tmp_path / "q")
+    assert proc.returncode == 0, proc.stderr
+    assert "keeping" in proc.stdout and "(higher SQNR)" in proc.stdout and "cross-validation (2 folds)" in proc.stdout
+    report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
+    summary, cv = report["summary"], report["cross_validation"]
+    candidates = summary["candidates"]
+    assert len(candidates) == 2
+    best = max(candidates, key=lambda c: c["output_sqnr_db"])
+    assert summary["equalization"] == best["equalization"] and "highest output SQNR" in summary["selection_rule"]
+    assert cv["folds"] == 2 and len(cv["top1_agreement"]) == 2 and len(cv["output_sqnr_db"]) == 2
+    assert cv["in_sample_output_sqnr_db"] == summary["output_sqnr_db"]
+    html = (tmp_path / "q" / "quant_report.html").read_text()
+    assert "Cross-validation on the calibration data" in html and "kept by the rule" in html
+    proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--cv-folds", "1", "-o", tmp_path / "q1")
+    assert proc.returncode == 1 and "--cv-folds 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_options_are_refused_in_one_line():
+    from edgeq.errors import EdgeqError
+    from edgeq.quant.driver import QuantOptions
+
+    with pytest.raises(EdgeqError, match="Unknown --rounding 'stochastic'; choose one of gptq, adaround, nearest"):
+        QuantOptions(rounding="stochastic").checked()
+    assert QuantOptions(data_free=True, rounding="adaround").checked().rounding == "nearest"
+
+
+def test_batched_calibration_equals_sample_by_sample(tmp_path):
+    """Calibration runs the float graph 16 samples at a time: the same tensors as one at a time, on a graph
+    with residual ADD, MUL, concatenation, MEAN and standalone activations; statistics shifted for high-bias
+    absorption equal those of the absorbed graph run again."""
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.passes.bias_absorption import absorb_high_biases
+    from edgeq.quant.calibration import collect_stats
+    from edgeq.quant.executor import batches_exactly, run_float_batch, run_float_graph
+    from tests.models import branchy_model
+
+    path = tmp_path / "branchy.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(branchy_model()).convert())
+    graph = load_tflite_file(path)
+    x = np.random.default_rng(1).uniform(0, 1, (20, 1, 8, 8, 1)).astype(np.float32)
+    assert batches_exactly(graph, x[0])
+    batched = run_float_batch(graph, x, keep_all=True)
+    for k in (0, 17):
+        single = run_float_graph(graph, [x[k]], keep_all=True)
+        for name, v in single.items():
+            np.testing.assert_allclose(batched[name][k].reshape(v.shape), v, rtol=1e-5, atol=1e-6)
+
+    tf.keras.utils.set_random_seed(3)
+    model = tf.keras.Sequential([tf.keras.Input((16,), batch_size=1), L.Dense(24, activation="relu"), L.Dense(6)])
+    w, b = model.layers[0].get_weights()
+    model.layers[0].set_weights([w * 0.2, b + np.linspace(0.0, 6.0, 24, dtype=np.float32)])
+    path = tmp_path / "mlp.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    graph = load_tflite_file(path)
+    x = np.random.default_rng(0).uniform(-1, 1, (32, 1, 16)).astype(np.float32)
+    stats = collect_stats(graph, x)
+    first = graph.ops[0].outputs[0]
+    absorbed, moved = absorb_high_biases(graph, {first: stats[first].channel_min})
+    assert moved
+    shifted = stats[first].shifted(np.maximum(stats[first].channel_min, 0.0))
+    again = collect_stats(absorbed, x)[first]
+    np.testing.assert_allclose(shifted.values, again.values, atol=1e-5)
+    np.testing.assert_allclose(shifted.channel_mean, again.channel_mean, atol=1e-5)
+    assert abs(shifted.max - again.max) < 1e-5 and abs(shifted.min - again.min) < 1e-5
+
+
+def test_bench_intervals():
+    """The bench's 95% intervals: Wilson's for agreement (200 samples: one sample is 0.5 point), Fisher's z
+    for the anomaly score's r."""
+    from edgeq.bench import fisher_r, wilson
+
+    lo, hi = wilson(190, 200)
+    assert abs(lo - 0.9103) < 1e-3 and abs(hi - 0.9727) < 1e-3
+    lo, hi = wilson(200, 200)
+    assert hi == pytest.approx(1.0) and abs(lo - 0.9812) < 1e-3
+    lo, hi = fisher_r(0.9975, 200)
+    assert lo < 0.9975 < hi < 1 and abs(lo - 0.9967) < 2e-4
