@@ -428,3 +428,23 @@ def test_l2_normalization():
     op_list = [Op("L2_NORMALIZATION", [q8(shape, s, zp)], [q8(shape, 1 / 128, 0)], "L2NormOptions", version=2)
                for shape, s, zp in [((4, 10), 0.1, 0), ((2, 3, 16), 0.02, -20), ((1, 1, 1, 64), 0.5, 7), ((3, 1), 0.1, 0)]]
     _check(op_list, n=10)
+
+
+def test_mobilenet_v2_nchw_input():
+    """MobileNetV2 (Keras', untrained, alpha 0.35, 32x32) behind the NCHW -> NHWC TRANSPOSE that a PyTorch model
+    converted to TFLite starts with, full int8: bit-exact with TFLite Micro in numpy and host C. (The logits
+    end the model: with its softmax on these untrained logits this TFLite Micro build aborts in Prepare.)"""
+    import tensorflow as tf
+
+    from edgeq.frontends.tflite import load_tflite
+    from tests.oracles import convert_int8
+
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    net = tf.keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, weights=None, include_top=False,
+                                            pooling="avg")
+    x = tf.keras.Input((3, 32, 32), batch_size=1)
+    data = convert_int8(tf.keras.Model(x, L.Dense(10)(net(L.Permute((2, 3, 1))(x)))), [(3, 32, 32)], n_rep=8)
+    kinds = [op.kind for op in load_tflite(data, "m").ops]
+    assert kinds[0] == "TRANSPOSE" and kinds.count("DEPTHWISE_CONV_2D") == 17, kinds
+    check_model(data, n=3)
