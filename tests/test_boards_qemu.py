@@ -78,7 +78,8 @@ def profile_twice(build_dir: Path) -> dict:
     assert reports[0] == reports[1]
     report = reports[0]
     layer_sum = sum(layer["cycles"] for layer in report["layers"])
-    assert abs(report["cycles_per_inference"] - layer_sum) <= 0.01 * report["cycles_per_inference"], report
+    # outside the layers: the copies of the model's input and output (ad01: 640 B each way, ~33 ticks on the M55)
+    assert abs(report["cycles_per_inference"] - layer_sum) <= 0.01 * report["cycles_per_inference"] + 64, report
     return report
 
 
@@ -95,8 +96,8 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
                          [(b, "cmsis-nn") for b in EMULATED] + [("qemu-mps2-an500", "ref")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
 def test_shared_model_on_emulated_board(tmp_path, name, board, kernels):
-    """auto picks per layer among edgeq's own DSP kernels and CMSIS-NN on the M4/M7 (measured), CMSIS-NN
-    (Helium) on the M55, ref where all decline; CMSIS-NN alone on the M4 and M7."""
+    """auto picks per layer among edgeq's own DSP kernels and CMSIS-NN on the M4/M7 (measured), edgeq's own
+    Helium kernels and CMSIS-NN on the M55, ref where all decline; CMSIS-NN alone on the M4 and M7."""
     from edgeq.build import load_manifest
 
     model = shared_path(SHARED_INT8[name])

@@ -1,0 +1,101 @@
+"""Per-kernel checks of edgeq's own Helium kernels (arm-mve) against the numpy golden model, bit for bit, in QEMU.
+
+The host has no MVE, so the plan of tests/test_kernels.py (convolutions, depthwise, fully connected; both
+quantization modes) and a few cases of this file's own (whole and partial 16-value chunks and 4-channel groups,
+left-shifting multipliers, windows wider than the input) are built as firmware for the emulated Cortex-M55
+and run over its serial port. Each layer's chosen function is asserted.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import numpy as np
+import pytest
+
+from edgeq.ir import Graph, ops
+from tests.test_kernels import PLAN, Case, _graph, _layer, conv, dw
+
+BOARD = "qemu-mps3-an547"
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
+    reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
+
+A, P = ops.Activation, ops.Padding
+CONV, CONV1, DW, FC = "eq_mve_conv_s8", "eq_mve_conv_1x1_s8", "eq_mve_depthwise_conv_s8", "eq_mve_fully_connected_s8"
+ONE_BY_ONE = ("1x1_fast", "1x1_fast_odd_c", "1x1_stride2")
+# The function each case of test_kernels' plan runs with; None: arm-mve declines it and ref runs it.
+MVE = {
+    "conv": {"grouped": None, "batch2": None, **{k: CONV1 for k in ONE_BY_ONE}, "*": CONV},
+    "depthwise": {"mult2": None, "dilated": None, "one_channel_mult12": CONV, "*": DW},
+    "fully_connected": {"*": FC},
+}
+# Own cases: (case, function per mode, output scale divided by this to make multipliers shift left).
+OWN = [
+    (conv("1x1_whole_chunks", (1, 5, 5, 32), 8, (1, 1), {}), {"*": CONV1}, 1),
+    (conv("1x1_tails", (1, 3, 5, 40), 7, (1, 1), {}, activation=A.RELU6), {"*": CONV1}, 1),
+    (conv("1x1_left_shift", (1, 2, 3, 24), 6, (1, 1), {}), {"keep": CONV1, "pot": None}, 512),
+    (conv("3x3_deep", (1, 6, 5, 16), 12, (3, 3), {}, padding=P.SAME), {"*": CONV}, 1),
+    (dw("3x3_channel_tail", (1, 7, 10, 22), (3, 3), {}, padding=P.SAME, activation=A.RELU), {"*": DW}, 1),
+    (dw("3x3_s2_wide", (1, 9, 17, 12), (3, 3), {}, padding=P.SAME, stride_h=2, stride_w=2), {"*": DW}, 1),
+    (dw("3x3_narrow_input", (1, 4, 2, 5), (3, 3), {}, padding=P.SAME), {"*": DW}, 1),
+    (dw("3x3_left_shift", (1, 5, 6, 8), (3, 3), {}, padding=P.SAME), {"keep": DW, "pot": None}, 512),
+    (Case("fc_deep", ops.FullyConnected, (1, 100), {}, 10), {"*": FC}, 1),
+    (Case("fc_two_rows", ops.FullyConnected, (2, 64), {"activation": A.RELU}, 16), {"*": FC}, 1),
+    (Case("fc_left_shift", ops.FullyConnected, (1, 48), {}, 6), {"keep": FC, "pot": None}, 512),
+]
+
+
+def _own_graph(mode: str) -> Graph:
+    rng = np.random.default_rng(sum(map(ord, "mve" + mode)))
+    graph = Graph(f"kernels_mve_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
+    for case, _, divide in OWN:
+        _layer(graph, case, mode, rng)
+        if divide != 1:
+            q = graph.t(graph.outputs[-1]).quant
+            q.scale = q.scale / np.float32(divide)
+    return graph
+
+
+def _cases(family: str, mode: str) -> tuple[Graph, list[tuple[str, str | None]]]:
+    if family == "own":
+        return _own_graph(mode), [(c.name, f.get(mode, f.get("*"))) for c, f, _ in OWN]
+    table = MVE[family]
+    return _graph(family, mode), [(c.name, table.get(c.name, table["*"])) for c in PLAN[family]]
+
+
+@pytest.mark.parametrize("mode", ["keep", "pot"])
+@pytest.mark.parametrize("family", ["conv", "depthwise", "fully_connected", "own"])
+def test_mve_kernels_match_golden_model(tmp_path, family, mode):
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, run_samples
+
+    graph, expected = _cases(family, mode)
+    graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
+    board = get_board(BOARD)
+    compiled = compile_graph(graph, mode, board, "arm-mve")
+    for (name, want), impl in zip(expected, compiled.impls):
+        got = impl.function if impl.backend == "arm-mve" else None
+        assert got == want, (name, impl.function, impl.declined)
+        if want is None:
+            assert impl.backend == "ref" and impl.declined, name
+    out = tmp_path / "fw"
+    write_project(compiled, board, mode, out, echo=lambda *_: None)
+    rng = np.random.default_rng(13)
+    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
+    with open_device(out, load_manifest(out)) as (link, _):
+        outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
+    calls = lower_graph(graph)
+    for k, (xs, raw) in enumerate(zip(samples, outs)):
+        want = run_int(graph, xs, calls)
+        got = np.frombuffer(raw, np.int8)
+        offset = 0
+        for name in graph.outputs:
+            n = int(np.prod(graph.t(name).shape))
+            np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
+                                          err_msg=f"arm-mve on {BOARD} != golden model: {name}, sample {k}")
+            offset += n
