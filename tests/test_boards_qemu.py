@@ -93,7 +93,7 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
 
 
 @pytest.mark.parametrize("board,kernels", [(b, "auto") for b in EXAMPLE_BOARDS] +
-                         [(b, "cmsis-nn") for b in EMULATED] + [("qemu-mps2-an500", "ref")])
+                         [(b, "cmsis-nn") for b in EMULATED] + [("qemu-mps2-an500", "arm-dsp"), ("qemu-mps2-an500", "ref")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
 def test_shared_model_on_emulated_board(tmp_path, name, board, kernels):
     """auto picks per layer among edgeq's own DSP kernels and CMSIS-NN on the M4/M7 (measured), edgeq's own

@@ -44,6 +44,9 @@ def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", **attr
 
 
 def dw(name, shape, filt, cmsis, dsp=None, **attrs):
+    if dsp is None:  # four channels per pass where they come in fours
+        four = attrs.get("depth_multiplier", 1) == 1 and shape[3] % 4 == 0
+        dsp = "eq_dsp_depthwise4_s8" if four else "eq_dsp_depthwise_s8"
     return Case(name, ops.DepthwiseConv2D, shape, attrs, shape[3] * attrs.get("depth_multiplier", 1), filt,
                 cmsis=cmsis, dsp={"*": dsp})
 
@@ -66,6 +69,7 @@ PLAN = {
              dilation_w=2),
         conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, dsp=None, padding=P.SAME),
         conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, dsp=None, padding=P.SAME),
+        conv("3x3_odd_depth", (1, 7, 6, 5), 7, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_w=2),
     ],
     "depthwise": [
         dw("3x3_pad1", (1, 9, 8, 16), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME, activation=A.RELU6),
@@ -79,6 +83,7 @@ PLAN = {
            dsp="eq_dsp_conv_s8", depth_multiplier=12),
         dw("dilated", (1, 12, 12, 4), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=P.SAME, dilation_h=2,
            dilation_w=2),
+        dw("5x3_s2_same", (1, 9, 10, 6), (5, 3), {"*": "arm_depthwise_conv_s8_opt"}, padding=P.SAME, stride_h=2),
     ],
     "fully_connected": [
         Case("per_channel", ops.FullyConnected, (1, 37), {"activation": A.RELU}, 9,

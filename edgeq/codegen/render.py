@@ -45,6 +45,7 @@ class CCall:
     args: list[str]  # C expressions
     variadic_inputs: list[str] | None  # the pointers gathered into the local array `in`, for variadic kernels
     returns_status: bool
+    wrapper: str | None = None  # a function of the layer's own around an inline kernel (Impl.inline)
 
 
 @dataclass
@@ -113,7 +114,8 @@ def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None]
                    for s in impl.structs]
         model.calls.append(CCall(
             index, call.layer, impl.function, structs, [substitute(a, symbols) for a in impl.args],
-            [symbols[f"in{i}"] for i in range(len(call.inputs))] if call.variadic else None, impl.returns_status))
+            [symbols[f"in{i}"] for i in range(len(call.inputs))] if call.variadic else None, impl.returns_status,
+            f"{base}_run" if impl.inline else None))
     return model
 
 

@@ -16,6 +16,8 @@
 #include <arm_acle.h>
 #define eq_sxtb16(x) ((uint32_t)__sxtb16(x))
 #define eq_smlad(a, b, acc) __smlad((a), (b), (acc))
+#define eq_smlabb(a, b, acc) __smlabb((int32_t)(a), (int32_t)(b), (acc))
+#define eq_smlatt(a, b, acc) __smlatt((int32_t)(a), (int32_t)(b), (acc))
 /* gcc 12 emits a separate ROR for __sxtb16(__ror(x, 8)): one instruction instead of two */
 static inline uint32_t eq_sxtb16_ror8(uint32_t x)
 {
@@ -38,6 +40,23 @@ static inline int32_t eq_smlad(uint32_t a, uint32_t b, int32_t acc)
     const int32_t hi = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
     return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
 }
+static inline int32_t eq_smlabb(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a & 0xFFFF) * (int32_t)(int16_t)(b & 0xFFFF)));
+}
+static inline int32_t eq_smlatt(uint32_t a, uint32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)((int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16)));
+}
+#endif
+
+/* Fully unrolls a loop of a few constant trips (filter taps), which -O2 alone leaves rolled. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define EQ_UNROLL _Pragma("GCC unroll 16")
+#elif defined(__clang__)
+#define EQ_UNROLL _Pragma("unroll 16")
+#else
+#define EQ_UNROLL
 #endif
 
 /* Four int8 values as one word, at any alignment (LDR on the M4/M7, which allow unaligned words). */

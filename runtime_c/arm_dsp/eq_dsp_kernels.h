@@ -3,5 +3,6 @@
 #define EQ_DSP_KERNELS_H
 
 #include "eq_dsp_conv.h"
+#include "eq_dsp_depthwise.h"
 
 #endif /* EQ_DSP_KERNELS_H */

@@ -22,9 +22,11 @@ typedef enum {
 #if defined(__GNUC__) || defined(__clang__)
 #define EQ_ALIGNED(n) __attribute__((aligned(n)))
 #define EQ_ALWAYS_INLINE inline __attribute__((always_inline))
+#define EQ_NOINLINE __attribute__((noinline))
 #else
 #define EQ_ALIGNED(n)
 #define EQ_ALWAYS_INLINE inline
+#define EQ_NOINLINE
 #endif
 
 #define EQ_MIN(a, b) ((a) < (b) ? (a) : (b))

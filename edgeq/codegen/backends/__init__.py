@@ -46,6 +46,9 @@ class Impl:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     scratch_bytes: int = 0
     returns_status: bool = True  # False for the few library functions that return void
+    # an inline kernel, specialised by the compiler for the layer's constants: it gets a function of its own,
+    # so the registers of one layer's loops do not compete with the rest of the model's
+    inline: bool = False
     declined: list[str] = field(default_factory=list)  # "library: reason" for each library tried before
     measured: dict[str, int] = field(default_factory=dict)  # library -> instructions, where auto measured them
     isa: str = ""  # the code path it was chosen for, where the library's build depends on it (muRISCV-NN)

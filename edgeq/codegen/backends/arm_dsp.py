@@ -43,6 +43,15 @@ def _gemm(call: KernelCall, depth: int, channels: int) -> tuple[list[tuple[str, 
     return fields, arrays
 
 
+def _split_quads(weights: np.ndarray) -> np.ndarray:
+    """[channels][taps] int8 -> per group of four channels and per tap the int16 pairs (w0, w2), (w1, w3) as
+    the words eq_dsp_depthwise4_s8 multiplies halfword by halfword (little-endian: low half first)."""
+    channels, taps = weights.shape
+    q = weights.astype(np.int16).reshape(channels // 4, 4, taps).transpose(0, 2, 1)  # [group][tap][4]
+    pairs = q[:, :, [0, 2, 1, 3]].astype(np.uint16).astype(np.uint32)
+    return (pairs[:, :, 0::2] | (pairs[:, :, 1::2] << 16)).reshape(-1).astype(np.uint32).view(np.int32)
+
+
 def _unpacked_rows(depth: int) -> int:
     """EQ_DSP_GEMM_SCRATCH: two rows of depth int8 sign-extended to int16 (the depth % 4 tail stays int8)."""
     return 4 * (depth & ~3)
@@ -58,7 +67,10 @@ class ArmDsp(Backend):
         method = getattr(self, f"_{call.kernel}", None)
         if method is None:
             return f"no own DSP kernel for {call.op_kind} yet"
-        return _requant(call) or method(call)
+        result = _requant(call) or method(call)
+        if isinstance(result, Impl):
+            result.inline = True
+        return result
 
     def _conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
@@ -81,9 +93,32 @@ class ArmDsp(Backend):
                     [CStruct("eq_dsp_conv_t", "params", fields)], arrays, scratch_bytes=scratch)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
-        if call.params["input_c"] != 1:
-            return "no own DSP depthwise kernel yet"
-        return self._conv_s8(depthwise_as_conv(call))
+        p, a = call.params, call.arrays
+        if p["input_c"] == 1:
+            return self._conv_s8(depthwise_as_conv(call))
+        if p["batches"] != 1:
+            return "a batch of several images"
+        channels = p["output_c"]
+        weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
+        folded = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weights.astype(np.int64).sum(axis=1))
+        arrays = {"weights": weights, "bias": folded.astype(np.int32), "out_shift": a["out_shift"]}
+        if call.requant == "multiplier":
+            arrays["out_mult"] = a["out_mult"]
+        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",
+                 "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w",
+                 "output_offset", "act_min", "act_max")
+        fields = [("weights", "$weights"), ("bias", "$bias"),
+                  ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
+                  ("channels", str(channels)), *((k, str(p[k])) for k in names),
+                  ("pad_value", str(-p["input_offset"]))]
+        struct = [CStruct("eq_dsp_depthwise_t", "params", fields)]
+        mode = MODES[(call.requant, "conv")]
+        if p["depth_multiplier"] == 1 and channels % 4 == 0:  # the split weights alone (border pixels too)
+            arrays["split_weights"] = _split_quads(arrays.pop("weights"))
+            struct[0].fields[0] = ("weights", "NULL")
+            return Impl(self.name, "eq_dsp_depthwise4_s8", ["&$params", "(const uint32_t *)$split_weights", "$in0", "$out0", mode],
+                        struct, arrays)
+        return Impl(self.name, "eq_dsp_depthwise_s8", ["&$params", "$in0", "$out0", mode], struct, arrays)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
         p = call.params

@@ -1,0 +1,158 @@
+/* Depthwise convolution, one channel at a time: the channel's few weights and its requantization stay in
+ * registers while the loops walk its output plane, so an output costs its taps' loads and multiply-adds
+ * and one requantization. Interior outputs read every tap unchecked; border outputs read taps outside the
+ * input as the input's zero point, which the folded offset turns into zero, as TFLite Micro skips them. */
+#ifndef EQ_DSP_DEPTHWISE_H
+#define EQ_DSP_DEPTHWISE_H
+
+#include <stddef.h>
+
+#include "eq_dsp_common.h"
+
+typedef struct {
+    const int8_t *weights;  /* [channels][filter_h][filter_w] (repacked from [1][h][w][channels]) */
+    const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
+    const int32_t *mult;    /* [channels], multiplier mode only */
+    const int32_t *shift;   /* [channels] */
+    int32_t input_h, input_w, input_c, output_h, output_w, channels, depth_multiplier;
+    int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t pad_value, output_offset, act_min, act_max;
+} eq_dsp_depthwise_t;
+
+static EQ_ALWAYS_INLINE int32_t eq_dsp_window(const eq_dsp_depthwise_t *p, const int8_t *x, const int8_t *w,
+                                              int32_t iy0, int32_t ix0, int32_t acc, const int checked)
+{
+    const size_t row = (size_t)p->input_w * p->input_c;
+    for (int32_t ky = 0; ky < p->filter_h; ky++) {
+        const int32_t iy = iy0 + ky * p->dilation_h;
+        for (int32_t kx = 0; kx < p->filter_w; kx++) {
+            const int32_t ix = ix0 + kx * p->dilation_w;
+            const int32_t v = !checked || (iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w)
+                                  ? x[(size_t)iy * row + (size_t)ix * p->input_c]
+                                  : p->pad_value;
+            acc += w[ky * p->filter_w + kx] * v;
+        }
+    }
+    return acc;
+}
+
+static EQ_ALWAYS_INLINE eq_status_t eq_dsp_depthwise_s8(const eq_dsp_depthwise_t *p, const int8_t *in, int8_t *out,
+                                                        const int mode)
+{
+    const int32_t span_h = (p->filter_h - 1) * p->dilation_h, span_w = (p->filter_w - 1) * p->dilation_w;
+    for (int32_t c = 0; c < p->channels; c++) {
+        const int8_t *w = p->weights + (size_t)c * p->filter_h * p->filter_w;
+        const int8_t *x = in + c / p->depth_multiplier;
+        int8_t *y = out + c;
+        const int32_t bias = p->bias[c];
+        for (int32_t oy = 0; oy < p->output_h; oy++) {
+            const int32_t iy0 = oy * p->stride_h - p->pad_h;
+            const int rows_inside = iy0 >= 0 && iy0 + span_h < p->input_h;
+            for (int32_t ox = 0; ox < p->output_w; ox++, y += p->channels) {
+                const int32_t ix0 = ox * p->stride_w - p->pad_w;
+                const int32_t acc = rows_inside && ix0 >= 0 && ix0 + span_w < p->input_w
+                                        ? eq_dsp_window(p, x, w, iy0, ix0, bias, 0)
+                                        : eq_dsp_window(p, x, w, iy0, ix0, bias, 1);
+                *y = eq_dsp_requantize(acc, p->mult, p->shift, c, p->output_offset, p->act_min, p->act_max, mode);
+            }
+        }
+    }
+    return EQ_OK;
+}
+
+/* Four channels per pass (depth multiplier 1, channels a multiple of 4): one word of input per tap, split
+ * by SXTB16 into channels (0, 2) and (1, 3), multiplied by halfword (SMLABB, SMLATT) with weights stored
+ * already split: wq holds, per group of four channels and per tap, the words (w0, w2) and (w1, w3). */
+static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p, const uint32_t *wq,
+                                                     const int8_t *in, int8_t *out, int32_t iy0, int32_t ix0,
+                                                     const int mode)
+{
+    const int32_t taps = p->filter_h * p->filter_w, c_in = p->input_c;
+    const ptrdiff_t base = ((ptrdiff_t)iy0 * p->input_w + ix0) * c_in;
+    const uint32_t *w = wq;
+    for (int32_t c = 0; c < p->channels; c += 4, w += 2 * taps) {
+        int32_t a0 = p->bias[c], a1 = p->bias[c + 1], a2 = p->bias[c + 2], a3 = p->bias[c + 3];
+        EQ_UNROLL
+        for (int32_t ky = 0; ky < p->filter_h; ky++) {
+            EQ_UNROLL
+            for (int32_t kx = 0; kx < p->filter_w; kx++) {
+                const uint32_t v = eq_load4(in + base + ((ptrdiff_t)ky * p->dilation_h * p->input_w
+                                                         + (ptrdiff_t)kx * p->dilation_w) * c_in + c);
+                const uint32_t v02 = eq_sxtb16(v), v13 = eq_sxtb16_ror8(v);
+                const int32_t t = ky * p->filter_w + kx;
+                a0 = eq_smlabb(v02, w[2 * t], a0);
+                a2 = eq_smlatt(v02, w[2 * t], a2);
+                a1 = eq_smlabb(v13, w[2 * t + 1], a1);
+                a3 = eq_smlatt(v13, w[2 * t + 1], a3);
+            }
+        }
+        out[c] = eq_dsp_requantize(a0, p->mult, p->shift, c, p->output_offset, p->act_min, p->act_max, mode);
+        out[c + 1] = eq_dsp_requantize(a1, p->mult, p->shift, c + 1, p->output_offset, p->act_min, p->act_max, mode);
+        out[c + 2] = eq_dsp_requantize(a2, p->mult, p->shift, c + 2, p->output_offset, p->act_min, p->act_max, mode);
+        out[c + 3] = eq_dsp_requantize(a3, p->mult, p->shift, c + 3, p->output_offset, p->act_min, p->act_max, mode);
+    }
+}
+
+/* A border pixel, four channels at a time; taps outside the input read the zero point. One shared copy
+ * (not inlined per layer): borders are a small share of the work and would otherwise cost flash. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void eq_dsp_depthwise4_border(const eq_dsp_depthwise_t *p, const uint32_t *wq, const int8_t *in, int8_t *out,
+                                     int32_t iy0, int32_t ix0, int mode)
+{
+    const int32_t taps = p->filter_h * p->filter_w, c_in = p->input_c;
+    const uint32_t pad = (uint32_t)(uint8_t)p->pad_value * 0x01010101u;
+    for (int32_t c = 0; c < p->channels; c += 4, wq += 2 * taps) {
+        int32_t acc[4] = {p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3]};
+        for (int32_t ky = 0; ky < p->filter_h; ky++) {
+            const int32_t iy = iy0 + ky * p->dilation_h;
+            for (int32_t kx = 0; kx < p->filter_w; kx++) {
+                const int32_t ix = ix0 + kx * p->dilation_w, t = ky * p->filter_w + kx;
+                const uint32_t v = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w
+                                       ? eq_load4(in + ((size_t)iy * p->input_w + ix) * c_in + c) : pad;
+                const uint32_t v02 = eq_sxtb16(v), v13 = eq_sxtb16_ror8(v);
+                acc[0] = eq_smlabb(v02, wq[2 * t], acc[0]);
+                acc[2] = eq_smlatt(v02, wq[2 * t], acc[2]);
+                acc[1] = eq_smlabb(v13, wq[2 * t + 1], acc[1]);
+                acc[3] = eq_smlatt(v13, wq[2 * t + 1], acc[3]);
+            }
+        }
+        for (int32_t k = 0; k < 4; k++) {
+            out[c + k] = mode == EQ_DSP_MULTIPLIER
+                             ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, p->output_offset, p->act_min,
+                                                 p->act_max, EQ_DSP_MULTIPLIER)
+                             : eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, p->output_offset, p->act_min,
+                                                 p->act_max, EQ_DSP_SHIFT_AS_CONV);
+        }
+    }
+}
+
+/* Interior pixels (the whole window inside the input) four channels at a time, border pixels checked. */
+static EQ_ALWAYS_INLINE eq_status_t eq_dsp_depthwise4_s8(const eq_dsp_depthwise_t *p, const uint32_t *wq,
+                                                         const int8_t *in, int8_t *out, const int mode)
+{
+    const int32_t span_h = (p->filter_h - 1) * p->dilation_h, span_w = (p->filter_w - 1) * p->dilation_w;
+    const int32_t first = (p->pad_w + p->stride_w - 1) / p->stride_w;
+    const int32_t last = EQ_MIN(p->output_w, EQ_MAX(first, (p->input_w - 1 - span_w + p->pad_w) / p->stride_w + 1));
+    for (int32_t oy = 0; oy < p->output_h; oy++) {
+        const int32_t iy0 = oy * p->stride_h - p->pad_h;
+        int8_t *row = out + (size_t)oy * p->output_w * p->channels;
+        int32_t ox = 0;
+        if (iy0 >= 0 && iy0 + span_h < p->input_h) {
+            for (; ox < first; ox++) {
+                eq_dsp_depthwise4_border(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w, mode);
+            }
+            for (; ox < last; ox++) {
+                eq_dsp_depthwise4_pixel(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w,
+                                        mode);
+            }
+        }
+        for (; ox < p->output_w; ox++) {
+            eq_dsp_depthwise4_border(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w, mode);
+        }
+    }
+    return EQ_OK;
+}
+
+#endif /* EQ_DSP_DEPTHWISE_H */
