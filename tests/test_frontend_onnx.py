@@ -343,7 +343,8 @@ def test_unsupported_operators_are_all_listed(tmp_path):
     onnx_path = tmp_path / "bad_ops.onnx"
     torch.onnx.export(model, (x,), str(onnx_path), dynamo=False, opset_version=17)
     proc = edgeq("inspect", onnx_path)
-    assert_clean_error(proc, "bad_ops.onnx", "4 operator(s)", "'/Resize' (Resize)", "'/Erf' (Erf)", "'/Exp' (Exp)",
+    # (its nearest-neighbour Resize is supported since issue 12; torch.export's upsample_nearest2d is not yet)
+    assert_clean_error(proc, "bad_ops.onnx", "3 operator(s)", "'/Erf' (Erf)", "'/Exp' (Exp)",
                        "(LayerNormalization)", "Supported: ")
     pt2_path = tmp_path / "bad_ops.pt2"
     torch.export.save(torch.export.export(model, (x,)), str(pt2_path))

@@ -70,7 +70,8 @@ def reshape_perm(in_shape, perm, out_shape) -> tuple[int, ...] | None:
     for candidate in (identity(rank), NHWC if rank == 4 else None):
         if candidate and nontrivial(out_shape, candidate) == new_nz:
             return candidate
-    return tuple(new_nz + [a for a in range(rank) if out_shape[a] == 1])
+    # axes of 1 first: the batch axis stays leading, as the float executor's batching wants
+    return tuple([a for a in range(rank) if out_shape[a] == 1] + new_nz)
 
 
 def flatten_order(in_shape, perm, out_shape) -> np.ndarray | None:

@@ -46,7 +46,21 @@ TRANSLATED = sorted([
     "Tanh", "LeakyRelu", "Add", "Sub", "Mul", "Div", "Concat", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Softmax", "ReduceMean",
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
+    "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
+    "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand",
 ])
+# Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
+# half_pixel_centers) that compute the same source positions
+RESIZE_MODES = {
+    ("linear", "align_corners", None): (ops.ResizeBilinear, True, False),
+    ("linear", "asymmetric", None): (ops.ResizeBilinear, False, False),
+    ("linear", "half_pixel", None): (ops.ResizeBilinear, False, True),
+    ("linear", "pytorch_half_pixel", None): (ops.ResizeBilinear, False, True),
+    ("nearest", "asymmetric", "floor"): (ops.ResizeNearestNeighbor, False, False),
+    ("nearest", "align_corners", "round_prefer_ceil"): (ops.ResizeNearestNeighbor, True, False),
+    ("nearest", "half_pixel", "round_prefer_ceil"): (ops.ResizeNearestNeighbor, False, True),
+    ("nearest", "pytorch_half_pixel", "round_prefer_ceil"): (ops.ResizeNearestNeighbor, False, True),
+}
 
 
 @dataclass
@@ -299,16 +313,21 @@ class Importer:
         return self.vals[name]
 
     def _as_perm(self, val: Val, perm: tuple[int, ...], why: str) -> str:
-        """The IR tensor of val laid out as `perm`, when that is the same memory (a free reshape)."""
+        """The IR tensor of val laid out as `perm`: itself, a free reshape when that is the same memory, else a
+        TRANSPOSE (a GATHER of the columns for a flattened NHWC tensor) that moves the bytes at run time."""
+        name = f"{val.tensor}_as_{'nhwc' if perm == NHWC else 'plain'}"
         if val.perm == perm and val.order is None:
             return val.tensor
         if val.order is None and nontrivial(val.shape, val.perm) == nontrivial(val.shape, perm):
-            return self._emit(ops.Reshape, [val.tensor], tuple(val.shape[p] for p in perm),
-                              f"{val.tensor}_as_{'nhwc' if perm == NHWC else 'plain'}")
-        layout = "NHWC flatten order" if val.order is not None else f"axis order {val.perm}"
-        raise self.fail(f"{why}, but its input is laid out in {layout} in edgeq's NHWC graph; that would take a "
-                        "transpose at run time, which edgeq does not do. Rearrange the model so this operator "
-                        "works on NCHW 4-D tensors directly, or on tensors whose layout is unambiguous.")
+            return self._emit(ops.Reshape, [val.tensor], tuple(val.shape[p] for p in perm), name)
+        if val.order is not None:  # rank 2, IR column j holds column order[j]: take them back in order
+            plain = self._emit(ops.Gather, [val.tensor], val.shape, f"{val.tensor}_columns", axis=1,
+                               indices=tuple(int(i) for i in np.argsort(val.order)), indices_shape=(val.shape[1],))
+            val = Val(plain, val.shape, identity(2))
+            if perm == val.perm:
+                return plain
+        return self._emit(ops.Transpose, [val.tensor], tuple(val.shape[p] for p in perm), name,
+                          perm=tuple(val.perm.index(p) for p in perm))
 
     def _nhwc(self, val: Val) -> str:
         if len(val.shape) != 4:
@@ -490,9 +509,17 @@ class Importer:
             self._binary_vals(n, ops.Add, self.vals[n.outputs[0]], c_val)
 
     def _op_MatMul(self, n: Node) -> None:
-        if self._is_const(n.inputs[0]) or not self._is_const(n.inputs[1]):
-            raise self.fail("only MatMul of a computed tensor by a constant matrix is supported "
-                            "(a product of two computed tensors has no int8 kernel in edgeq).")
+        if self._is_const(n.inputs[0]):
+            raise self.fail("MatMul of a constant by a computed tensor is not supported; write it as the computed "
+                            "tensor times a constant (transposed).")
+        if not self._is_const(n.inputs[1]):  # two computed tensors: BATCH_MATMUL in the model's layout
+            x, y = self._act(0), self._act(1)
+            if len(x.shape) < 2 or len(y.shape) < 2:
+                raise self.fail(f"MatMul of shapes {x.shape} and {y.shape}; edgeq needs both of rank 2 or more.")
+            out_shape = (*np.broadcast_shapes(x.shape[:-2], y.shape[:-2]), x.shape[-2], y.shape[-1])
+            out = self._emit(ops.BatchMatMul, [self._plain(x), self._plain(y)], out_shape)
+            self._set(n.outputs[0], out, out_shape, identity(len(out_shape)))
+            return
         b = self.consts[n.inputs[1]]
         if b.ndim != 2:
             raise self.fail(f"the constant matrix must be 2-D, got {b.shape}.")
@@ -590,12 +617,7 @@ class Importer:
                                       cname if kind in ("Add", "Mul") else None)
         if kind == "Div":
             raise self.fail("dividing two computed tensors is not supported.")
-        x, y = self._act(0), self._act(1)
-        if kind == "Sub":
-            neg = self._emit(ops.Mul, [y.tensor, self._const(np.full((1,), -1.0), f"{n.outputs[0]}_minus1")],
-                             y.ir_shape, f"{n.outputs[0]}_neg")
-            y = Val(neg, y.shape, y.perm, y.order)
-        self._binary_vals(n, ops.Add if kind in ("Add", "Sub") else ops.Mul, x, y)
+        self._binary_vals(n, {"Add": ops.Add, "Sub": ops.Sub, "Mul": ops.Mul}[kind], self._act(0), self._act(1))
 
     def _binary_const(self, n: Node, cls, x: Val, c: np.ndarray, source: str | None = None) -> None:
         out_shape = tuple(np.broadcast_shapes(x.shape, np.shape(c)))
@@ -625,7 +647,7 @@ class Importer:
                 # lower-rank operands broadcast from the right in both numpy and the IR
         ir_shape = tuple(out_shape[p] for p in perm)
         out = self._emit(cls, [xs, ys], ir_shape)
-        self._set(n.outputs[0], out, out_shape, perm, order, x.nonneg and y.nonneg)
+        self._set(n.outputs[0], out, out_shape, perm, order, x.nonneg and y.nonneg and cls is not ops.Sub)
 
     def _op_Add(self, n):
         self._binary(n, "Add")
@@ -745,6 +767,15 @@ class Importer:
         self._set(n.outputs[0], out, (nb, c, oh, ow), NHWC, nonneg=x.nonneg)
 
     def _op_ReduceMean(self, n: Node) -> None:
+        self._reduce(n, ops.Mean)
+
+    def _op_ReduceMax(self, n: Node) -> None:
+        self._reduce(n, ops.ReduceMax)
+
+    def _op_ReduceSum(self, n: Node) -> None:
+        self._reduce(n, ops.Sum)
+
+    def _reduce(self, n: Node, cls) -> None:
         x = self._act()
         rank = len(x.shape)
         axes = axes_of([None] + [self.consts.get(i) for i in n.inputs[1:]], n.attrs)
@@ -756,7 +787,7 @@ class Importer:
         axes = sorted({a % rank for a in axes})
         keep = bool(n.attrs.get("keepdims", 1))
         if x.order is not None and rank - 1 in axes:
-            raise self.fail("ReduceMean over a flattened NCHW axis is not supported.")
+            x = self._unflattened(x)
         ir_axes = tuple(sorted(x.perm.index(a) for a in axes))
         out_shape = tuple(1 if i in axes else d for i, d in enumerate(x.shape)) if keep else \
             tuple(d for i, d in enumerate(x.shape) if i not in axes)
@@ -765,7 +796,7 @@ class Importer:
         else:
             kept = [p for p in x.perm if p not in axes]
             perm = tuple(sorted(kept).index(p) for p in kept)
-        out = self._emit(ops.Mean, [x.tensor], tuple(out_shape[p] for p in perm), axes=ir_axes, keep_dims=keep)
+        out = self._emit(cls, [x.tensor], tuple(out_shape[p] for p in perm), axes=ir_axes, keep_dims=keep)
         self._set(n.outputs[0], out, out_shape, perm, x.order, x.nonneg)
 
     # shapes and layout
@@ -775,20 +806,21 @@ class Importer:
         if int(np.prod(out_shape, dtype=np.int64)) != int(np.prod(x.shape, dtype=np.int64)):
             raise self.fail(f"cannot reshape {x.shape} to {out_shape}.")
         if x.order is not None:
-            if out_shape != x.shape:
-                raise self.fail("reshaping a flattened NCHW tensor again is not supported.")
-            self.vals[n.outputs[0]] = x
-            return
+            if out_shape == x.shape:
+                self.vals[n.outputs[0]] = x
+                return
+            x = Val(self._plain(x), x.shape, identity(2), None, x.nonneg)
         perm = reshape_perm(x.shape, x.perm, out_shape)
         order = None
         if perm is None:
             order = flatten_order(x.shape, x.perm, out_shape)
-            if order is None:
-                raise self.fail(f"reshaping {x.shape} to {out_shape} reorders NCHW data that edgeq holds as NHWC; "
-                                "that would take a transpose at run time, which edgeq does not do.")
-            perm = (0, 1)
-            self.notes.append(f"{self._node_label(n, self.node_index)}: flattening {x.shape} keeps the NHWC element "
-                              "order; the next layer's weights are permuted to match")
+            if order is None:  # the model's element order, made at run time
+                x = Val(self._plain(x), x.shape, identity(len(x.shape)), None, x.nonneg)
+                perm = identity(len(out_shape))
+            else:
+                perm = (0, 1)
+                self.notes.append(f"{self._node_label(n, self.node_index)}: flattening {x.shape} keeps the NHWC "
+                                  "element order; the next layer's weights are permuted to match")
         ir_shape = tuple(out_shape[p] for p in perm)
         tensor = x.tensor if ir_shape == x.ir_shape else self._emit(ops.Reshape, [x.tensor], ir_shape)
         self._set(n.outputs[0], tensor, out_shape, perm, order, x.nonneg)
@@ -819,7 +851,7 @@ class Importer:
         rank = len(x.shape)
         tp = [int(p) for p in n.attrs.get("perm", list(reversed(range(rank))))]
         if x.order is not None:
-            raise self.fail("transposing a flattened NCHW tensor is not supported.")
+            x = Val(self._plain(x), x.shape, identity(2), None, x.nonneg)
         inv = np.argsort(tp)
         perm = tuple(int(inv[p]) for p in x.perm)
         self._set(n.outputs[0], x.tensor, tuple(x.shape[p] for p in tp), perm, None, x.nonneg)
@@ -854,6 +886,217 @@ class Importer:
         paddings = tuple((begin[p], end[p]) for p in x.perm)
         out = self._emit(ops.Pad, [x.tensor], tuple(out_shape[p] for p in x.perm), paddings=paddings)
         self._set(n.outputs[0], out, out_shape, x.perm, x.order, x.nonneg)
+
+    # slicing, gathering and other data movement: along the model's axes, wherever the IR holds them
+
+    def _unflattened(self, x: Val) -> Val:
+        """x without a flatten order: the model's column order, made at run time when needed."""
+        return x if x.order is None else Val(self._plain(x), x.shape, identity(len(x.shape)), None, x.nonneg)
+
+    def _slice(self, x: Val, begin, end, steps, out_name: str) -> str:
+        """x[begin:end:step] per model axis (normalized: end -1 is before the start), as a STRIDED_SLICE over
+        the IR's axes."""
+        index = tuple(slice(b, e if e >= 0 else None, st) for b, e, st in zip(begin, end, steps))
+        out_shape = np.empty(x.shape, dtype=np.int8)[index].shape
+        if 0 in out_shape:
+            raise self.fail(f"the slice of {x.shape} is empty.")
+        out = self._emit(ops.StridedSlice, [x.tensor], tuple(out_shape[p] for p in x.perm), out_name,
+                         begin=tuple(begin[p] for p in x.perm), end=tuple(end[p] for p in x.perm),
+                         strides=tuple(steps[p] for p in x.perm))
+        self._set(out_name, out, out_shape, x.perm, None, x.nonneg)
+        return out
+
+    def _op_Slice(self, n: Node) -> None:
+        x = self._unflattened(self._act())
+        rank = len(x.shape)
+        if len(n.inputs) > 1:
+            starts, ends = self._cval(1, "starts").reshape(-1), self._cval(2, "ends").reshape(-1)
+            axes = self._cval(3, "axes", optional=True)
+            steps = self._cval(4, "steps", optional=True)
+        else:  # opset < 10: attributes
+            starts, ends = np.array(n.attrs["starts"]), np.array(n.attrs["ends"])
+            axes, steps = n.attrs.get("axes"), None
+        axes = range(len(starts)) if axes is None else [int(a) % rank for a in np.reshape(axes, -1)]
+        steps = [1] * len(starts) if steps is None else [int(v) for v in np.reshape(steps, -1)]
+        begin, end, stride = [0] * rank, list(x.shape), [1] * rank
+        for a, b, e, st in zip(axes, starts, ends, steps):
+            d = x.shape[a]
+            if st == 0:
+                raise self.fail("a Slice step of 0.")
+            b, e = int(max(min(b, 2**62), -2**62)), int(max(min(e, 2**62), -2**62))
+            b, e = b + d if b < 0 else b, e + d if e < 0 else e
+            lo, hi = (0, d) if st > 0 else (-1, d - 1)
+            begin[a], end[a], stride[a] = min(max(b, 0), d if st > 0 else d - 1), min(max(e, lo), hi), st
+        self._slice(x, begin, end, stride, n.outputs[0])
+
+    def _op_Split(self, n: Node) -> None:
+        x = self._unflattened(self._act())
+        rank = len(x.shape)
+        axis = int(n.attrs.get("axis", 0)) % rank
+        sizes = self._cval(1, "split", optional=True) if len(n.inputs) > 1 and n.inputs[1] else n.attrs.get("split")
+        count = len(n.outputs)
+        if sizes is None:
+            per = -(-x.shape[axis] // count)
+            sizes = [min(per, x.shape[axis] - k * per) for k in range(count)]
+        start = 0
+        for out, size in zip(n.outputs, [int(v) for v in np.reshape(sizes, -1)]):
+            begin, end = [0] * rank, list(x.shape)
+            begin[axis], end[axis] = start, start + size
+            self._slice(x, begin, end, [1] * rank, out)
+            start += size
+
+    def _op_Gather(self, n: Node) -> None:
+        x = self._unflattened(self._act())
+        idx = np.asarray(self._cval(1, "indices")).astype(np.int64)
+        rank = len(x.shape)
+        axis = int(n.attrs.get("axis", 0)) % rank
+        idx = np.where(idx < 0, idx + x.shape[axis], idx)
+        out_shape = x.shape[:axis] + idx.shape + x.shape[axis + 1:]
+        if idx.ndim == 1:  # the axis stays where the IR holds it
+            perm, src = x.perm, x.tensor
+        elif idx.ndim == 0:
+            kept = [p for p in x.perm if p != axis]
+            perm, src = tuple(sorted(kept).index(p) for p in kept), x.tensor
+        else:
+            perm, src = identity(len(out_shape)), self._plain(x)
+        ir_axis = x.perm.index(axis) if idx.ndim <= 1 else axis
+        out = self._emit(ops.Gather, [src], tuple(out_shape[p] for p in perm), axis=ir_axis,
+                         indices=tuple(int(i) for i in idx.reshape(-1)), indices_shape=tuple(idx.shape))
+        self._set(n.outputs[0], out, out_shape, perm, None, x.nonneg)
+
+    def _op_Tile(self, n: Node) -> None:
+        x = self._unflattened(self._act())
+        repeats = [int(r) for r in self._cval(1, "repeats").reshape(-1)]
+        out_shape = tuple(d * r for d, r in zip(x.shape, repeats))
+        out = self._emit(ops.Tile, [x.tensor], tuple(out_shape[p] for p in x.perm),
+                         multiples=tuple(repeats[p] for p in x.perm))
+        self._set(n.outputs[0], out, out_shape, x.perm, None, x.nonneg)
+
+    def _op_Expand(self, n: Node) -> None:
+        """Broadcasting to a shape: a TILE of the dimensions of 1 (after a reshape adding leading ones)."""
+        x = self._unflattened(self._act())
+        out_shape = tuple(int(d) for d in np.broadcast_shapes(x.shape, tuple(self._cval(1, "shape").reshape(-1))))
+        if len(out_shape) > len(x.shape):
+            padded = (1,) * (len(out_shape) - len(x.shape)) + x.shape
+            x = Val(self._emit(ops.Reshape, [self._plain(x)], padded, f"{n.outputs[0]}_rank"), padded,
+                    identity(len(padded)), None, x.nonneg)
+        repeats = [o // d for o, d in zip(out_shape, x.shape)]
+        out = self._emit(ops.Tile, [x.tensor], tuple(out_shape[p] for p in x.perm),
+                         multiples=tuple(repeats[p] for p in x.perm))
+        self._set(n.outputs[0], out, out_shape, x.perm, None, x.nonneg)
+
+    def _op_DepthToSpace(self, n: Node) -> None:
+        x = self._act()
+        b = int(n.attrs["blocksize"])
+        nb, c, h, w = x.shape
+        src = self._nhwc(x)
+        if n.attrs.get("mode", "DCR") == "CRD":  # channel c*b*b + k -> k*C' + c, TFLite's (DCR) order
+            cp = c // (b * b)
+            order = [cc * b * b + k for k in range(b * b) for cc in range(cp)]
+            src = self._emit(ops.Gather, [src], (nb, h, w, c), f"{n.outputs[0]}_dcr", axis=3, indices=tuple(order),
+                             indices_shape=(c,))
+        out = self._emit(ops.DepthToSpace, [src], (nb, h * b, w * b, c // (b * b)), block=b)
+        self._set(n.outputs[0], out, (nb, c // (b * b), h * b, w * b), NHWC, nonneg=x.nonneg)
+
+    def _op_SpaceToDepth(self, n: Node) -> None:
+        x = self._act()
+        b = int(n.attrs["blocksize"])
+        nb, c, h, w = x.shape
+        out = self._emit(ops.SpaceToDepth, [self._nhwc(x)], (nb, h // b, w // b, c * b * b), block=b)
+        self._set(n.outputs[0], out, (nb, c * b * b, h // b, w // b), NHWC, nonneg=x.nonneg)
+
+    def _op_Resize(self, n: Node) -> None:
+        x = self._act()
+        a = n.attrs
+        if len(x.shape) != 4:
+            raise self.fail(f"only 4-D (NCHW) Resize is supported, got {x.shape}.")
+        sizes = self._cval(3, "sizes", optional=True) if len(n.inputs) > 3 else None
+        if sizes is None or np.size(sizes) == 0:
+            pos = 2 if len(n.inputs) > 2 else 1  # opset 10 (and Upsample): scales is input 1
+            scales = np.asarray(self._cval(pos, "scales"), dtype=np.float64).reshape(-1)
+            sizes = [int(np.floor(d * sc)) for d, sc in zip(x.shape, scales)]
+        sizes = [int(v) for v in np.reshape(sizes, -1)]
+        if sizes[:2] != list(x.shape[:2]):
+            raise self.fail(f"Resize to {sizes} changes batch or channels; edgeq resizes height and width only.")
+        mode = a.get("mode", "nearest")
+        coords = a.get("coordinate_transformation_mode", "half_pixel" if n.op == "Resize" else "asymmetric")
+        nearest = a.get("nearest_mode", "round_prefer_floor" if n.op == "Resize" else "floor") \
+            if mode == "nearest" else None
+        if coords == "pytorch_half_pixel" and min(sizes[2:]) == 1:
+            coords = "pytorch_half_pixel(size 1)"
+        key = (mode, coords, nearest)
+        if key not in RESIZE_MODES:
+            raise self.fail(f"Resize mode {mode}, coordinate_transformation_mode {coords}"
+                            f"{f', nearest_mode {nearest}' if nearest else ''}: edgeq (like TFLite) resizes with "
+                            f"{', '.join(f'{m}/{c}' + (f'/{r}' if r else '') for m, c, r in RESIZE_MODES)}.")
+        cls, align, half = RESIZE_MODES[key]
+        nb, c = x.shape[:2]
+        out = self._emit(cls, [self._nhwc(x)], (nb, sizes[2], sizes[3], c), align_corners=align,
+                         half_pixel_centers=half)
+        self._set(n.outputs[0], out, tuple(sizes), NHWC, nonneg=x.nonneg)
+
+    def _op_Upsample(self, n: Node) -> None:
+        self._op_Resize(n)
+
+    def _op_ConvTranspose(self, n: Node) -> None:
+        """TRANSPOSE_CONV with VALID padding (the full output), then ONNX's pads cropped by a slice."""
+        x = self._act()
+        w = self._cval(1, "weight")
+        b = self._cval(2, "bias", optional=True)
+        a = n.attrs
+        if len(x.shape) != 4 or w.ndim != 4 or int(a.get("group", 1)) != 1:
+            raise self.fail(f"only 2-D ConvTranspose without groups is supported (input {x.shape}, weight {w.shape}).")
+        if any(int(d) != 1 for d in a.get("dilations", [1, 1])) or a.get("auto_pad", "NOTSET") not in ("NOTSET", ""):
+            raise self.fail("dilated ConvTranspose or auto_pad is not supported.")
+        strides = [int(v) for v in a.get("strides", [1, 1])]
+        pads = [int(v) for v in a.get("pads", [0, 0, 0, 0])]
+        extra = [int(v) for v in a.get("output_padding", [0, 0])]
+        nb, ci, h, wd = x.shape
+        co, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+        full = ((h - 1) * strides[0] + kh, (wd - 1) * strides[1] + kw)
+        outs = [f - pads[k] - pads[k + 2] + extra[k] for k, f in enumerate(full)]
+        if any(e > pads[k + 2] for k, e in enumerate(extra)) or min(outs) < 1:
+            raise self.fail(f"ConvTranspose with output_padding {extra} beyond its end pads {pads[2:]}.")
+        base = n.outputs[0]
+        inputs = [self._nhwc(x), self._const(w.transpose(1, 2, 3, 0), f"{base}_weights", n.inputs[1])]
+        if b is not None:
+            inputs.append(self._const(b.reshape(-1), f"{base}_bias", n.inputs[2]))
+        cropped = any(pads) or any(extra)
+        out = self._emit(ops.TransposeConv, inputs, (nb, *full, co), f"{base}_full" if cropped else None,
+                         stride_h=strides[0], stride_w=strides[1], padding=ops.Padding.VALID)
+        self._set(base, out, (nb, co, *full), NHWC)
+        if cropped:
+            self._slice(self.vals[base], [0, 0, pads[0], pads[1]], [nb, co, pads[0] + outs[0], pads[1] + outs[1]],
+                        [1, 1, 1, 1], base)
+
+    # element-wise, more
+
+    def _op_Max(self, n: Node) -> None:
+        self._min_max(n, ops.Maximum)
+
+    def _op_Min(self, n: Node) -> None:
+        self._min_max(n, ops.Minimum)
+
+    def _min_max(self, n: Node, cls) -> None:
+        if len(n.inputs) != 2 or any(self._is_const(i) for i in n.inputs):
+            raise self.fail(f"{n.op} of {len(n.inputs)} inputs, or of a constant; edgeq takes {n.op} of two computed "
+                            "tensors.")
+        self._binary_vals(n, cls, self._act(0), self._act(1))
+
+    def _op_Abs(self, n: Node) -> None:
+        self._unary(n, ops.Abs, nonneg=True)
+
+    def _op_Neg(self, n: Node) -> None:
+        self._unary(n, ops.Neg)
+
+    def _op_PRelu(self, n: Node) -> None:
+        x = self._act()
+        slope = self._cval(1, "slope")
+        if tuple(np.broadcast_shapes(x.shape, slope.shape)) != x.shape:
+            raise self.fail(f"the slope {slope.shape} broadcasts the input {x.shape} to a larger shape.")
+        alpha = self._layout_const(slope, x)
+        out = self._emit(ops.Prelu, [x.tensor, self._const(alpha, f"{n.outputs[0]}_slope", n.inputs[1])], x.ir_shape)
+        self._set(n.outputs[0], out, x.shape, x.perm, x.order)
 
     # QDQ
 

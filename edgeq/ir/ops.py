@@ -351,6 +351,11 @@ class Abs(Op):
 
 
 @dataclass
+class Neg(Op):
+    kind = "NEG"
+
+
+@dataclass
 class Rsqrt(Op):
     kind = "RSQRT"
 
@@ -383,5 +388,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

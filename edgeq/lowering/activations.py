@@ -1,4 +1,4 @@
-"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ABS, RSQRT, int8 requantization, SOFTMAX.
+"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ABS, NEG, RSQRT, int8 requantization, SOFTMAX.
 
 Every unary int8 op is a function of one int8 value, so it lowers to a 256-entry table computed
 here by transcribing TFLM's integer code (its Prepare arithmetic, then its Eval arithmetic) for each
@@ -202,6 +202,14 @@ def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(abs(v - zp_in)) + zp_out)), graph)
 
 
+@lowers(ops.Neg)
+def lower_neg(op: ops.Neg, graph: Graph) -> KernelCall:
+    """-(v - zp_in) rescaled to the output as TFLite rescales (TFLite Micro has no int8 NEG)."""
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    rescale = _rescaler(s_in, s_out)
+    return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(zp_in - v) + zp_out)), graph)
+
+
 @lowers(ops.Rsqrt)
 def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
@@ -341,6 +349,11 @@ def float_hard_swish(op, graph, inputs):
 @float_impl(ops.Abs)
 def float_abs(op, graph, inputs):
     return np.abs(inputs[0])
+
+
+@float_impl(ops.Neg)
+def float_neg(op, graph, inputs):
+    return -inputs[0]
 
 
 @float_impl(ops.Rsqrt)

@@ -218,6 +218,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected, ops.TransposeConv)):
             mean_in = stats[op.inputs[0]].channel_mean if bias_correction else None
             _quantize_weights(g, op, report, mean_in)
+        elif isinstance(op, (ops.Prelu, ops.BatchMatMul)) and g.t(op.inputs[1]).is_const:
+            _quantize_constant(g, op.inputs[1], report)
         new_ops.append(op)
     g.ops = new_ops
     return g, report
@@ -247,6 +249,15 @@ def weight_error_bias(op: ops.Op, w: np.ndarray, wq: np.ndarray, mean_in: np.nda
     spatial = dw.sum(axis=(1, 2))  # [O, filt_c]
     return np.array([spatial[o] @ mean_in[(o // per_group) * filt_c:(o // per_group + 1) * filt_c]
                      for o in range(out_c)])
+
+
+def _quantize_constant(g: Graph, name: str, report: dict) -> None:
+    """A constant operand that is not a layer's weights (PRELU's slope, BATCH_MATMUL's constant rhs): symmetric
+    int8 with a power-of-two scale."""
+    t = g.t(name)
+    c = choose_exponent(t.data.astype(np.float64), float(np.abs(t.data).max()), unsigned=False, weights=True)
+    report[name] = {"kind": "weights", "exponent": c.exponent, "mse": c.mse, "max_abs": float(np.abs(t.data).max())}
+    t.data, t.dtype, t.quant = np.clip(np.round(t.data / c.scale), -127, 127).astype(np.int8), "int8", _quant(c)
 
 
 def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None) -> None:

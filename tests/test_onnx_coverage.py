@@ -1,0 +1,102 @@
+"""Issue 12's operators from ONNX (PyTorch's TorchScript exporter): Slice, Split, Gather, Tile, Max, Min, Abs,
+Neg, PRelu, ReduceMax, ReduceSum, DepthToSpace (CRD and DCR), SpaceToDepth, Resize (nearest and linear),
+ConvTranspose, MatMul of two computed tensors, and layouts that now take a TRANSPOSE at run time. edgeq's float
+executor against onnxruntime; the power-of-two build's host C (ASan/UBSan) against edgeq's numpy executor."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+nn = torch.nn
+F = torch.nn.functional
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
+                                        "ignore::FutureWarning")
+
+
+class Movement(nn.Module):
+    """Slices with steps, split, maximum/minimum, transposed convolution with PReLU, nearest and bilinear
+    resizing, pixel shuffle, abs and negation, a permute + reshape, a product of two computed tensors,
+    reductions, a gather, tiling, a slice of a flattened NCHW tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.convt = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
+        self.prelu = nn.PReLU(4)
+
+    def forward(self, x):
+        y = self.conv(x)                                                      # [1, 8, 16, 16]
+        a = y[:, :, 1:13:2, ::3]                                              # [1, 8, 6, 6]
+        b, c = torch.split(y, [3, 5], dim=1)
+        m = torch.maximum(b[:, :2], c[:, 1:3])                                # [1, 2, 16, 16]
+        t = self.prelu(self.convt(y))                                         # [1, 4, 32, 32]
+        u = F.interpolate(m, scale_factor=2, mode="nearest")                  # [1, 2, 32, 32]
+        v = F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)
+        p = F.pixel_shuffle(torch.cat([v, v], 1), 2)                          # [1, 2, 32, 32]
+        z = torch.abs(u - p) + torch.minimum(u, -p)
+        q = z.permute(0, 2, 3, 1).reshape(1, 32, 64)
+        r = torch.matmul(q, q.transpose(1, 2))                                # [1, 32, 32]
+        s = r.amax(dim=-1) + r.sum(dim=1)                                     # [1, 32]
+        g = s[:, [3, 1, 4, 1]]
+        d = F.pixel_unshuffle(m, 2).repeat(1, 1, 1, 2)  # [1, 8, 8, 16]; a 6-D reshape + transpose, and Tile
+        return torch.cat([g, a.flatten(1)[:, 5:9], d.mean((2, 3))], 1)
+
+
+def _export(model, shape, path):
+    torch.manual_seed(0)
+    model.eval()
+    torch.onnx.export(model, (torch.randn(*shape),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], opset_version=17)
+
+
+@pytest.fixture(scope="module")
+def movement_onnx(tmp_path_factory):
+    torch.manual_seed(0)
+    model = Movement()
+    path = tmp_path_factory.mktemp("onnx12") / "movement.onnx"
+    _export(model, (1, 3, 16, 16), path)
+    return path
+
+
+def test_float_matches_onnxruntime(movement_onnx):
+    import onnx
+
+    from edgeq.frontends import load_model
+    from edgeq.quant.executor import run_float_graph
+
+    kinds = {node.op_type for node in onnx.load(str(movement_onnx)).graph.node}
+    assert {"Slice", "Split", "Max", "Min", "Abs", "Neg", "PRelu", "ConvTranspose", "Resize", "DepthToSpace",
+            "MatMul", "ReduceMax", "ReduceSum", "Gather", "Tile", "Transpose"} <= kinds, kinds
+    graph = load_model(movement_onnx)
+    ir = {op.kind for op in graph.ops}
+    assert {"TRANSPOSE", "STRIDED_SLICE", "GATHER", "BATCH_MATMUL", "TRANSPOSE_CONV", "RESIZE_BILINEAR",
+            "RESIZE_NEAREST_NEIGHBOR", "DEPTH_TO_SPACE", "PRELU", "MAXIMUM", "MINIMUM", "ABS",
+            "REDUCE_MAX", "SUM", "TILE"} <= ir, ir
+    sess = ort.InferenceSession(str(movement_onnx), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        x = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+        want = sess.run(None, {"x": x})[0]
+        got = run_float_graph(graph, [x])[graph.outputs[0]].reshape(want.shape)
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), np.abs(got - want).max()
+
+
+def test_power_of_two_build_is_bit_exact_on_host(movement_onnx, tmp_path):
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "calib.npz", x=rng.standard_normal((32, 1, 3, 16, 16)).astype(np.float32))
+
+    def edgeq(*args):
+        return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+    out = tmp_path / "out"
+    proc = edgeq("build", movement_onnx, "--board", "host", "--calib", tmp_path / "calib.npz", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    proc = edgeq("validate", out, "--data", tmp_path / "calib.npz")
+    assert proc.returncode == 0 and "32 of 32 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
