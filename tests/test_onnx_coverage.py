@@ -100,3 +100,25 @@ def test_power_of_two_build_is_bit_exact_on_host(movement_onnx, tmp_path):
     assert proc.returncode == 0, proc.stderr
     proc = edgeq("validate", out, "--data", tmp_path / "calib.npz")
     assert proc.returncode == 0 and "32 of 32 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_torch_export_matches_torch(tmp_path):
+    """The same model saved with torch.export (ATen operators mapped onto the same IR), against PyTorch itself.
+    (After run_decompositions, PReLU becomes gt + where, which edgeq does not map.)"""
+    from edgeq.frontends import load_model
+    from edgeq.quant.executor import run_float_graph
+
+    torch.manual_seed(0)
+    model = Movement().eval()
+    x = torch.randn(1, 3, 16, 16)
+    program = torch.export.export(model, (x,))
+    for name, prog in (("movement.pt2", program),):
+        torch.export.save(prog, str(tmp_path / name))
+        graph = load_model(tmp_path / name)
+        rng = np.random.default_rng(3)
+        for _ in range(2):
+            xs = rng.standard_normal((1, 3, 16, 16)).astype(np.float32)
+            with torch.no_grad():
+                want = model(torch.from_numpy(xs)).numpy()
+            got = run_float_graph(graph, [xs])[graph.outputs[0]].reshape(want.shape)
+            assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), (name, np.abs(got - want).max())

@@ -53,8 +53,8 @@ def load_pt2_file(path: str | Path, input_layout: str = "nchw") -> Graph:
 # ATen operators that map one to one onto an ONNX operator: (ONNX op, attributes), and the binary ones
 # (with torch's alpha for add/sub)
 _UNARY = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "hardswish": ("HardSwish", {}),
-          "hardsigmoid": ("HardSigmoid", {"alpha": 1.0 / 6, "beta": 0.5})}
-_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul"}
+          "hardsigmoid": ("HardSigmoid", {"alpha": 1.0 / 6, "beta": 0.5}), "abs": ("Abs", {}), "neg": ("Neg", {})}
+_BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "maximum": "Max", "minimum": "Min"}
 
 
 def supported_aten() -> list[str]:
@@ -187,9 +187,18 @@ class _Reader:
 
     def _aten_convolution(self, node, a):
         if a.get("transposed"):
-            self.nodes.append(Node(node.name, "aten.conv_transpose", [a["input"].name], [node.name]))
+            self._conv_transpose(node, a)
             return
         self._conv(node, a)
+
+    def _conv_transpose(self, node, a):
+        p = _pair(a["padding"])
+        self._emit(node.name, "ConvTranspose", [a["input"].name, a["weight"].name, self._arg(a["bias"], node.name)],
+                   strides=_pair(a["stride"]), pads=p + p, dilations=_pair(a["dilation"]), group=int(a["groups"]),
+                   output_padding=_pair(a["output_padding"]))
+
+    def _aten_conv_transpose2d(self, node, a):
+        self._conv_transpose(node, a)
 
     def _aten_conv2d(self, node, a):
         self._conv(node, a)
@@ -314,6 +323,122 @@ class _Reader:
         if a.get("alpha", 1) != 1:
             x = self._emit(f"{node.name}_alpha", "Mul", [x, self._fconst(a["alpha"], f"{node.name}_alpha")])
         self._emit(node.name, "Sub", [self._arg(a["other"], f"{node.name}_other"), x])
+
+    # data movement and reductions (issue 12)
+
+    def _ints(self, values, name: str) -> str:
+        return self._const(np.array([int(v) for v in values], dtype=np.int64), name)
+
+    def _aten_slice(self, node, a):
+        rank = len(self.shapes[a["self"].name])
+        start = 0 if a.get("start") is None else int(a["start"])
+        end = 2**62 if a.get("end") is None else min(int(a["end"]), 2**62)
+        self._emit(node.name, "Slice", [a["self"].name, self._ints([start], f"{node.name}_starts"),
+                                        self._ints([end], f"{node.name}_ends"),
+                                        self._ints([int(a["dim"]) % rank], f"{node.name}_axes"),
+                                        self._ints([int(a.get("step") or 1)], f"{node.name}_steps")])
+
+    def _aten_select(self, node, a):
+        self._emit(node.name, "Gather", [a["self"].name, self._const(np.array(int(a["index"]), np.int64),
+                                                                       f"{node.name}_index")], axis=int(a["dim"]))
+
+    def _aten_index_select(self, node, a):
+        self._emit(node.name, "Gather", [a["self"].name, a["index"].name], axis=int(a["dim"]))
+
+    def _aten_index(self, node, a):
+        """x[..., idx, ...] with one constant index tensor: a Gather on that axis."""
+        given = [(k, t) for k, t in enumerate(a["indices"]) if t is not None]
+        if len(given) != 1:
+            self.nodes.append(Node(node.name, "aten.index(several index tensors)", [a["self"].name], [node.name]))
+            return
+        dim, index = given[0]
+        self._emit(node.name, "Gather", [a["self"].name, index.name], axis=dim)
+
+    def _split(self, node, x, sizes, dim):
+        outputs = [f"{node.name}#{k}" for k in range(len(sizes))]
+        self._emit(node.name, "Split", [x, self._ints(sizes, f"{node.name}_sizes")], outputs, axis=dim)
+
+    def _aten_split(self, node, a):
+        x = a["self"].name
+        rank = len(self.shapes[x])
+        dim = int(a["dim"]) % rank
+        size, total = int(a["split_size"]), self.shapes[x][dim]
+        self._split(node, x, [min(size, total - k) for k in range(0, total, size)], dim)
+
+    def _aten_split_with_sizes(self, node, a):
+        x = a["self"].name
+        self._split(node, x, list(a["split_sizes"]), int(a["dim"]) % len(self.shapes[x]))
+
+    def _aten_chunk(self, node, a):
+        x = a["self"].name
+        dim = int(a["dim"]) % len(self.shapes[x])
+        total = self.shapes[x][dim]
+        per = -(-total // int(a["chunks"]))
+        self._split(node, x, [min(per, total - k) for k in range(0, total, per)], dim)
+
+    def _aten_amax(self, node, a):
+        self._reduce(node, a, "ReduceMax")
+
+    def _aten_sum(self, node, a):
+        self._reduce(node, a, "ReduceSum")
+
+    def _reduce(self, node, a, op):
+        x = a["self"].name
+        rank = len(self.shapes[x])
+        dims = a.get("dim")
+        axes = list(range(rank)) if not dims else [int(d) % rank for d in dims]
+        self._emit(node.name, op, [x, self._ints(axes, f"{node.name}_axes")], keepdims=int(bool(a.get("keepdim"))))
+
+    def _aten_prelu(self, node, a):
+        x, w = a["self"].name, a["weight"].name
+        rank = len(self.shapes[x])
+        weight = self.consts.get(w)
+        if weight is None:
+            self.nodes.append(Node(node.name, "aten.prelu(computed weight)", [x], [node.name]))
+            return
+        slope = weight.reshape((-1,) + (1,) * (rank - 2)) if weight.size > 1 else weight.reshape(1)
+        self._emit(node.name, "PRelu", [x, self._const(slope, f"{node.name}_slope")])
+
+    _aten__prelu_kernel = _aten_prelu
+
+    def _aten_pixel_shuffle(self, node, a):
+        self._emit(node.name, "DepthToSpace", [a["self"].name], blocksize=int(a["upscale_factor"]), mode="CRD")
+
+    def _aten_pixel_unshuffle(self, node, a):
+        # SpaceToDepth gives channel k*C + c (k the position in the block); PyTorch's order is c*b*b + k
+        x = a["self"].name
+        b, c = int(a["downscale_factor"]), self.shapes[x][1]
+        s2d = self._emit(f"{node.name}_s2d", "SpaceToDepth", [x], blocksize=b)
+        order = [k * c + cc for cc in range(c) for k in range(b * b)]
+        self._emit(node.name, "Gather", [s2d, self._const(np.array(order, np.int64), f"{node.name}_order")], axis=1)
+
+    def _resize(self, node, x, mode, coords, nearest=None):
+        sizes = self._const(np.array(self.shapes[node.name], dtype=np.int64), f"{node.name}_sizes")
+        attrs = {"mode": mode, "coordinate_transformation_mode": coords}
+        if nearest:
+            attrs["nearest_mode"] = nearest
+        self._emit(node.name, "Resize", [x, "", "", sizes], **attrs)
+
+    def _aten_upsample_nearest2d(self, node, a):
+        self._resize(node, a.get("self", a.get("input")).name, "nearest", "asymmetric", "floor")
+
+    def _aten_upsample_bilinear2d(self, node, a):
+        coords = "align_corners" if a.get("align_corners") else "pytorch_half_pixel"
+        self._resize(node, a.get("self", a.get("input")).name, "linear", coords)
+
+    def _aten_bmm(self, node, a):
+        self._emit(node.name, "MatMul", [a["self"].name, a["mat2"].name])
+
+    def _aten_repeat(self, node, a):
+        x = a["self"].name
+        repeats = [int(r) for r in a["repeats"]]
+        if len(repeats) != len(self.shapes[x]):
+            self.nodes.append(Node(node.name, "aten.repeat(new dimensions)", [x], [node.name]))
+            return
+        self._emit(node.name, "Tile", [x, self._ints(repeats, f"{node.name}_repeats")])
+
+    def _aten_expand(self, node, a):
+        self._emit(node.name, "Expand", [a["self"].name, self._ints(self.shapes[node.name], f"{node.name}_shape")])
 
     def _aten_cat(self, node, a):
         rank = len(self.shapes[node.name])
