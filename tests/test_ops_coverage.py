@@ -15,6 +15,19 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
 
+def test_readme_operator_table_is_generated():
+    """The README's operator table is the registries' (regenerate: python -m edgeq.coverage --readme README.md)."""
+    import re
+    from pathlib import Path
+
+    from edgeq import coverage
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = re.search(re.escape(coverage.BEGIN) + r"\n(.*?)\n" + re.escape(coverage.END), readme, re.S)
+    assert block and block.group(1) == coverage.markdown(), \
+        "README.md's operator table is stale: run python -m edgeq.coverage --readme README.md"
+
+
 def _check(op_list: list[Op], n: int = 6, **kw) -> None:
     check_model(build(op_list), n=n, **kw)
 
@@ -137,29 +150,53 @@ def _space_to_batch(cases, no_pads: bool = False) -> list[Op]:
     return op_list
 
 
-def test_space_to_batch_padded_against_litert():
-    """TFLite Micro pads int8 SPACE_TO_BATCH_ND with a value it never sets (what its arena held), so padded
-    cases are held to LiteRT's interpreter, which pads with the zero point, as edgeq does."""
+def _check_litert(op_list: list[Op], n: int = 4) -> None:
+    """For what TFLite Micro cannot run: LiteRT's interpreter against edgeq's numpy executor and host C."""
+    import tempfile
+    from pathlib import Path
+
     from ai_edge_litert.interpreter import Interpreter
 
+    from edgeq.build import build_and_run_host
     from edgeq.frontends.tflite import load_tflite
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
 
-    model = build(_space_to_batch([((2, 3, 4, 2), (2, 3), ((1, 0), (1, 1))), ((1, 5, 5, 1), (3, 3), ((2, 2), (0, 1))),
-                                   ((1, 2, 2, 3), (2, 2), ((1, 1), (1, 1)))]))
+    model = build(op_list)
     graph = load_tflite(model, "m")
     it = Interpreter(model_content=model)
     it.allocate_tensors()
     rng = np.random.default_rng(0)
-    for _ in range(4):
-        xs = [rng.integers(-128, 128, size=graph.t(n).shape).astype(np.int8) for n in graph.inputs]
+    samples, expected = [], []
+    for _ in range(n):
+        xs = [rng.integers(-128, 128, size=graph.t(name).shape).astype(np.int8) for name in graph.inputs]
         for d, x in zip(it.get_input_details(), xs):
             it.set_tensor(d["index"], x)
         it.invoke()
+        samples.append(xs)
+        expected.append([it.get_tensor(d["index"]) for d in it.get_output_details()])
         got = run_int(graph, xs, lower_graph(graph))
-        for d, name in zip(it.get_output_details(), graph.outputs):
-            np.testing.assert_array_equal(got[name], it.get_tensor(d["index"]))
+        for name, want in zip(graph.outputs, expected[-1]):
+            np.testing.assert_array_equal(got[name], want)
+    with tempfile.TemporaryDirectory() as d:
+        outs = build_and_run_host(graph, Path(d), samples, sanitize=True)
+    for got, want in zip(outs, expected):
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g.reshape(-1), w.reshape(-1))
+
+
+def test_space_to_batch_padded_against_litert():
+    """TFLite Micro pads int8 SPACE_TO_BATCH_ND with a value it never sets (what its arena held), so padded
+    cases are held to LiteRT's interpreter, which pads with the zero point, as edgeq does."""
+    _check_litert(_space_to_batch([((2, 3, 4, 2), (2, 3), ((1, 0), (1, 1))), ((1, 5, 5, 1), (3, 3), ((2, 2), (0, 1))),
+                                   ((1, 2, 2, 3), (2, 2), ((1, 1), (1, 1)))]))
+
+
+def test_tile_against_litert():
+    """TILE: TFLite Micro has no such kernel; LiteRT's interpreter is the oracle."""
+    _check_litert([Op("TILE", [q8((2, 3), 0.1, 1), const([2, 3])], [q8((4, 9), 0.1, 1)], version=2),
+                   Op("TILE", [q8((1, 2, 1, 3), 0.1, 1), const([1, 1, 4, 2])], [q8((1, 2, 4, 6), 0.1, 1)], version=2),
+                   Op("TILE", [q8((5,), 0.2, -3), const([3])], [q8((15,), 0.2, -3)], version=2)])
 
 
 @pytest.mark.parametrize("code", ["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"])

@@ -45,8 +45,10 @@ SUPPORTED = (
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
     "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION"
 ).split()
-# Operators with several outputs become one IR operator per output.
-MULTI_OUTPUT = {"SPLIT", "SPLIT_V", "UNPACK"}
+# The IR operator each TFLite operator becomes where the names differ (one per output for SPLIT, SPLIT_V and
+# UNPACK; SPACE_TO_BATCH_ND's paddings become a PAD before it).
+IMPORTED_AS = {"SLICE": "STRIDED_SLICE", "SPLIT": "STRIDED_SLICE", "SPLIT_V": "STRIDED_SLICE",
+               "UNPACK": "STRIDED_SLICE"}
 
 
 def load_tflite_file(path: str | Path) -> Graph:

@@ -1,8 +1,8 @@
 """Integer kernels in numpy (the golden model), and how each IR op lowers onto them.
 
 Each module here covers one family of operators and registers, per operator:
-- `@lowers(ops.X)`: IR op + graph -> KernelCall, the kernel and its integer parameters exactly as the
-  C code receives them (multipliers, shifts, offsets, clamps, dims, constant arrays);
+- `@lowers(ops.X, "name_s8", ...)`: IR op + graph -> KernelCall, one of the kernels named and its integer
+  parameters exactly as the C code receives them (multipliers, shifts, offsets, clamps, dims, constant arrays);
 - `@kernel("name_s8")`: the numpy implementation of C's `eq_name_s8`, consuming that same KernelCall;
 - `@float_impl(ops.X)`: the float semantics, for float graphs.
 Because the integer executor and the code generator read the same KernelCall, the C on the device
@@ -52,13 +52,15 @@ NumpyKernel = Callable[[KernelCall, list[np.ndarray], tuple[int, ...]], np.ndarr
 FloatImpl = Callable[[ops.Op, Graph, list[np.ndarray]], np.ndarray]
 
 LOWERINGS: dict[type, Lowering] = {}
+KERNELS_OF: dict[type, tuple[str, ...]] = {}  # the semantic kernels an op's lowering may emit (none: an alias)
 KERNELS: dict[str, NumpyKernel] = {}
 FLOAT_IMPLS: dict[type, FloatImpl] = {}
 
 
-def lowers(op_type: type):
+def lowers(op_type: type, *kernels: str):
     def register(fn):
         LOWERINGS[op_type] = fn
+        KERNELS_OF[op_type] = kernels
         return fn
     return register
 
@@ -82,7 +84,9 @@ def lower(op: ops.Op, graph: Graph) -> KernelCall:
     fn = LOWERINGS.get(type(op))
     if fn is None:
         raise EdgeqError(f"Operator {op.name} ({op.kind}) has no integer kernel in edgeq yet.")
-    return fn(op, graph)
+    call = fn(op, graph)
+    assert call.alias or call.kernel in KERNELS_OF[type(op)], (op.kind, call.kernel)  # the registry's claim
+    return call
 
 
 def lower_graph(graph: Graph) -> list[KernelCall]:

@@ -53,7 +53,7 @@ def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
     return call
 
 
-@lowers(ops.Relu)
+@lowers(ops.Relu, "lut_s8")
 def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
     """TFLM's ReluQuantized: requantize by s_in/s_out, clamp below at the quantized 0."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
@@ -71,7 +71,7 @@ def _rescaler(s_in, s_out):
     return lambda v: _mbqm(v, m, shift)
 
 
-@lowers(ops.Relu6)
+@lowers(ops.Relu6, "lut_s8")
 def lower_relu6(op: ops.Relu6, graph: Graph) -> KernelCall:
     # TFLM clamps the raw input to [zero point, quantized 6.0], both on the *input's* scale, and does not
     # requantize even when the output's scale differs.
@@ -80,7 +80,7 @@ def lower_relu6(op: ops.Relu6, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, lambda v: six if v > six else (zp_in if v < zp_in else v)), graph)
 
 
-@lowers(ops.LeakyRelu)
+@lowers(ops.LeakyRelu, "lut_s8")
 def lower_leaky_relu(op: ops.LeakyRelu, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     m_alpha, sh_alpha = quantize_multiplier(float(s_in * np.float32(op.alpha) / s_out))
@@ -102,7 +102,7 @@ def _sigmoid_tanh_params(s_in: np.float32) -> tuple[int, int, int]:
     return multiplier, left_shift, int(math.floor(max_rescaled))
 
 
-@lowers(ops.Logistic)
+@lowers(ops.Logistic, "lut_s8")
 def lower_logistic(op: ops.Logistic, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     if zp_out != -128:
@@ -120,7 +120,7 @@ def lower_logistic(op: ops.Logistic, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Tanh)
+@lowers(ops.Tanh, "lut_s8")
 def lower_tanh(op: ops.Tanh, graph: Graph) -> KernelCall:
     s_in, zp_in, _, _ = _scales(op, graph)
     m, shift, radius = _sigmoid_tanh_params(s_in)
@@ -165,7 +165,7 @@ def _to_int16_multiplier(m32: int) -> int:
     return (m32 + (1 << 15)) >> 16
 
 
-@lowers(ops.HardSwish)
+@lowers(ops.HardSwish, "lut_s8")
 def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     hires = np.float32(1.0 / 128.0) * s_in
@@ -194,7 +194,7 @@ def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Abs)
+@lowers(ops.Abs, "lut_s8")
 def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
     """TFLM's AbsEvalQuantized: |v - zp_in|, rescaled only when the scales differ."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
@@ -202,7 +202,7 @@ def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(abs(v - zp_in)) + zp_out)), graph)
 
 
-@lowers(ops.Neg)
+@lowers(ops.Neg, "lut_s8")
 def lower_neg(op: ops.Neg, graph: Graph) -> KernelCall:
     """-(v - zp_in) rescaled to the output as TFLite rescales (TFLite Micro has no int8 NEG)."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
@@ -210,7 +210,7 @@ def lower_neg(op: ops.Neg, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(zp_in - v) + zp_out)), graph)
 
 
-@lowers(ops.Rsqrt)
+@lowers(ops.Rsqrt, "lut_s8")
 def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
     error; the table gives them the largest output, as it does zero."""
@@ -228,7 +228,7 @@ def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Quantize)
+@lowers(ops.Quantize, "lut_s8")
 def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     rescale = _rescaler(s_in, s_out)
@@ -237,7 +237,7 @@ def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
 
 # --- softmax ---------------------------------------------------------------------------------------
 
-@lowers(ops.Softmax)
+@lowers(ops.Softmax, "softmax_s8")
 def lower_softmax(op: ops.Softmax, graph: Graph) -> KernelCall:
     s_in, _, s_out, zp_out = _scales(op, graph)
     if zp_out != -128 or s_out != np.float32(1.0 / 256):
@@ -289,7 +289,7 @@ def softmax_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndar
 
 # --- L2 normalization ------------------------------------------------------------------------------
 
-@lowers(ops.L2Normalization)
+@lowers(ops.L2Normalization, "l2_normalization_s8")
 def lower_l2_normalization(op: ops.L2Normalization, graph: Graph) -> KernelCall:
     """TFLite's reference_integer_ops::L2Normalization: the output is in 1/128 with zero point 0."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)

@@ -28,7 +28,7 @@ def _strides(shape: tuple[int, ...], out_batch: tuple[int, ...], adj: bool, name
     return {**{f"{name}_b{i}": strides[i] for i in range(BATCH_DIMS)}, f"{name}_r": r, f"{name}_c": c}
 
 
-@lowers(ops.BatchMatMul)
+@lowers(ops.BatchMatMul, "batch_matmul_s8", "batch_matmul_const_rhs_s8")
 def lower_batch_matmul(op: ops.BatchMatMul, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     lhs, rhs, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))

@@ -83,7 +83,7 @@ def _quant_params(op, graph) -> dict[str, int]:
     return {"input_offset": -x.quant.zp, "output_offset": y.quant.zp, "act_min": lo, "act_max": hi}
 
 
-@lowers(ops.Conv2D)
+@lowers(ops.Conv2D, "conv_s8")
 def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
@@ -99,7 +99,7 @@ def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
         **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph))
 
 
-@lowers(ops.DepthwiseConv2D)
+@lowers(ops.DepthwiseConv2D, "depthwise_conv_s8")
 def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
@@ -112,7 +112,7 @@ def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
         **_rescale_arrays(op, graph, w.shape[3])}, requant=_requant_mode(graph))
 
 
-@lowers(ops.FullyConnected)
+@lowers(ops.FullyConnected, "fully_connected_s8")
 def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)

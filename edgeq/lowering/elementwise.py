@@ -54,8 +54,8 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
     return x.reshape(-1)[idx].astype(np.int64)
 
 
-@lowers(ops.Add)
-@lowers(ops.Sub)
+@lowers(ops.Add, "add_s8")
+@lowers(ops.Sub, "sub_s8")
 def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
     """ADD, and SUB, which TFLite computes alike up to the sign of the second scaled input."""
     require_int8(op, graph, op.inputs + op.outputs)
@@ -109,7 +109,7 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
-@lowers(ops.Mul)
+@lowers(ops.Mul, "mul_s8")
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
@@ -136,7 +136,7 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
-@lowers(ops.SquaredDifference)
+@lowers(ops.SquaredDifference, "squared_difference_s8")
 def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelCall:
     """TFLM's squared_difference PrepareQuantized (left shift 7); its scales need not be powers of two, and
     power-of-two graphs take the same arithmetic, which is exact for them."""
@@ -167,7 +167,7 @@ def squared_difference_s8(call: KernelCall, inputs: list[np.ndarray], out_shape)
     return clamp_s8(raw).reshape(out_shape)
 
 
-@lowers(ops.Prelu)
+@lowers(ops.Prelu, "prelu_s8")
 def lower_prelu(op: ops.Prelu, graph: Graph) -> KernelCall:
     """TFLM's CalculatePreluParams and BroadcastPrelu4DSlow; alpha is a constant in flash."""
     require_int8(op, graph, op.inputs + op.outputs)
@@ -194,8 +194,8 @@ def prelu_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarra
     return clamp_s8(np.where(x >= 0, pos, neg) + p["output_offset"]).reshape(out_shape)
 
 
-@lowers(ops.Maximum)
-@lowers(ops.Minimum)
+@lowers(ops.Maximum, "min_max_s8")
+@lowers(ops.Minimum, "min_max_s8")
 def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
     """TFLite Micro compares the raw int8 values, whatever the scales (the converter gives all three one)."""
     require_int8(op, graph, op.inputs + op.outputs)
@@ -211,7 +211,7 @@ def min_max_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndar
     return (np.maximum(a, b) if p["is_max"] else np.minimum(a, b)).astype(np.int8).reshape(out_shape)
 
 
-@lowers(ops.Pad)
+@lowers(ops.Pad, "pad_s8")
 def lower_pad(op: ops.Pad, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
@@ -235,7 +235,7 @@ def pad_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return out.reshape(out_shape)
 
 
-@lowers(ops.Concatenation)
+@lowers(ops.Concatenation, "concat_s8")
 def lower_concat(op: ops.Concatenation, graph: Graph) -> KernelCall:
     require_int8(op, graph, op.inputs + op.outputs)
     y = graph.t(op.outputs[0])

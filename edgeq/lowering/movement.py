@@ -200,7 +200,7 @@ def _lower_remap(op: ops.Op, graph: Graph) -> KernelCall:
 
 
 for _op_type in ops.MOVEMENT_OPS:
-    lowers(_op_type)(_lower_remap)
+    lowers(_op_type, "remap")(_lower_remap)
     float_impl(_op_type)(lambda op, graph, inputs: SEMANTICS[type(op)](op, graph, inputs[0]))
 
 
@@ -216,7 +216,7 @@ def remap(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 
 # --- PACK: a concatenation of the inputs, each seen with a new axis of 1 --------------------------------
 
-@lowers(ops.Pack)
+@lowers(ops.Pack, "concat_s8")
 def lower_pack(op: ops.Pack, graph: Graph) -> KernelCall:
     y = graph.t(op.outputs[0])
     for name in op.inputs:

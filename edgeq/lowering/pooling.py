@@ -32,12 +32,12 @@ def _pool_params(op, graph: Graph) -> dict[str, int]:
             "pad_w": pad_before(op.padding, iw, op.filter_w, op.stride_w), "act_min": lo, "act_max": hi}
 
 
-@lowers(ops.AveragePool2D)
+@lowers(ops.AveragePool2D, "avg_pool_s8")
 def lower_avg_pool(op: ops.AveragePool2D, graph: Graph) -> KernelCall:
     return KernelCall(op.name, "avg_pool_s8", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
 
 
-@lowers(ops.MaxPool2D)
+@lowers(ops.MaxPool2D, "max_pool_s8")
 def lower_max_pool(op: ops.MaxPool2D, graph: Graph) -> KernelCall:
     return KernelCall(op.name, "max_pool_s8", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
 
@@ -82,8 +82,8 @@ def max_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.nda
     return _pool(call, inputs[0], lambda win: win.max(axis=(1, 2))).reshape(out_shape)
 
 
-@lowers(ops.Mean)
-@lowers(ops.Sum)
+@lowers(ops.Mean, "mean_s8")
+@lowers(ops.Sum, "mean_s8")
 def lower_mean(op: ops.Mean | ops.Sum, graph: Graph) -> KernelCall:
     """MEAN and SUM: QuantizedMeanOrSum, which for a mean folds 1/count into the multiplier."""
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])

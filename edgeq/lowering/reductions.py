@@ -15,7 +15,7 @@ from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import require_int8, to_nhwc4
 
 
-@lowers(ops.ReduceMax)
+@lowers(ops.ReduceMax, "reduce_max_s8")
 def lower_reduce_max(op: ops.ReduceMax, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
@@ -36,7 +36,7 @@ def reduce_max_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.n
     return x.max(axis=tuple(i for i in range(4) if p[f"reduce{i}"])).reshape(out_shape)
 
 
-@lowers(ops.ArgMax)
+@lowers(ops.ArgMax, "arg_max_s8")
 def lower_arg_max(op: ops.ArgMax, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])

@@ -36,7 +36,7 @@ def interpolation_table(in_size: int, out_size: int, align_corners: bool, half_p
     return np.array(rows, dtype=np.int32).reshape(-1)
 
 
-@lowers(ops.ResizeBilinear)
+@lowers(ops.ResizeBilinear, "resize_bilinear_s8")
 def lower_resize_bilinear(op: ops.ResizeBilinear, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])

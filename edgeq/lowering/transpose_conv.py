@@ -21,7 +21,7 @@ def _geometry(op: ops.TransposeConv, x_shape, w_shape, y_shape) -> dict[str, int
             "pad_h": pad_before(op.padding, oh, kh, op.stride_h), "pad_w": pad_before(op.padding, ow, kw, op.stride_w)}
 
 
-@lowers(ops.TransposeConv)
+@lowers(ops.TransposeConv, "transpose_conv_s8")
 def lower_transpose_conv(op: ops.TransposeConv, graph: Graph) -> KernelCall:
     require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)

@@ -27,7 +27,8 @@ SAME_QUANT = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze, ops.Pa
               ops.ReduceMax, ops.ResizeBilinear)
 # Ops whose int8 kernels copy or compare raw values: every input is requantized to the output's quantization.
 SHARED_QUANT = (ops.Concatenation, ops.Pack, ops.Maximum, ops.Minimum)
-FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0)}
+FIXED_OUTPUT = {ops.Softmax: (2.0 ** -8, -128), ops.Logistic: (2.0 ** -8, -128), ops.Tanh: (2.0 ** -7, 0),
+                ops.L2Normalization: (2.0 ** -7, 0)}
 
 
 @dataclass
