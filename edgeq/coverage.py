@@ -16,6 +16,8 @@ BEGIN, END = "<!-- ops:begin -->", "<!-- ops:end -->"
 NOT_POT = {"QUANTIZE", "DEQUANTIZE"}
 # outputs that are not int8
 OUTPUT_DTYPES = {"ARG_MAX": "int32 indices"}
+# kernels that move or requantize elements of either width (the others are named _s8 or _s16)
+ANY_WIDTH = {"remap", "concat_s8", "rescale"}
 
 
 @dataclass
@@ -30,7 +32,10 @@ class Row:
     @property
     def dtypes(self) -> str:
         out = OUTPUT_DTYPES.get(self.ir)
-        return f"int8 in, {out} out" if out else "int8"
+        if out:
+            return f"int8 in, {out} out"
+        wide = (self.lowered and not self.kernels) or any(k.endswith("_s16") or k in ANY_WIDTH for k in self.kernels)
+        return "int8, int16 (16x8)" if wide else "int8"
 
 
 def rows() -> list[Row]:

@@ -485,3 +485,105 @@ def test_mobilenet_v2_nchw_input():
     kinds = [op.kind for op in load_tflite(data, "m").ops]
     assert kinds[0] == "TRANSPOSE" and kinds.count("DEPTHWISE_CONV_2D") == 17, kinds
     check_model(data, n=3)
+
+
+# --- 16x8: int16 activations, int8 weights, int64 bias -------------------------------------------------------
+
+def _int16_samples(graph, rng):
+    return [rng.integers(-32768, 32768, size=graph.t(n).shape).astype(np.int16) for n in graph.inputs]
+
+
+def convert_16x8(model, shapes, n_rep=16, seed=0) -> bytes:
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+
+    def rep():
+        for _ in range(n_rep):
+            yield [rng.uniform(-1, 1, size=(1, *s)).astype(np.float32) for s in shapes]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    conv.inference_input_type = tf.int16
+    conv.inference_output_type = tf.int16
+    return conv.convert()
+
+
+def test_16x8_model():
+    """A 16x8 model (convolutions, depthwise, grouped, ADD, MUL, pooling, concatenation, transpose, fully
+    connected with and without activations) from TensorFlow's converter: bit-exact with TFLite Micro."""
+    import tensorflow as tf
+
+    L = tf.keras.layers
+    tf.keras.utils.set_random_seed(0)
+    x = tf.keras.Input((8, 8, 4), batch_size=1)
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b = L.DepthwiseConv2D(3, padding="same", depth_multiplier=1, activation="relu6")(a)
+    g = L.Conv2D(8, 3, strides=2, padding="same", groups=2)(b)
+    c = L.Add()([a, b])
+    d = L.Multiply()([c, b])
+    p = L.MaxPooling2D(2)(d)
+    q = L.AveragePooling2D(2, strides=1, padding="same")(p)
+    m = L.Concatenate()([q, g])
+    t = L.Permute((2, 1, 3))(m)
+    y = L.Dense(6)(L.Dense(12, activation="relu")(L.Flatten()(t)))
+    data = convert_16x8(tf.keras.Model(x, y), [(8, 8, 4)])
+    from edgeq.frontends.tflite import load_tflite
+    graph = load_tflite(data, "m")
+    assert graph.t(graph.inputs[0]).dtype == "int16"
+    check_model(data, n=6, sample=_int16_samples)
+
+
+def q16(shape, scale: float = 0.001) -> T:
+    return T(tuple(shape), "int16", scale, 0)
+
+
+def test_16x8_operators():
+    """16x8 operators side by side with chosen scales: convolutions (per-channel, int64 bias), depthwise with a
+    multiplier, fully connected, ADD/SUB/MUL with broadcasting, pooling, QUANTIZE int8 <-> int16, CONCATENATION,
+    data movement."""
+    rng = np.random.default_rng(9)
+
+    def weights(shape, axis_len):
+        return T(shape, "int8", list(rng.uniform(0.002, 0.02, axis_len)), [0] * axis_len,
+                 rng.integers(-127, 128, shape).astype(np.int8), axis=0 if shape[0] == axis_len else 3)
+
+    def bias(n, scales):
+        return T((n,), "int64", list(scales), [0] * n, rng.integers(-2**20, 2**20, n).astype(np.int64))
+
+    w = weights((6, 3, 3, 4), 6)
+    conv = Op("CONV_2D", [q16((1, 7, 6, 4), 0.002), w, bias(6, np.array(w.scale) * 0.002)], [q16((1, 4, 3, 6), 0.01)],
+              "Conv2DOptions", {"padding": 0, "strideH": 2, "strideW": 2, "fusedActivationFunction": 1}, version=4)
+    dw_w = T((1, 3, 3, 8), "int8", list(rng.uniform(0.002, 0.02, 8)), [0] * 8,
+             rng.integers(-127, 128, (1, 3, 3, 8)).astype(np.int8), axis=3)
+    dw = Op("DEPTHWISE_CONV_2D", [q16((1, 6, 6, 4), 0.003), dw_w, bias(8, np.array(dw_w.scale) * 0.003)],
+            [q16((1, 4, 4, 8), 0.02)], "DepthwiseConv2DOptions",
+            {"padding": 1, "strideH": 1, "strideW": 1, "depthMultiplier": 2}, version=5)
+    fc_w = T((5, 12), "int8", 0.01, 0, rng.integers(-127, 128, (5, 12)).astype(np.int8))
+    fc = Op("FULLY_CONNECTED", [q16((2, 12), 0.004), fc_w, T((5,), "int64", 0.00004, 0,
+                                                              rng.integers(-9999, 9999, 5).astype(np.int64))],
+            [q16((2, 5), 0.05)], "FullyConnectedOptions", {"fusedActivationFunction": 0}, version=5)
+    add = _binary16("ADD", (2, 3, 4), (1, 3, 1), (0.001, 0.002, 0.003), "AddOptions", 3)
+    sub = _binary16("SUB", (2, 3, 4), (2, 3, 4), (0.002, 0.0005, 0.002), "SubOptions", 3)
+    mul = _binary16("MUL", (3, 5), (5,), (0.01, 0.02, 0.05), "MulOptions", 4)
+    pools = [Op(code, [q16((1, 6, 5, 3), 0.01)], [q16((1, 3, 3, 3), 0.01)], "Pool2DOptions",
+                {"padding": 0, "strideH": 2, "strideW": 2, "filterHeight": 2, "filterWidth": 2}, version=3)
+             for code in ("AVERAGE_POOL_2D", "MAX_POOL_2D")]
+    requant = [Op("QUANTIZE", [q8((3, 4), 0.05, 7)], [q16((3, 4), 0.0004)], version=3),
+               Op("QUANTIZE", [q16((3, 4), 0.0004)], [q8((3, 4), 0.03, -5)], version=3),
+               Op("QUANTIZE", [q16((3, 4), 0.0004)], [q16((3, 4), 0.0011)], version=3)]
+    parts = [q16((1, 2, 3), 0.01), q16((1, 4, 3), 0.01)]
+    concat = Op("CONCATENATION", parts, [q16((1, 6, 3), 0.01)], "ConcatenationOptions", {"axis": 1}, version=3)
+    transpose = Op("TRANSPOSE", [q16((2, 3, 4), 0.01), const([2, 0, 1])], [q16((4, 2, 3), 0.01)], version=5)
+
+    def sample(graph, rng):
+        return [rng.integers(-128, 128, size=graph.t(n).shape).astype(np.int8) if graph.t(n).dtype == "int8" else
+                rng.integers(-32768, 32768, size=graph.t(n).shape).astype(np.int16) for n in graph.inputs]
+    _check([conv, dw, fc, add, sub, mul, *pools, *requant, concat, transpose], n=6, sample=sample)
+
+
+def _binary16(code, a_shape, b_shape, scales, options, version):
+    y = q16(np.broadcast_shapes(a_shape, b_shape), scales[2])
+    return Op(code, [q16(a_shape, scales[0]), q16(b_shape, scales[1])], [y], options, version=version)

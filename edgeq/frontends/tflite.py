@@ -508,7 +508,7 @@ def _strip_boundary_conversions(graph: Graph) -> None:
     producers = graph.producers()
     for i, name in enumerate(graph.outputs):
         op = producers.get(name)
-        if isinstance(op, ops.Dequantize) and graph.t(op.inputs[0]).dtype == "int8":
+        if isinstance(op, ops.Dequantize) and graph.t(op.inputs[0]).dtype in ("int8", "int16"):
             graph.outputs[i] = op.inputs[0]
             graph.ops.remove(op)
             graph.notes.append(f"{op.name}: output dequantization moved to the caller; the output is int8")
@@ -525,7 +525,7 @@ def _drop_unused_tensors(graph: Graph) -> None:
 def _check_activation_types(graph: Graph, origin: str) -> None:
     indices = {op.outputs[0] for op in graph.ops if isinstance(op, ops.ArgMax)}
     for t in graph.activations():
-        if t.dtype not in ("int8", "float32") and not (t.name in indices and t.dtype in ("int32", "int64")):
+        if t.dtype not in ("int8", "int16", "float32") and not (t.name in indices and t.dtype in ("int32", "int64")):
             raise EdgeqError(
-                f"{origin}: activation tensor '{t.name}' is {t.dtype}; edgeq runs int8 activations (or float32 "
-                "ones it quantizes). Convert the model with int8 activations (not 16x8 or uint8).")
+                f"{origin}: activation tensor '{t.name}' is {t.dtype}; edgeq runs int8 activations, the int16 ones of "
+                "16x8 models, or float32 ones it quantizes. Convert the model with int8 activations (not uint8).")

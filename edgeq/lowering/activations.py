@@ -15,7 +15,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering import gemmlowp as gl
-from edgeq.lowering.fixedpoint import quantize_multiplier, round_half_away
+from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import INT8_MAX, INT8_MIN, require_int8
 
@@ -228,11 +228,37 @@ def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Quantize, "lut_s8")
+@lowers(ops.Quantize, "lut_s8", "rescale")
 def lower_requantize(op: ops.Quantize, graph: Graph) -> KernelCall:
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    if "int16" in (x.dtype, y.dtype):
+        return _lower_rescale(op, graph)
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     rescale = _rescaler(s_in, s_out)
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(v - zp_in) + zp_out)), graph)
+
+
+def _lower_rescale(op: ops.Quantize, graph: Graph) -> KernelCall:
+    """QUANTIZE between int8 and int16 (16x8 models): TFLite's Requantize, one multiplier per tensor."""
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    for t in (x, y):
+        if t.dtype not in ("int8", "int16") or t.quant is None:
+            raise EdgeqError(f"Operator {op.name} (QUANTIZE): tensor '{t.name}' is {t.dtype}; edgeq requantizes "
+                             "between int8 and int16 tensors with a scale and zero point.")
+    m, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
+    lo, hi = (-(2**15), 2**15 - 1) if y.dtype == "int16" else (INT8_MIN, INT8_MAX)
+    return KernelCall(op.name, "rescale", [op.inputs[0]], [op.outputs[0]], {
+        "size": x.size, "in_wide": int(x.dtype == "int16"), "out_wide": int(y.dtype == "int16"),
+        "input_zp": x.quant.zp, "output_zp": y.quant.zp, "out_mult": m, "out_shift": shift, "out_min": lo,
+        "out_max": hi})
+
+
+@kernel("rescale")
+def rescale(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    v = multiply_by_quantized_multiplier(inputs[0].astype(np.int64) - p["input_zp"], p["out_mult"], p["out_shift"])
+    out = np.clip(v + p["output_zp"], p["out_min"], p["out_max"])
+    return out.astype(np.int16 if p["out_wide"] else np.int8).reshape(out_shape)
 
 
 # --- softmax ---------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Helpers shared by the kernel families: activation clamps, padding, shapes, parameter checks."""
+"""Helpers shared by the kernel families: activation clamps, padding, shapes, parameter checks, 16x8 variants."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,22 +10,48 @@ from edgeq.lowering.fixedpoint import round_half_away
 INT8_MIN, INT8_MAX = -128, 127
 
 
+INT_RANGES = {"int8": (INT8_MIN, INT8_MAX), "int16": (-(2**15), 2**15 - 1)}
+
+
 def activation_range(act: ops.Activation, out: Tensor) -> tuple[int, int]:
-    """tflite::CalculateActivationRangeQuantized for an int8 output."""
+    """tflite::CalculateActivationRangeQuantized for an int8 or int16 output."""
     scale, zp = np.float32(out.quant.s), out.quant.zp
+    lo, hi = INT_RANGES[out.dtype]
 
     def q(f: float) -> int:
         return zp + int(round_half_away(float(np.float32(f) / scale)))
 
     if act == ops.Activation.NONE:
-        return INT8_MIN, INT8_MAX
+        return lo, hi
     if act == ops.Activation.RELU:
-        return max(INT8_MIN, q(0.0)), INT8_MAX
+        return max(lo, q(0.0)), hi
     if act == ops.Activation.RELU6:
-        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+        return max(lo, q(0.0)), min(hi, q(6.0))
     if act == ops.Activation.RELU_N1_TO_1:
-        return max(INT8_MIN, q(-1.0)), min(INT8_MAX, q(1.0))
+        return max(lo, q(-1.0)), min(hi, q(1.0))
     raise AssertionError(act)
+
+
+def variant(op: ops.Op, graph: Graph, names: list[str]) -> str:
+    """The kernel variant the tensors call for: "s8" (int8), or "s16" for a 16x8 model's int16 activations
+    (zero point 0, as TFLite requires)."""
+    if graph.t(names[0]).dtype == "int16":
+        for name in names:
+            t = graph.t(name)
+            if t.dtype != "int16" or t.quant is None or np.any(t.quant.zero_point != 0):
+                raise EdgeqError(f"Operator {op.name} ({op.kind}): tensor '{name}' is {t.dtype}; in a 16x8 model "
+                                 "edgeq needs every activation of this operator int16 with zero point 0, as TFLite "
+                                 "makes them.")
+        return "s16"
+    require_int8(op, graph, names)
+    return "s8"
+
+
+def clamp_int(x: np.ndarray, kernel: str, lo: int | None = None, hi: int | None = None) -> np.ndarray:
+    """Clamped to [lo, hi] (default: the whole range) and stored as the kernel's element type."""
+    dtype = np.int16 if kernel.endswith("_s16") else np.int8
+    info = np.iinfo(dtype)
+    return np.clip(x, info.min if lo is None else lo, info.max if hi is None else hi).astype(dtype)
 
 
 def float_activation(act: ops.Activation, x: np.ndarray) -> np.ndarray:

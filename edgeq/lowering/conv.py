@@ -13,11 +13,12 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering.fixedpoint import (
-    multiply_by_quantized_multiplier, quantize_multiplier, rounding_shift, tflite_rounding_shift,
+    multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64, quantize_multiplier, rounding_shift,
+    tflite_rounding_shift,
 )
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    activation_range, clamp_s8, float_activation, pad_before, pot_shift, require_int8,
+    activation_range, clamp_int, float_activation, pad_before, pot_shift, variant,
 )
 
 
@@ -45,13 +46,23 @@ def _per_channel_multipliers(op: ops.Op, graph: Graph, channels: int) -> tuple[n
     return (np.array([m for m, _ in pairs], dtype=np.int32), np.array([s for _, s in pairs], dtype=np.int32))
 
 
-def _bias(op: ops.Op, graph: Graph, channels: int) -> np.ndarray:
+def _bias(op: ops.Op, graph: Graph, channels: int, kind: str = "s8") -> np.ndarray:
+    """int32 for int8 layers; int64 for 16x8 ones (TFLite's int64 bias, or an int32 one widened)."""
+    wide = kind == "s16"
     if len(op.inputs) > 2 and op.inputs[2]:
         b = graph.t(op.inputs[2])
-        if b.dtype != "int32":
-            raise EdgeqError(f"Operator {op.name} ({op.kind}): bias is {b.dtype}; int8 layers need an int32 bias.")
-        return b.data.astype(np.int32).reshape(-1)
-    return np.zeros(channels, dtype=np.int32)
+        if b.dtype not in (("int32", "int64") if wide else ("int32",)):
+            raise EdgeqError(f"Operator {op.name} ({op.kind}): bias is {b.dtype}; int8 layers need an int32 bias, "
+                             "16x8 layers an int64 (or int32) one.")
+        return b.data.astype(np.int64 if wide else np.int32).reshape(-1)
+    return np.zeros(channels, dtype=np.int64 if wide else np.int32)
+
+
+def _finish(call: KernelCall, kind: str) -> KernelCall:
+    """A 16x8 layer: the _s16 kernel, rescaled by TFLite's multipliers (power-of-two graphs are int8)."""
+    if kind == "s16":
+        call.kernel, call.requant = call.kernel.replace("_s8", "_s16"), None
+    return call
 
 
 def _check_weights(op: ops.Op, graph: Graph) -> None:
@@ -83,9 +94,9 @@ def _quant_params(op, graph) -> dict[str, int]:
     return {"input_offset": -x.quant.zp, "output_offset": y.quant.zp, "act_min": lo, "act_max": hi}
 
 
-@lowers(ops.Conv2D, "conv_s8")
+@lowers(ops.Conv2D, "conv_s8", "conv_s16")
 def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
     x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
     if x.shape[3] % w.shape[3] or w.shape[0] % (x.shape[3] // w.shape[3]):
@@ -94,27 +105,27 @@ def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
     params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
     params["filter_c"] = w.shape[3]
     params.update(_quant_params(op, graph))
-    return KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0]),
-        **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph))
+    return _finish(KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0], kind),
+        **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph)), kind)
 
 
-@lowers(ops.DepthwiseConv2D, "depthwise_conv_s8")
+@lowers(ops.DepthwiseConv2D, "depthwise_conv_s8", "depthwise_conv_s16")
 def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
     x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
     params = _spatial_params(op, x.shape, w.shape[1:3], y.shape)
     params["depth_multiplier"] = op.depth_multiplier
     params.update(_quant_params(op, graph))
-    return KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3]),
-        **_rescale_arrays(op, graph, w.shape[3])}, requant=_requant_mode(graph))
+    return _finish(KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3], kind),
+        **_rescale_arrays(op, graph, w.shape[3])}, requant=_requant_mode(graph)), kind)
 
 
-@lowers(ops.FullyConnected, "fully_connected_s8")
+@lowers(ops.FullyConnected, "fully_connected_s8", "fully_connected_s16")
 def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
     x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
     units, depth = w.shape
@@ -134,8 +145,9 @@ def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
     params = {"batches": x.size // depth, "input_depth": depth, "output_depth": units,
               "weights_offset": -int(w.quant.zero_point[0])}
     params.update(_quant_params(op, graph))
-    return KernelCall(op.name, "fully_connected_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units), **rescale}, requant=_requant_mode(graph))
+    return _finish(KernelCall(op.name, "fully_connected_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, units, kind), **rescale},
+        requant=_requant_mode(graph)), kind)
 
 
 def _patches(x: np.ndarray, p: dict, pad_value, dtype=np.int32) -> np.ndarray:
@@ -161,14 +173,17 @@ def _requantize(acc: np.ndarray, call: KernelCall, shift_rounding=tflite_roundin
     (convolutions: its multiplier of 2^-shift; fully connected: once, half away from zero)."""
     p, a = call.params, call.arrays
     shift = a["out_shift"].astype(np.int64)
-    if call.requant == "multiplier":
+    if call.kernel.endswith("_s16"):  # int64 accumulators
+        out = multiply_by_quantized_multiplier_int64(acc, a["out_mult"].astype(np.int64), shift)
+    elif call.requant == "multiplier":
         out = multiply_by_quantized_multiplier(acc, a["out_mult"].astype(np.int64), shift)
     else:
         out = shift_rounding(acc, shift)
-    return clamp_s8(out + p["output_offset"], p["act_min"], p["act_max"])
+    return clamp_int(out + p["output_offset"], call.kernel, p["act_min"], p["act_max"])
 
 
 @kernel("conv_s8")
+@kernel("conv_s16")
 def conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p, a = call.params, call.arrays
     x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int32)
@@ -188,6 +203,7 @@ def conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
 
 
 @kernel("depthwise_conv_s8")
+@kernel("depthwise_conv_s16")
 def depthwise_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p, a = call.params, call.arrays
     x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int32)
@@ -199,6 +215,7 @@ def depthwise_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> 
 
 
 @kernel("fully_connected_s8")
+@kernel("fully_connected_s16")
 def fully_connected_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p, a = call.params, call.arrays
     x = inputs[0].reshape(p["batches"], p["input_depth"]).astype(np.float64) + p["input_offset"]

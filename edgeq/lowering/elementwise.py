@@ -16,10 +16,12 @@ from edgeq.lowering.fixedpoint import (
 )
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    INT8_MAX, INT8_MIN, activation_range, clamp_s8, exponent_of, float_activation, pot_shift, require_int8, to_nhwc4,
+    INT8_MAX, INT8_MIN, activation_range, clamp_int, clamp_s8, exponent_of, float_activation, pot_shift, require_int8,
+    to_nhwc4, variant,
 )
 
 ADD_LEFT_SHIFT = 20
+ADD_LEFT_SHIFT_S16 = 15
 
 
 def _broadcast_params(op: ops.Op, graph: Graph) -> dict[str, int]:
@@ -54,23 +56,25 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
     return x.reshape(-1)[idx].astype(np.int64)
 
 
-@lowers(ops.Add, "add_s8")
-@lowers(ops.Sub, "sub_s8")
+@lowers(ops.Add, "add_s8", "add_s16")
+@lowers(ops.Sub, "sub_s8", "sub_s16")
 def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
-    """ADD, and SUB, which TFLite computes alike up to the sign of the second scaled input."""
-    require_int8(op, graph, op.inputs + op.outputs)
-    kernel_name = "sub_s8" if isinstance(op, ops.Sub) else "add_s8"
+    """ADD, and SUB, which TFLite computes alike up to the sign of the second scaled input (16x8: int16
+    elements, a left shift of 15)."""
+    kind = variant(op, graph, op.inputs + op.outputs)
+    kernel_name = f"{'sub' if isinstance(op, ops.Sub) else 'add'}_{kind}"
     if graph.requant == "shift":
         return _lower_add_shift(op, graph, kernel_name)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
     m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
-    mo, so = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * float(y.quant.s)))
+    left = ADD_LEFT_SHIFT_S16 if kind == "s16" else ADD_LEFT_SHIFT
+    mo, so = quantize_multiplier(twice_max / ((1 << left) * float(y.quant.s)))
     lo, hi = activation_range(op.activation, y)
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
-                   "left_shift": ADD_LEFT_SHIFT, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
+                   "left_shift": left, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
                    "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
     return KernelCall(op.name, kernel_name, _binary_inputs(op, graph), list(op.outputs), params, requant="multiplier")
 
@@ -92,9 +96,11 @@ def _lower_add_shift(op: ops.Add | ops.Sub, graph: Graph, kernel_name: str) -> K
 
 @kernel("add_s8")
 @kernel("sub_s8")
+@kernel("add_s16")
+@kernel("sub_s16")
 def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
-    sign = -1 if call.kernel == "sub_s8" else 1
+    sign = -1 if call.kernel.startswith("sub") else 1
     if call.requant == "shift":
         acc = ((_gather(inputs[0], p, "in0") + p["in0_offset"]) << p["in0_shift"]) + sign * (
             (_gather(inputs[1], p, "in1") + p["in1_offset"]) << p["in1_shift"])
@@ -106,12 +112,12 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
         scaled.append(multiply_by_quantized_multiplier_smaller_than_one_exp(v, p[f"in{k}_mult"], p[f"in{k}_shift"]))
     raw = multiply_by_quantized_multiplier_smaller_than_one_exp(wrap32(scaled[0] + sign * scaled[1]), p["out_mult"],
                                                                 p["out_shift"]) + p["output_offset"]
-    return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
+    return clamp_int(raw, call.kernel, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
-@lowers(ops.Mul, "mul_s8")
+@lowers(ops.Mul, "mul_s8", "mul_s16")
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
-    require_int8(op, graph, op.inputs + op.outputs)
+    kind = variant(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     if graph.requant == "shift":  # the product rescaled by one rounding shift
         m, s = 0, max(pot_shift(float(a.quant.s) * float(b.quant.s), y.quant.s, op), -31)
@@ -121,10 +127,11 @@ def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "out_mult": m, "out_shift": s, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, "mul_s8", _binary_inputs(op, graph), list(op.outputs), params,
+    return KernelCall(op.name, f"mul_{kind}", _binary_inputs(op, graph), list(op.outputs), params,
                       requant="shift" if graph.requant == "shift" else "multiplier")
 
 
+@kernel("mul_s16")
 @kernel("mul_s8")
 def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
@@ -133,7 +140,7 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
         raw = tflite_rounding_shift(prod, p["out_shift"]) + p["output_offset"]
     else:
         raw = multiply_by_quantized_multiplier(prod, p["out_mult"], p["out_shift"]) + p["output_offset"]
-    return clamp_s8(raw, p["act_min"], p["act_max"]).reshape(out_shape)
+    return clamp_int(raw, call.kernel, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
 @lowers(ops.SquaredDifference, "squared_difference_s8")
@@ -237,7 +244,8 @@ def pad_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 
 @lowers(ops.Concatenation, "concat_s8")
 def lower_concat(op: ops.Concatenation, graph: Graph) -> KernelCall:
-    require_int8(op, graph, op.inputs + op.outputs)
+    """Byte copies, so 16x8 models' int16 tensors concatenate with the same kernel (sizes in bytes)."""
+    kind = variant(op, graph, op.inputs + op.outputs)
     y = graph.t(op.outputs[0])
     for name in op.inputs:
         t = graph.t(name)
@@ -249,7 +257,8 @@ def lower_concat(op: ops.Concatenation, graph: Graph) -> KernelCall:
         raise EdgeqError(f"Operator {op.name} (CONCATENATION): a fused activation is not supported for int8.")
     outer = int(np.prod(y.shape[:op.axis], dtype=np.int64))
     inner = int(np.prod(y.shape[op.axis + 1:], dtype=np.int64))
-    sizes = np.array([graph.t(n).shape[op.axis] * inner for n in op.inputs], dtype=np.int32)
+    width = 2 if kind == "s16" else 1
+    sizes = np.array([graph.t(n).shape[op.axis] * inner * width for n in op.inputs], dtype=np.int32)
     return KernelCall(op.name, "concat_s8", list(op.inputs), list(op.outputs),
                       {"n_inputs": len(op.inputs), "outer": outer}, {"copy_sizes": sizes}, variadic=True)
 

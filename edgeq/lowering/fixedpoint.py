@@ -75,6 +75,15 @@ def multiply_by_quantized_multiplier(x, multiplier, shift):
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
 
 
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift):
+    """tflite::MultiplyByQuantizedMultiplier(int64_t x, ...) of 16x8 layers: the multiplier rounded to 16 bits,
+    then one rounding right shift by 15 - shift. C twin: eq_mbqm64."""
+    m = np.asarray(multiplier, dtype=np.int64)
+    reduced = np.where(m < 0x7FFF0000, (m + (1 << 15)) >> 16, 0x7FFF)
+    total = 15 - np.asarray(shift, dtype=np.int64)
+    return (np.asarray(x, dtype=np.int64) * reduced + (np.int64(1) << (total - 1))) >> total
+
+
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift):
     """tflite::MultiplyByQuantizedMultiplierSmallerThanOneExp (left_shift <= 0)."""
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier), -np.asarray(left_shift))

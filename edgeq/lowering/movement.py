@@ -221,10 +221,10 @@ def lower_pack(op: ops.Pack, graph: Graph) -> KernelCall:
     y = graph.t(op.outputs[0])
     for name in op.inputs:
         t = graph.t(name)
-        if t.is_const or t.dtype != y.dtype or y.dtype not in ("int8",):
+        if t.is_const or t.dtype != y.dtype or y.dtype not in ("int8", "int16"):
             raise EdgeqError(f"Operator {op.name} (PACK): input '{name}' is {'constant' if t.is_const else t.dtype}; "
-                             f"edgeq packs int8 activations into an int8 output.")
-    inner = math.prod(y.shape[op.axis + 1:])
+                             f"edgeq packs int8 (or int16) activations into an output of their type.")
+    inner = math.prod(y.shape[op.axis + 1:]) * np.dtype(y.dtype).itemsize  # bytes
     sizes = np.array([inner] * len(op.inputs), dtype=np.int32)
     return KernelCall(op.name, "concat_s8", list(op.inputs), list(op.outputs),
                       {"n_inputs": len(op.inputs), "outer": math.prod(y.shape[:op.axis])}, {"copy_sizes": sizes},

@@ -13,12 +13,11 @@ from edgeq.ir import Graph, ops
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    activation_range, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4,
+    activation_range, clamp_int, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4, variant,
 )
 
 
 def _pool_params(op, graph: Graph) -> dict[str, int]:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
     if x.quant.s != y.quant.s or x.quant.zp != y.quant.zp:
         raise EdgeqError(f"Operator {op.name} ({op.kind}): input and output quantization differ; TFLite pools "
@@ -32,14 +31,16 @@ def _pool_params(op, graph: Graph) -> dict[str, int]:
             "pad_w": pad_before(op.padding, iw, op.filter_w, op.stride_w), "act_min": lo, "act_max": hi}
 
 
-@lowers(ops.AveragePool2D, "avg_pool_s8")
+@lowers(ops.AveragePool2D, "avg_pool_s8", "avg_pool_s16")
 def lower_avg_pool(op: ops.AveragePool2D, graph: Graph) -> KernelCall:
-    return KernelCall(op.name, "avg_pool_s8", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
+    return KernelCall(op.name, f"avg_pool_{kind}", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
 
 
-@lowers(ops.MaxPool2D, "max_pool_s8")
+@lowers(ops.MaxPool2D, "max_pool_s8", "max_pool_s16")
 def lower_max_pool(op: ops.MaxPool2D, graph: Graph) -> KernelCall:
-    return KernelCall(op.name, "max_pool_s8", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
+    return KernelCall(op.name, f"max_pool_{kind}", [op.inputs[0]], [op.outputs[0]], _pool_params(op, graph))
 
 
 def _windows(p: dict):
@@ -59,7 +60,7 @@ def _pool(call: KernelCall, x: np.ndarray, reduce) -> np.ndarray:
     for i in range(p["output_h"]):
         for j in range(p["output_w"]):
             out[:, i, j, :] = reduce(x[:, y0[i]:y1[i], x0[j]:x1[j], :])
-    return clamp_s8(out, p["act_min"], p["act_max"])
+    return clamp_int(out, call.kernel, p["act_min"], p["act_max"])
 
 
 def _round_div(acc: np.ndarray, count) -> np.ndarray:
@@ -70,6 +71,7 @@ def _round_div(acc: np.ndarray, count) -> np.ndarray:
 
 
 @kernel("avg_pool_s8")
+@kernel("avg_pool_s16")
 def avg_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     def average(win):
         count = win.shape[1] * win.shape[2]
@@ -78,6 +80,7 @@ def avg_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.nda
 
 
 @kernel("max_pool_s8")
+@kernel("max_pool_s16")
 def max_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return _pool(call, inputs[0], lambda win: win.max(axis=(1, 2))).reshape(out_shape)
 

@@ -42,7 +42,7 @@ def run_host(out: Path, prefix: str, samples: list[list[np.ndarray]], output_siz
     exe = out / f"{prefix}_host"
     if not exe.exists():
         raise EdgeqError(f"{out} has no host executable {exe.name}; rebuild with `edgeq build --board host`.")
-    payload = b"".join(np.ascontiguousarray(x, dtype=np.int8).tobytes() for xs in samples for x in xs)
+    payload = b"".join(np.ascontiguousarray(x).tobytes() for xs in samples for x in xs)  # int8, or 16x8's int16
     proc = process.run([str(exe)], f"The host executable {exe.name}", 60.0 + 0.5 * len(samples), input=payload)
     if proc.returncode != 0:
         how = f"was killed by signal {signal.Signals(-proc.returncode).name}" if proc.returncode < 0 else \

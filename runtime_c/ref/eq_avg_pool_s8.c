@@ -3,5 +3,5 @@
 
 eq_status_t eq_avg_pool_s8(const eq_avg_pool_s8_params_t *p, const int8_t *in, int8_t *out)
 {
-    return eq_pool(p, in, out, 1);
+    return eq_pool(p, in, out, 1, 0);
 }

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
 typedef enum {
     EQ_OK = 0,
@@ -113,6 +114,36 @@ static inline int32_t eq_tflite_rounding_shift(int64_t x, int32_t shift)
         nudge = ((int64_t)1 << (shift - 1)) + (x >= 0 ? (shift >= 2) : -(shift == 1));
     }
     return eq_shift_by_magnitude(x, shift, nudge);
+}
+
+/* tflite::MultiplyByQuantizedMultiplier for the int64 accumulators of 16x8 layers: the multiplier rounded to
+ * 16 bits, one rounding shift. */
+static inline int32_t eq_mbqm64(int64_t x, int32_t multiplier, int shift)
+{
+    const int64_t reduced = multiplier < 0x7FFF0000 ? (multiplier + (1 << 15)) >> 16 : 0x7FFF;
+    const int total = 15 - shift;
+    return (int32_t)((x * reduced + ((int64_t)1 << (total - 1))) >> total);
+}
+
+/* int16 tensors live in the byte arena: loads and stores by memcpy assume no alignment and alias nothing. */
+static inline int32_t eq_load(const int8_t *base, size_t i, int wide)
+{
+    if (!wide) {
+        return base[i];
+    }
+    int16_t v;
+    memcpy(&v, base + 2 * i, sizeof v);
+    return v;
+}
+
+static inline void eq_store(int8_t *base, size_t i, int32_t v, int wide)
+{
+    if (!wide) {
+        base[i] = (int8_t)v;
+        return;
+    }
+    const int16_t s = (int16_t)v;
+    memcpy(base + 2 * i, &s, sizeof s);
 }
 
 #endif /* EQ_COMMON_H */

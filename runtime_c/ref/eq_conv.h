@@ -54,6 +54,44 @@ typedef struct {
     const int32_t *out_shift;
 } eq_transpose_conv_s8_params_t;
 
+/* 16x8 layers: int16 activations (zero point 0, passed as bytes of the arena), int8 weights, int64 bias and
+ * accumulators, TFLite's multipliers applied by eq_mbqm64. */
+typedef struct {
+    int32_t batches, input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c;
+    int32_t filter_h, filter_w, filter_c;
+    int32_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;
+    const int64_t *bias;
+    const int32_t *out_mult;
+    const int32_t *out_shift;
+} eq_conv_s16_params_t;
+
+typedef struct {
+    int32_t batches, input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c;
+    int32_t filter_h, filter_w, depth_multiplier;
+    int32_t stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;
+    const int64_t *bias;
+    const int32_t *out_mult;
+    const int32_t *out_shift;
+} eq_depthwise_conv_s16_params_t;
+
+typedef struct {
+    int32_t batches, input_depth, output_depth;
+    int32_t input_offset, weights_offset, output_offset, act_min, act_max;
+    const int8_t *weights;
+    const int64_t *bias;
+    const int32_t *out_mult;
+    const int32_t *out_shift;
+} eq_fully_connected_s16_params_t;
+
+eq_status_t eq_conv_s16(const eq_conv_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_depthwise_conv_s16(const eq_depthwise_conv_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_fully_connected_s16(const eq_fully_connected_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_transpose_conv_s8(const eq_transpose_conv_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out);

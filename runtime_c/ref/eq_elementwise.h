@@ -17,6 +17,9 @@ typedef struct {
 } eq_add_s8_params_t;
 
 typedef eq_add_s8_params_t eq_sub_s8_params_t;
+/* 16x8 models' int16 tensors, passed as bytes of the arena */
+typedef eq_add_s8_params_t eq_add_s16_params_t;
+typedef eq_add_s8_params_t eq_sub_s16_params_t;
 typedef eq_add_s8_params_t eq_squared_difference_s8_params_t; /* left_shift 7; out_mult/out_shift may exceed 1 */
 
 /* out = x >= 0 ? x * m1 : x * alpha * m2 (x and alpha with their offsets), alpha a constant read through
@@ -46,6 +49,8 @@ typedef struct {
     eq_requant_t requant;
 } eq_mul_s8_params_t;
 
+typedef eq_mul_s8_params_t eq_mul_s16_params_t;
+
 typedef struct {
     int32_t in_d0, in_d1, in_d2, in_d3;
     int32_t out_d0, out_d1, out_d2, out_d3;
@@ -53,18 +58,27 @@ typedef struct {
     int32_t pad_value;
 } eq_pad_s8_params_t;
 
-/* Inputs share the output's quantization: each outer step copies copy_sizes[k] bytes of input k. */
+/* Inputs share the output's quantization: each outer step copies copy_sizes[k] bytes of input k (int8 or int16). */
 typedef struct {
     int32_t n_inputs, outer;
     const int32_t *copy_sizes;
 } eq_concat_s8_params_t;
 
+/* QUANTIZE between int8 and int16 (TFLite's Requantize): out = clamp(mbqm(in - in_zp) + out_zp). */
+typedef struct {
+    int32_t size, in_wide, out_wide, input_zp, output_zp, out_mult, out_shift, out_min, out_max;
+} eq_rescale_params_t;
+
+eq_status_t eq_rescale(const eq_rescale_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_add_s8(const eq_add_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_sub_s8(const eq_sub_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_squared_difference_s8(const eq_squared_difference_s8_params_t *p, const int8_t *in0, const int8_t *in1,
                                      int8_t *out);
 eq_status_t eq_prelu_s8(const eq_prelu_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_add_s16(const eq_add_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_sub_s16(const eq_sub_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_mul_s16(const eq_mul_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_mul_s8(const eq_mul_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_pad_s8(const eq_pad_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_concat_s8(const eq_concat_s8_params_t *p, const int8_t *const *in, int8_t *out);

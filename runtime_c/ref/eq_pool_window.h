@@ -1,11 +1,11 @@
 /* The pooling loop shared by average and max pooling: windows clipped to the input, as TFLM's
- * reference_integer_ops. */
+ * reference_integer_ops; int8 or (wide) int16 elements. */
 #ifndef EQ_POOL_WINDOW_H
 #define EQ_POOL_WINDOW_H
 
 #include "eq_pooling.h"
 
-static inline eq_status_t eq_pool(const eq_pool_s8_params_t *p, const int8_t *in, int8_t *out, int average)
+static inline eq_status_t eq_pool(const eq_pool_s8_params_t *p, const int8_t *in, int8_t *out, int average, int wide)
 {
     if (p == NULL || in == NULL || out == NULL) {
         return EQ_ERR_ARG;
@@ -22,18 +22,18 @@ static inline eq_status_t eq_pool(const eq_pool_s8_params_t *p, const int8_t *in
                     return EQ_ERR_ARG;
                 }
                 for (int32_t c = 0; c < p->channels; c++) {
-                    int32_t acc = average ? 0 : INT8_MIN;
+                    int32_t acc = average ? 0 : (wide ? INT16_MIN : INT8_MIN);
                     for (int32_t y = ys; y < ye; y++) {
                         for (int32_t x = xs; x < xe; x++) {
-                            const int32_t v = in[(((size_t)b * p->input_h + y) * p->input_w + x) * p->channels + c];
+                            const int32_t v = eq_load(in, (((size_t)b * p->input_h + y) * p->input_w + x) * p->channels + c, wide);
                             acc = average ? acc + v : EQ_MAX(acc, v);
                         }
                     }
                     if (average) {
                         acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
                     }
-                    out[(((size_t)b * p->output_h + oy) * p->output_w + ox) * p->channels + c] =
-                        (int8_t)eq_clamp(acc, p->act_min, p->act_max);
+                    eq_store(out, (((size_t)b * p->output_h + oy) * p->output_w + ox) * p->channels + c,
+                             eq_clamp(acc, p->act_min, p->act_max), wide);
                 }
             }
         }

@@ -12,6 +12,8 @@ typedef struct {
 
 typedef eq_pool_s8_params_t eq_avg_pool_s8_params_t;
 typedef eq_pool_s8_params_t eq_max_pool_s8_params_t;
+typedef eq_pool_s8_params_t eq_avg_pool_s16_params_t; /* int16 elements, passed as bytes of the arena */
+typedef eq_pool_s8_params_t eq_max_pool_s16_params_t;
 
 /* Input dims d0..d3 (right-aligned to 4-D); reduceI = 1 for each reduced axis. */
 typedef struct {
@@ -22,6 +24,8 @@ typedef struct {
 
 eq_status_t eq_avg_pool_s8(const eq_avg_pool_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_max_pool_s8(const eq_max_pool_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_avg_pool_s16(const eq_avg_pool_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_max_pool_s16(const eq_max_pool_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_mean_s8(const eq_mean_s8_params_t *p, const int8_t *in, int8_t *out);
 
 #endif /* EQ_POOLING_H */

@@ -1,0 +1,7 @@
+/* Reference int16 average pooling (16x8 models). */
+#include "eq_pool_window.h"
+
+eq_status_t eq_avg_pool_s16(const eq_avg_pool_s16_params_t *p, const int8_t *in, int8_t *out)
+{
+    return eq_pool(p, in, out, 1, 1);
+}
