@@ -245,6 +245,69 @@ def arena_table(shared: Path) -> str:
     return "\n".join(rows)
 
 
+RV_BEGIN, RV_END = "<!-- bench:riscv:begin -->", "<!-- bench:riscv:end -->"
+# (board, column label, kernel libraries measured on it)
+RISCV_BOARDS = [("qemu-riscv32-virt", "RV32IMAC", ("ref", "cmsis-nn")),
+                ("qemu-riscv32-virt-rvv", "RVV", ("ref", "cmsis-nn", "rvv", "auto"))]
+
+
+def _riscv_instructions(model: Path, board_name: str, kernels: str) -> int:
+    """Executed instructions of one inference (rdinstret under QEMU -icount) with the kernel library asked for."""
+    import tempfile
+
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, profile
+
+    board = get_board(board_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "fw"
+        write_project(compile_graph(load_tflite_file(model), "keep", board, kernels), board, "keep", out, model,
+                      echo=lambda *_: None)
+        manifest = load_manifest(out)
+        with open_device(out, manifest) as (link, b):
+            return profile(link, b, manifest)["instructions_per_inference"]
+
+
+def riscv_table(shared: Path) -> str:
+    """Instructions per inference on the emulated RISC-V boards: edgeq's reference kernels, muRISCV-NN
+    (`--kernels cmsis-nn`: scalar, or its vector path), edgeq's own RVV kernels (`--kernels rvv`, ref where
+    they decline) and the default (`auto`: rvv, then muRISCV-NN, then ref), with ratios to muRISCV-NN."""
+    import math
+
+    labels = {"ref": "ref", "cmsis-nn": "muRISCV-NN", "rvv": "own rvv", "auto": "auto"}
+    head = ["model"] + [f"{core} {labels[k]}" for _, core, libs in RISCV_BOARDS for k in libs]
+    head += ["RVV own / muRISCV-NN", "RVV auto / muRISCV-NN"]
+    rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    ratios: dict[str, list[float]] = {"rvv": [], "auto": []}
+    for name, rel in MODELS:
+        cells, vector = [name], {}
+        for board_name, _, libs in RISCV_BOARDS:
+            for kernels in libs:
+                n = _riscv_instructions(shared / rel, board_name, kernels)
+                print(f"{name} on {board_name} with {kernels}: {n:,} instructions", flush=True)
+                cells.append(f"{n:,}")
+                if board_name.endswith("-rvv"):
+                    vector[kernels] = n
+        for k in ("rvv", "auto"):
+            ratios[k].append(vector[k] / vector["cmsis-nn"])
+        cells += [f"{vector['rvv'] / vector['cmsis-nn']:.3f}", f"{vector['auto'] / vector['cmsis-nn']:.3f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    geo = [f"**{math.exp(sum(map(math.log, r)) / len(r)):.3f}**" for r in (ratios["rvv"], ratios["auto"])]
+    rows.append("| **geomean** |" + " |" * (len(head) - 3) + " " + " | ".join(geo) + " |")
+    return "\n".join(rows)
+
+
+def riscv_bench(shared: Path, out: Path, readme: Path | None) -> None:
+    table = riscv_table(shared)
+    print(table)
+    with open(out, "a") as f:
+        f.write("\n" + table + "\n")
+    if readme:
+        readme.write_text(_replace_block(readme.read_text(), RV_BEGIN, RV_END, table))
+        print(f"updated {readme}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", type=Path, default=edgeq.ROOT.parent / "shared")
@@ -269,6 +332,7 @@ def main() -> None:
         text = _replace_block(text, Q_BEGIN, Q_END, quant)
         args.readme.write_text(_replace_block(text, R_BEGIN, R_END, resampled))
         print(f"updated {args.readme}")
+    riscv_bench(args.shared, args.out, args.readme)
 
 
 if __name__ == "__main__":

@@ -6,13 +6,16 @@ is built as firmware for the emulated RVV board and run over its serial port: ed
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 
 import numpy as np
 import pytest
 
-from tests.test_kernels import PLAN, _graph
+from edgeq.ir import Graph, ops
+from tests import test_kernels as tk
+from tests.test_kernels import PLAN
 
 BOARD = "qemu-riscv32-virt-rvv"
 
@@ -24,11 +27,46 @@ pytestmark = pytest.mark.skipif(
 CONV, DW, FC = "eq_rvv_conv_s8", "eq_rvv_depthwise_conv_s8", "eq_rvv_fully_connected_s8"
 RVV = {
     "conv": {"grouped": None, "batch2": None, "*": CONV},
-    "depthwise": {"mult2": None, "one_channel_mult12": None, "dilated": None, "*": DW},
+    "depthwise": {"mult2": None, "one_channel_mult12": CONV, "dilated": None, "*": DW},
     "fully_connected": {"*": FC},
+    "riscv_depthwise": {"*": DW},
+    "riscv_conv": {"*": CONV},
     "pool": {"*": None},
     "elementwise": {"*": None},
 }
+
+
+# Shapes of the RISC-V libraries' own paths: channel strips longer than one vector register group, muRISCV-NN's
+# 124-channel blocks of its vector depthwise kernel with a pixel count that is not a multiple of four.
+RISCV_PLAN = {
+    "riscv_depthwise": [
+        tk.dw("c256_3x3_same", (1, 3, 3, 256), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=ops.Padding.SAME),
+        tk.dw("c130_3x3_same", (1, 3, 3, 130), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=ops.Padding.SAME),
+        tk.dw("c256_6x6_s2", (1, 6, 6, 256), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=ops.Padding.SAME,
+              stride_h=2, stride_w=2),
+        tk.dw("c124_5x5", (1, 5, 5, 124), (3, 3), {"*": "arm_depthwise_conv_s8_opt"}, padding=ops.Padding.SAME),
+        tk.dw("c64_6x6", (1, 6, 6, 64), (5, 5), {"*": "arm_depthwise_conv_s8_opt"}, padding=ops.Padding.SAME),
+    ],
+    "riscv_conv": [
+        tk.conv("1x1_c40_k70", (1, 5, 5, 40), 70, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
+        tk.conv("3x3_c1_s2", (1, 12, 12, 1), 8, (3, 3), {"*": "arm_convolve_s8"}, padding=ops.Padding.SAME,
+                stride_h=2, stride_w=2),
+    ],
+}
+PLANS = {**PLAN, **RISCV_PLAN}
+
+
+def _graph(mode: str) -> tuple[Graph, list[tuple[str, tk.Case]]]:
+    """Every case of every family side by side in one model (one firmware per library and mode)."""
+    rng = np.random.default_rng(sum(map(ord, "riscv" + mode)))
+    graph = Graph(f"kernels_riscv_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
+    cases = [(family, case) for family in sorted(PLANS) for case in PLANS[family]]
+    seen = set()
+    for family, case in cases:  # a name that repeats in another family gets the family's prefix
+        tk._layer(graph, dataclasses.replace(case, name=f"{family}_{case.name}") if case.name in seen else case,
+                  mode, rng)
+        seen.add(case.name)
+    return graph, cases
 
 
 def _expected_rvv(family: str, case: str) -> str | None:
@@ -43,7 +81,7 @@ def _expected_muriscv(case, mode: str, family: str) -> str | None:
         return None
     if f == "arm_depthwise_conv_3x3_s8":
         f = "arm_depthwise_conv_s8_opt"  # no 3x3 kernel in the vector build
-    if family == "conv":
+    if family in ("conv", "riscv_conv"):
         c, (kh, kw), s = case.shape[3], case.filt, case.attrs
         one = kh == kw == 1 and s.get("stride_h", 1) == s.get("stride_w", 1) == 1 and "padding" not in s
         if one and c % 4 == 0:
@@ -62,41 +100,36 @@ def _out_w(case) -> int:
 
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
-@pytest.mark.parametrize("family", sorted(PLAN))
 @pytest.mark.parametrize("kernels", ["rvv", "cmsis-nn"])
-def test_riscv_kernel_library_matches_golden_model(tmp_path, family, mode, kernels):
-    from edgeq.build import compile_graph, write_project
+def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels):
+    from edgeq.build import compile_graph, load_manifest, write_project
     from edgeq.codegen.backends.muriscv_nn import MURISCV_NN
     from edgeq.errors import EdgeqError
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
-    from edgeq.targets.device import open_device, run_samples
-    from edgeq.build import load_manifest
     from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, run_samples
 
     if kernels == "cmsis-nn":
         try:
             MURISCV_NN.locate()
         except EdgeqError as e:
             pytest.skip(f"muRISCV-NN is not available here: {e}")
-    if kernels == "rvv" and family in ("pool", "elementwise"):
-        pytest.skip("no own RVV kernels for pooling and element-wise operators yet (they run on ref)")
-    graph = _graph(family, mode)
+    graph, cases = _graph(mode)
     graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
     board = get_board(BOARD)
     compiled = compile_graph(graph, mode, board, kernels)
-    for case, impl in zip(PLAN[family], compiled.impls):
+    for (family, case), impl in zip(cases, compiled.impls):
         expected = _expected_rvv(family, case.name) if kernels == "rvv" else _expected_muriscv(case, mode, family)
         got = impl.function if impl.backend == kernels else None
-        assert got == expected, (case.name, impl.function, impl.declined)
+        assert got == expected, (family, case.name, impl.function, impl.declined)
         if expected is None:
             assert impl.backend == "ref" and impl.declined, case.name
     out = tmp_path / "fw"
     write_project(compiled, board, mode, out, echo=lambda *_: None)
     rng = np.random.default_rng(11)
     samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
-    m = load_manifest(out)
-    with open_device(out, m) as (link, _):
+    with open_device(out, load_manifest(out)) as (link, _):
         outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
     calls = lower_graph(graph)
     for k, (xs, raw) in enumerate(zip(samples, outs)):

@@ -23,6 +23,7 @@ MURISCV_NN = KernelLibrary(
     {"c": ("", ()), "rvv": ("", ("-DUSE_VEXT",))},
     # riscv_vector.h exists only for RISC-V targets; those size functions read USE_PORTABLE_VEXT as USE_VEXT
     host_swap=("muriscv_nn_support_functions.h", "-DUSE_VEXT", "-DUSE_PORTABLE_VEXT"))
+CH_IN_BLOCK = 124  # CH_IN_BLOCK_MVE (muriscv_nn_support_functions.h): channels per block of the vector opt kernel
 # The build flags muRISCV-NN's own CMake uses for its vector path (-O3; USE_VEXT selects the RVV kernels).
 VECTOR_CFLAGS = ["-O3"]
 SCALAR_CFLAGS = ["-O3"]
@@ -65,9 +66,17 @@ class MuriscvNN(CmsisNN):
 
     def _depthwise_conv_s8(self, call: KernelCall, target: Target) -> Impl | str:
         impl = super()._depthwise_conv_s8(call, target)
-        if isinstance(impl, str) or target.isa != "rvv" or impl.function != "arm_depthwise_conv_3x3_s8":
+        if isinstance(impl, str) or target.isa != "rvv":
             return impl
-        return replace(impl, function="arm_depthwise_conv_s8_opt")  # the vector build has no 3x3 kernel
+        p = call.params
+        if impl.function == "arm_depthwise_conv_3x3_s8":
+            impl = replace(impl, function="arm_depthwise_conv_s8_opt")  # the vector build has no 3x3 kernel
+        if (impl.function == "arm_depthwise_conv_s8_opt" and p["output_c"] > CH_IN_BLOCK
+                and (p["output_h"] * p["output_w"]) % 4):
+            # At 4eb6a1f6 the vector opt kernel's last (< 4) pixels of a channel block after the first read the
+            # first block's weights, bias and rescale: wrong outputs. Its generic kernel is exact.
+            impl = replace(impl, function="arm_depthwise_conv_s8")
+        return impl
 
     def _fully_connected_s8(self, call: KernelCall, target: Target) -> Impl | str:
         impl = super()._fully_connected_s8(call, target)

@@ -13,6 +13,7 @@ import numpy as np
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.lowering import KernelCall
+from edgeq.lowering.conv import depthwise_as_conv
 from edgeq.lowering.fixedpoint import wrap32
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "rvv"
@@ -95,6 +96,8 @@ class Rvv(Backend):
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
+        if p["input_c"] == 1:  # one input channel: the convolution it is (kws, person_detect's first layers)
+            return self._conv_s8(depthwise_as_conv(call))
         if p["depth_multiplier"] != 1:
             return "a depth multiplier other than 1"
         if p["batches"] != 1:
