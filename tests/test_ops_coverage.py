@@ -587,3 +587,13 @@ def test_16x8_operators():
 def _binary16(code, a_shape, b_shape, scales, options, version):
     y = q16(np.broadcast_shapes(a_shape, b_shape), scales[2])
     return Op(code, [q16(a_shape, scales[0]), q16(b_shape, scales[1])], [y], options, version=version)
+
+
+def test_16x8_activations_and_pad():
+    op_list = [Op("RELU", [q16((4, 9), 0.001)], [q16((4, 9), 0.0007)], version=3),
+               Op("RELU6", [q16((4, 9), 0.0003)], [q16((4, 9), 0.0003)], version=3),
+               Op("LEAKY_RELU", [q16((4, 9), 0.001)], [q16((4, 9), 0.0009)], "LeakyReluOptions", {"alpha": 0.15},
+                  version=2),
+               Op("PAD", [q16((1, 3, 4, 2), 0.01), const([[0, 0], [1, 2], [0, 1], [0, 0]])],
+                  [q16((1, 6, 5, 2), 0.01)], version=4)]
+    _check(op_list, n=6, sample=_int16_samples)

@@ -17,7 +17,7 @@ from edgeq.ir import Graph, ops
 from edgeq.lowering import gemmlowp as gl
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
-from edgeq.lowering.common import INT8_MAX, INT8_MIN, require_int8
+from edgeq.lowering.common import INT8_MAX, INT8_MIN, require_int8, variant
 
 INPUTS = range(INT8_MIN, INT8_MAX + 1)
 
@@ -53,9 +53,11 @@ def _finish_lut(call: KernelCall, graph: Graph) -> KernelCall:
     return call
 
 
-@lowers(ops.Relu, "lut_s8")
+@lowers(ops.Relu, "lut_s8", "rescale")
 def lower_relu(op: ops.Relu, graph: Graph) -> KernelCall:
     """TFLM's ReluQuantized: requantize by s_in/s_out, clamp below at the quantized 0."""
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_16x8_activation(op, graph)
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     rescale = _rescaler(s_in, s_out)
     lo = max(INT8_MIN, zp_out + int(round_half_away(float(np.float32(0.0) / s_out))))
@@ -71,17 +73,21 @@ def _rescaler(s_in, s_out):
     return lambda v: _mbqm(v, m, shift)
 
 
-@lowers(ops.Relu6, "lut_s8")
+@lowers(ops.Relu6, "lut_s8", "rescale")
 def lower_relu6(op: ops.Relu6, graph: Graph) -> KernelCall:
     # TFLM clamps the raw input to [zero point, quantized 6.0], both on the *input's* scale, and does not
     # requantize even when the output's scale differs.
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_16x8_activation(op, graph)
     s_in, zp_in, _, _ = _scales(op, graph)
     six = _clamp8(int(round_half_away(float(np.float32(6.0) / s_in))) + zp_in)
     return _finish_lut(_lut_call(op, lambda v: six if v > six else (zp_in if v < zp_in else v)), graph)
 
 
-@lowers(ops.LeakyRelu, "lut_s8")
+@lowers(ops.LeakyRelu, "lut_s8", "rescale")
 def lower_leaky_relu(op: ops.LeakyRelu, graph: Graph) -> KernelCall:
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_16x8_activation(op, graph)
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     m_alpha, sh_alpha = quantize_multiplier(float(s_in * np.float32(op.alpha) / s_out))
     m_id, sh_id = quantize_multiplier(float(s_in / s_out))
@@ -247,16 +253,40 @@ def _lower_rescale(op: ops.Quantize, graph: Graph) -> KernelCall:
                              "between int8 and int16 tensors with a scale and zero point.")
     m, shift = quantize_multiplier(float(x.quant.s) / float(y.quant.s))
     lo, hi = (-(2**15), 2**15 - 1) if y.dtype == "int16" else (INT8_MIN, INT8_MAX)
+    return _rescale_call(op, x, y, (m, shift), (m, shift), lo, hi)
+
+
+def _rescale_call(op: ops.Op, x, y, positive, negative, lo: int, hi: int) -> KernelCall:
     return KernelCall(op.name, "rescale", [op.inputs[0]], [op.outputs[0]], {
         "size": x.size, "in_wide": int(x.dtype == "int16"), "out_wide": int(y.dtype == "int16"),
-        "input_zp": x.quant.zp, "output_zp": y.quant.zp, "out_mult": m, "out_shift": shift, "out_min": lo,
-        "out_max": hi})
+        "input_zp": x.quant.zp, "output_zp": y.quant.zp, "out_mult": positive[0], "out_shift": positive[1],
+        "neg_mult": negative[0], "neg_shift": negative[1], "out_min": lo, "out_max": hi})
+
+
+def _lower_16x8_activation(op: ops.Op, graph: Graph) -> KernelCall:
+    """16x8 RELU (TFLM's ReluQuantized), RELU6 (a clamp on the input's scale, no rescaling) and LEAKY_RELU
+    (QuantizeLeakyRelu): a rescale per sign, then a clamp; 65,536-entry tables would not fit."""
+    variant(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    s_in, s_out = np.float32(x.quant.s), np.float32(y.quant.s)
+    top = 2**15 - 1
+    if isinstance(op, ops.Relu6):
+        identity = (1 << 30, 1)  # exactly x
+        six = min(top, int(round_half_away(float(np.float32(6.0) / s_in))))
+        return _rescale_call(op, x, y, identity, identity, 0, six)
+    rescale = quantize_multiplier(float(s_in) / float(s_out))
+    if isinstance(op, ops.Relu):
+        return _rescale_call(op, x, y, rescale, rescale, 0, top)
+    return _rescale_call(op, x, y, rescale, quantize_multiplier(float(s_in * np.float32(op.alpha) / s_out)),
+                         -(2**15), top)
 
 
 @kernel("rescale")
 def rescale(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
-    v = multiply_by_quantized_multiplier(inputs[0].astype(np.int64) - p["input_zp"], p["out_mult"], p["out_shift"])
+    x = inputs[0].astype(np.int64) - p["input_zp"]
+    v = np.where(x >= 0, multiply_by_quantized_multiplier(x, p["out_mult"], p["out_shift"]),
+                 multiply_by_quantized_multiplier(x, p["neg_mult"], p["neg_shift"]))
     out = np.clip(v + p["output_zp"], p["out_min"], p["out_max"])
     return out.astype(np.int16 if p["out_wide"] else np.int8).reshape(out_shape)
 

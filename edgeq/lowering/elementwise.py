@@ -220,7 +220,7 @@ def min_max_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndar
 
 @lowers(ops.Pad, "pad_s8")
 def lower_pad(op: ops.Pad, graph: Graph) -> KernelCall:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
     pads = [(0, 0)] * (4 - len(op.paddings)) + list(op.paddings)
     if len(pads) > 4:
@@ -230,13 +230,14 @@ def lower_pad(op: ops.Pad, graph: Graph) -> KernelCall:
     params.update({f"pad_before{i}": pads[i][0] for i in range(4)})
     params.update({f"out_d{i}": to_nhwc4(y.shape)[i] for i in range(4)})
     params["pad_value"] = y.quant.zp
+    params["elem_bytes"] = 2 if kind == "s16" else 1
     return KernelCall(op.name, "pad_s8", [op.inputs[0]], [op.outputs[0]], params)
 
 
 @kernel("pad_s8")
 def pad_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
-    out = np.full([p[f"out_d{i}"] for i in range(4)], p["pad_value"], dtype=np.int8)
+    out = np.full([p[f"out_d{i}"] for i in range(4)], p["pad_value"], dtype=inputs[0].dtype)
     sl = tuple(slice(p[f"pad_before{i}"], p[f"pad_before{i}"] + p[f"in_d{i}"]) for i in range(4))
     out[sl] = inputs[0].reshape([p[f"in_d{i}"] for i in range(4)])
     return out.reshape(out_shape)

@@ -55,7 +55,8 @@ typedef struct {
     int32_t in_d0, in_d1, in_d2, in_d3;
     int32_t out_d0, out_d1, out_d2, out_d3;
     int32_t pad_before0, pad_before1, pad_before2, pad_before3;
-    int32_t pad_value;
+    int32_t pad_value;  /* int16 tensors (elem_bytes 2) have zero point 0: every padded byte is 0 */
+    int32_t elem_bytes;
 } eq_pad_s8_params_t;
 
 /* Inputs share the output's quantization: each outer step copies copy_sizes[k] bytes of input k (int8 or int16). */
@@ -64,9 +65,10 @@ typedef struct {
     const int32_t *copy_sizes;
 } eq_concat_s8_params_t;
 
-/* QUANTIZE between int8 and int16 (TFLite's Requantize): out = clamp(mbqm(in - in_zp) + out_zp). */
+/* QUANTIZE between int8 and int16 (TFLite's Requantize), and 16x8's RELU, RELU6 and LEAKY_RELU:
+ * out = clamp(mbqm(in - in_zp) + out_zp), with neg_mult/neg_shift for inputs below the zero point. */
 typedef struct {
-    int32_t size, in_wide, out_wide, input_zp, output_zp, out_mult, out_shift, out_min, out_max;
+    int32_t size, in_wide, out_wide, input_zp, output_zp, out_mult, out_shift, neg_mult, neg_shift, out_min, out_max;
 } eq_rescale_params_t;
 
 eq_status_t eq_rescale(const eq_rescale_params_t *p, const int8_t *in, int8_t *out);
