@@ -165,3 +165,28 @@ def test_gd32vf103_at_108_mhz():
     assert pll_on < locked < switch
     check_baud(board, plan, 108_000_000)
     assert clock_plan(board, "reset").core_hz == 8_000_000 and not clock_plan(board, "reset").steps
+
+
+def test_mlperf_tiny_harness_on_riscv(tmp_path):
+    """The MLPerf Tiny harness (float features quantized on the device, %0.3f printed in software, timestamps by
+    64-bit division) links against libgcc's helpers and answers as the reference does, on the scalar board."""
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.mlperf_tiny import BENCHMARKS, MlperfDut, results_line
+    from edgeq.targets.qemu import QemuBoard
+    from tests.oracles import tflm_run
+    from tests.test_mlperf_harness import build as mlperf_build
+    from tests.test_mlperf_harness import host_sample
+
+    model = shared_path("models/mlperf_tiny/ad01_int8.tflite")
+    data = np.load(shared_path("data/ad01/eval.npz"))["x"]
+    m = mlperf_build(model, tmp_path / "fw", board="qemu-riscv32-virt")
+    with QemuBoard(get_board("qemu-riscv32-virt"), tmp_path / "fw" / m["firmware"]["elf"]) as qemu, \
+            MlperfDut(qemu.pty) as dut:
+        dut.wait_ready()
+        payload, x_int8, features = host_sample("ad01", data[0], m)
+        dut.load(payload)
+        out_t = m["outputs"][0]
+        expected = results_line(BENCHMARKS["ad01"], tflm_run(model.read_bytes(), [x_int8.reshape(m["inputs"][0]["shape"])])[0],
+                                out_t["scale"][0], out_t["zero_point"][0], features)
+        one = dut.infer(1, 0)
+        assert one.results_line == expected and one.elapsed_us > 100

@@ -11,6 +11,7 @@ from edgeq.errors import EdgeqError
 from edgeq.targets.boards import Board
 
 PICOLIBC = Path("/usr/lib/picolibc/riscv64-unknown-elf")  # Debian's picolibc-riscv64-unknown-elf
+LIBGCC = Path("/usr/lib/gcc/riscv64-unknown-elf")  # Debian's gcc-riscv64-unknown-elf: <version>/<multilib>/libgcc.a
 
 
 @dataclass(frozen=True)
@@ -29,11 +30,14 @@ class Arch:
     def link_flags(self, board: Board) -> list[str]:
         if self.name == "arm":
             return [*board.cflags, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs"]
-        # clang + lld + picolibc: no GCC driver specs; libc from the multilib without the vector extension
-        return [*board.cflags, "-fuse-ld=lld", "-nostdlib", f"-L{PICOLIBC}/lib/{multilib(board)}"]
+        # clang + lld + picolibc: no GCC driver specs; libc from the multilib without the vector extension, and
+        # the compiler's helpers (64-bit division, soft float) from the libgcc of gcc-riscv64-unknown-elf, which
+        # picolibc's package depends on (Debian ships no compiler-rt for bare-metal RISC-V)
+        return [*board.cflags, "-fuse-ld=lld", "-nostdlib", f"-L{PICOLIBC}/lib/{multilib(board)}",
+                *(f"-L{d}" for d in libgcc_dirs(board)[:1])]
 
     def link_libraries(self) -> list[str]:
-        return [] if self.name == "arm" else ["c"]
+        return [] if self.name == "arm" else ["c", "gcc"]
 
     def qemu_command(self, board: Board) -> list[str]:
         f = board.flasher
@@ -70,3 +74,8 @@ def multilib(board: Board) -> str:
     base = re.match(r"rv32[a-z]*?(?=v|$|_)", march.group(1))
     name = (base.group(0) if base else march.group(1)).replace("g", "imafd")
     return f"{name}/{mabi.group(1)}"
+
+
+def libgcc_dirs(board: Board) -> list[Path]:
+    """The folders holding libgcc.a for the board's multilib, newest GCC first."""
+    return sorted((p.parent for p in LIBGCC.glob(f"*/{multilib(board)}/libgcc.a")), reverse=True)
