@@ -65,3 +65,29 @@ def test_auto_takes_the_measured_fastest_library_per_layer(tmp_path, monkeypatch
     for x, y in zip(xs, got):
         want = run_int(graph, [x], calls)[graph.outputs[0]]
         np.testing.assert_array_equal(np.frombuffer(y, np.int8), want.reshape(-1))
+
+
+def test_measured_choice_keeps_layers_only_ref_implements():
+    """Grouped convolutions run on ref alone; beside contested layers the measured choice leaves them there."""
+    from edgeq.codegen.backends import cmsis_nn_library, select
+    from edgeq.errors import EdgeqError
+    from edgeq.lowering import lower_graph
+    from tests.test_kernels import _graph
+
+    try:
+        cmsis_nn_library.locate()
+    except EdgeqError as e:
+        pytest.skip(f"CMSIS-NN is not available here: {e}")
+    calls = lower_graph(_graph("conv", "pot"))
+    asked: list[list[str]] = []
+
+    def measure(libraries):  # CMSIS-NN "measures" fewer instructions on every layer
+        asked.append(libraries)
+        return {name: {call.layer: 200 - 100 * (name == "cmsis-nn") for call in calls} for name in libraries}
+
+    impls = select(calls, get_board("qemu-mps2-an500"), "auto", measure)
+    by_layer = {call.layer: impl for call, impl in zip(calls, impls)}
+    assert asked == [["arm-dsp", "cmsis-nn"]]
+    assert by_layer["grouped"].backend == "ref" and not by_layer["grouped"].measured
+    assert by_layer["3x3_same"].backend == "cmsis-nn"
+    assert by_layer["3x3_same"].measured == {"arm-dsp": 200, "cmsis-nn": 100}

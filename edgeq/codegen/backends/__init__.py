@@ -162,8 +162,8 @@ def select(calls: list[KernelCall], board: Board, kernels: str = "auto",
             impls.append(None)
             continue
         chosen = options[0]
-        if timings and all(call.layer in timings.get(o.backend, {}) for o in options if o.backend != "ref"):
-            ranked = [o for o in options if o.backend != "ref"]
+        ranked = [o for o in options if o.backend != "ref"]
+        if timings and ranked and all(call.layer in timings.get(o.backend, {}) for o in ranked):
             chosen = min(ranked, key=lambda o: (timings[o.backend][call.layer], ranked.index(o)))
             chosen.measured = {o.backend: timings[o.backend][call.layer] for o in ranked}
         impls.append(chosen)
