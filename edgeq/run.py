@@ -73,11 +73,23 @@ def _board_inputs(m: dict, xs: list[np.ndarray], echo=None) -> list[np.ndarray]:
     for x, tin in zip(xs, m["inputs"]):
         if x.ndim == 0 or len(x) == 0:
             raise EdgeqError(f"The inputs for '{tin['name']}' hold no samples; give [N, *input_shape] with N >= 1.")
-        result.append(quantize_inputs(conform_inputs(x, tuple(tin["shape"])), tin, echo))
+        x = conform_inputs(x, tuple(tin["shape"]))
+        result.append(_quantize_int16(x, tin) if tin["dtype"] == "int16" else quantize_inputs(x, tin, echo))
     if len({len(x) for x in result}) > 1:
         raise EdgeqError(f"The inputs hold different numbers of samples ({', '.join(str(len(x)) for x in result)}); "
                          "give every input the same N.")
     return result
+
+
+def _quantize_int16(x: np.ndarray, tensor: dict) -> np.ndarray:
+    """A 16x8 model's input: int16 as is, float32 quantized with the input's scale (zero point 0)."""
+    if x.dtype == np.int16:
+        return x
+    if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
+        raise EdgeqError(f"The inputs for '{tensor['name']}' are {x.dtype} (or hold NaN/Inf); this 16x8 model takes "
+                         "int16 (used as is) or finite float32 (quantized with its input scale).")
+    q = np.round(x.astype(np.float32) / np.float32(tensor["scale"][0])).astype(np.int64)
+    return np.clip(q, -(2**15), 2**15 - 1).astype(np.int16)
 
 
 def _output_bytes(t: dict) -> int:

@@ -534,6 +534,27 @@ def test_16x8_model():
     graph = load_tflite(data, "m")
     assert graph.t(graph.inputs[0]).dtype == "int16"
     check_model(data, n=6, sample=_int16_samples)
+    # edgeq build and edgeq run with float inputs, quantized to int16 by edgeq run
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from tests.oracles import tflm_run
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d / "m16.tflite").write_bytes(data)
+        xs = np.random.default_rng(4).uniform(-1, 1, (3, 8, 8, 4)).astype(np.float32)
+        np.save(d / "x.npy", xs)
+        for args in (["build", d / "m16.tflite", "--board", "host", "-o", d / "out"],
+                     ["run", d / "out", "--input", d / "x.npy", "--output", d / "y.npy"]):
+            proc = subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stderr
+        y = np.load(d / "y.npy")
+        scale = graph.t(graph.inputs[0]).quant.s
+        for k in range(3):
+            xq = np.clip(np.round(xs[k] / np.float32(scale)), -32768, 32767).astype(np.int16)[None]
+            np.testing.assert_array_equal(y[k].reshape(-1), tflm_run(data, [xq])[0].reshape(-1))
 
 
 def q16(shape, scale: float = 0.001) -> T:
