@@ -1,7 +1,7 @@
 """Per-kernel checks of edgeq's own Helium kernels (arm-mve) against the numpy golden model, bit for bit, in QEMU.
 
-The host has no MVE, so the plan of tests/test_kernels.py (convolutions, depthwise, fully connected; both
-quantization modes) and a few cases of this file's own (whole and partial 16-value chunks and 4-channel groups,
+The host has no MVE, so the plan of tests/test_kernels.py (convolutions, depthwise, fully connected, element-wise;
+both quantization modes) and a few cases of this file's own (whole and partial 16-value chunks and 4-channel groups,
 left-shifting multipliers, windows wider than the input) are built as firmware for the emulated Cortex-M55
 and run over its serial port. Each layer's chosen function is asserted.
 """
@@ -24,12 +24,14 @@ pytestmark = pytest.mark.skipif(
 
 A, P = ops.Activation, ops.Padding
 CONV, CONV1, DW, FC = "eq_mve_conv_s8", "eq_mve_conv_1x1_s8", "eq_mve_depthwise_conv_s8", "eq_mve_fully_connected_s8"
+ADD = "eq_mve_add_s8"
 ONE_BY_ONE = ("1x1_fast", "1x1_fast_odd_c", "1x1_stride2")
 # The function each case of test_kernels' plan runs with; None: arm-mve declines it and ref runs it.
 MVE = {
     "conv": {"grouped": None, "batch2": None, **{k: CONV1 for k in ONE_BY_ONE}, "*": CONV},
     "depthwise": {"mult2": None, "dilated": None, "one_channel_mult12": CONV, "*": DW},
     "fully_connected": {"*": FC},
+    "elementwise": {"add": {"keep": ADD, "pot": None}, "*": None},
 }
 # Own cases: (case, function per mode, output scale divided by this to make multipliers shift left).
 OWN = [
@@ -40,7 +42,7 @@ OWN = [
     (dw("3x3_channel_tail", (1, 7, 10, 22), (3, 3), {}, padding=P.SAME, activation=A.RELU), {"*": DW}, 1),
     (dw("3x3_s2_wide", (1, 9, 17, 12), (3, 3), {}, padding=P.SAME, stride_h=2, stride_w=2), {"*": DW}, 1),
     (dw("3x3_narrow_input", (1, 4, 2, 5), (3, 3), {}, padding=P.SAME), {"*": DW}, 1),
-    (dw("3x3_left_shift", (1, 5, 6, 8), (3, 3), {}, padding=P.SAME), {"keep": DW, "pot": None}, 512),
+    (dw("3x3_mixed_shifts", (1, 5, 6, 8), (3, 3), {}, padding=P.SAME), {"keep": DW, "pot": None}, 64),
     (Case("fc_deep", ops.FullyConnected, (1, 100), {}, 10), {"*": FC}, 1),
     (Case("fc_two_rows", ops.FullyConnected, (2, 64), {"activation": A.RELU}, 16), {"*": FC}, 1),
     (Case("fc_left_shift", ops.FullyConnected, (1, 48), {}, 6), {"keep": FC, "pot": None}, 512),
@@ -62,11 +64,13 @@ def _cases(family: str, mode: str) -> tuple[Graph, list[tuple[str, str | None]]]
     if family == "own":
         return _own_graph(mode), [(c.name, f.get(mode, f.get("*"))) for c, f, _ in OWN]
     table = MVE[family]
-    return _graph(family, mode), [(c.name, table.get(c.name, table["*"])) for c in PLAN[family]]
+    functions = [table.get(c.name, table["*"]) for c in PLAN[family]]
+    return _graph(family, mode), [(c.name, f.get(mode) if isinstance(f, dict) else f)
+                                  for c, f in zip(PLAN[family], functions)]
 
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
-@pytest.mark.parametrize("family", ["conv", "depthwise", "fully_connected", "own"])
+@pytest.mark.parametrize("family", ["conv", "depthwise", "fully_connected", "elementwise", "own"])
 def test_mve_kernels_match_golden_model(tmp_path, family, mode):
     from edgeq.build import compile_graph, load_manifest, write_project
     from edgeq.lowering import lower_graph

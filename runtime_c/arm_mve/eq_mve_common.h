@@ -17,14 +17,15 @@
 /* How accumulators become int8:
  *  EQ_MVE_MULTIPLIER: tflite::MultiplyByQuantizedMultiplier (shift left, doubling high multiply, rounding
  *    divide by a power of two; CMSIS-NN's MVE sequence, which is TFLite's rounding bit for bit);
- *  EQ_MVE_MULTIPLIER_RIGHT: the same when no channel shifts left (the usual case: skips one instruction);
+ *  EQ_MVE_MULTIPLIER_RIGHT: the same when every channel shifts right by one or more (the usual case: two
+ *    instructions fewer, the left shift and the mask that keeps a shift of zero from rounding);
  *  EQ_MVE_SHIFT: power-of-two graphs, one floor shift of acc plus an addend chosen by the sign, which the
  *    build computes for edgeq's rounding of the layer (convolution or fully connected). */
 enum { EQ_MVE_MULTIPLIER, EQ_MVE_MULTIPLIER_RIGHT, EQ_MVE_SHIFT };
 
 /* Rows of the rescale table, each `stride` int32 (channels rounded up to four):
- *   multiplier modes: bias, multiplier, left shift, -right shift;
- *   shift mode:       bias, addend for acc >= 0, addend for acc < 0, -shift. */
+ *   multiplier modes: bias, multiplier, -right shift, left shift (EQ_MVE_MULTIPLIER only);
+ *   shift mode:       bias, addend for acc >= 0, -shift, addend for acc < 0. */
 typedef struct {
     int32x4_t bias, a, b, c;
 } eq_mve_rq_t;
@@ -34,8 +35,8 @@ static EQ_ALWAYS_INLINE eq_mve_rq_t eq_mve_rq_load(const int32_t *rq, int32_t st
     eq_mve_rq_t q;
     q.bias = vldrwq_s32(rq + c);
     q.a = vldrwq_s32(rq + stride + c);
-    q.b = mode == EQ_MVE_MULTIPLIER_RIGHT ? vdupq_n_s32(0) : vldrwq_s32(rq + 2 * stride + c);
-    q.c = vldrwq_s32(rq + 3 * stride + c);
+    q.c = vldrwq_s32(rq + 2 * stride + c);
+    q.b = mode == EQ_MVE_MULTIPLIER_RIGHT ? vdupq_n_s32(0) : vldrwq_s32(rq + 3 * stride + c);
     return q;
 }
 
@@ -53,7 +54,8 @@ static EQ_ALWAYS_INLINE int32x4_t eq_mve_requant(int32x4_t acc, const eq_mve_rq_
         }
         acc = vqrdmulhq_s32(acc, q->a);
         /* rounding half away from zero: a negative value is nudged down by one before the rounding shift */
-        acc = vqaddq_s32(acc, vshrq_n_s32(vandq_s32(acc, q->c), 31));
+        const int32x4_t negative = vshrq_n_s32(mode == EQ_MVE_MULTIPLIER ? vandq_s32(acc, q->c) : acc, 31);
+        acc = vqaddq_s32(acc, negative);
         acc = vrshlq_s32(acc, q->c);
     }
     acc = vaddq_n_s32(acc, offset);

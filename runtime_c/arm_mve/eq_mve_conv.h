@@ -1,13 +1,14 @@
 /* Convolutions and fully connected layers on Helium, as matrix products (eq_mve_gemm.h). 1x1 convolutions
- * read their input rows in place; other convolutions copy two im2col windows at a time into scratch,
- * padding with the input's zero point, which the folded offset turns into zero. */
+ * and fully connected layers whose depth is a multiple of 16 read their input rows in place; others copy
+ * rows (or im2col windows, padded with the input's zero point, which the folded offset turns into zero) two
+ * at a time into scratch rows of whole chunks. */
 #ifndef EQ_MVE_CONV_H
 #define EQ_MVE_CONV_H
 
 #include "eq_mve_gemm.h"
 
 typedef struct {
-    eq_mve_gemm_t gemm;  /* depth = filter_h * filter_w * input_c */
+    eq_mve_gemm_t gemm;  /* depth: filter_h * filter_w * input_c rounded up to 16 */
     int32_t input_h, input_w, input_c, output_h, output_w;
     int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
     int32_t pad_value;   /* the input's zero point */
@@ -22,18 +23,23 @@ static EQ_ALWAYS_INLINE const int8_t *eq_mve_pixel(const eq_mve_conv_t *p, const
     return in + ((size_t)oy * p->stride_h * p->input_w + (size_t)ox * p->stride_w) * p->input_c;
 }
 
-/* 1x1, no padding, no dilation: output pixel r reads input pixel (oy * stride_h, ox * stride_w). */
+/* 1x1, no padding, no dilation: output pixel r reads input pixel (oy * stride_h, ox * stride_w). scratch (two
+ * rows of gemm.depth bytes) when input_c is not a multiple of 16. An odd last pixel runs as a pair with itself
+ * (one inlined product per layer). */
 static EQ_ALWAYS_INLINE eq_status_t eq_mve_conv_1x1_s8(const eq_mve_conv_t *p, const int8_t *in, int8_t *out,
-                                                       const int mode)
+                                                       int8_t *scratch, const int mode)
 {
-    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels;
-    int32_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-        eq_mve_gemm_rows(&p->gemm, eq_mve_pixel(p, in, r), eq_mve_pixel(p, in, r + 1), out + (size_t)r * channels,
-                         out + (size_t)(r + 1) * channels, 1, mode);
-    }
-    if (r < rows) {
-        eq_mve_gemm_rows(&p->gemm, eq_mve_pixel(p, in, r), NULL, out + (size_t)r * channels, NULL, 0, mode);
+    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels, depth = p->gemm.depth;
+    for (int32_t r = 0; r < rows; r += 2) {
+        const int32_t r1 = r + 1 < rows ? r + 1 : r;
+        const int8_t *x0 = eq_mve_pixel(p, in, r), *x1 = eq_mve_pixel(p, in, r1);
+        if (p->input_c != depth) {
+            eq_mve_copy(scratch, x0, p->input_c);
+            eq_mve_copy(scratch + depth, x1, p->input_c);
+            x0 = scratch;
+            x1 = scratch + depth;
+        }
+        eq_mve_gemm_rows(&p->gemm, x0, x1, out + (size_t)r * channels, out + (size_t)r1 * channels, 1, mode);
     }
     return EQ_OK;
 }
@@ -64,36 +70,46 @@ static EQ_ALWAYS_INLINE void eq_mve_im2col(const eq_mve_conv_t *p, const int8_t 
     }
 }
 
-/* Any convolution without groups. scratch: two windows of depth bytes. */
+/* Any convolution without groups. scratch: two windows of gemm.depth bytes. An odd last pixel runs as a pair
+ * with itself, as in eq_mve_conv_1x1_s8. */
 static EQ_ALWAYS_INLINE eq_status_t eq_mve_conv_s8(const eq_mve_conv_t *p, const int8_t *in, int8_t *out,
                                                    int8_t *scratch, const int mode)
 {
     const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels;
     int8_t *col0 = scratch, *col1 = scratch + p->gemm.depth;
-    int32_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
+    for (int32_t r = 0; r < rows; r += 2) {
+        const int32_t r1 = r + 1 < rows ? r + 1 : r;
         eq_mve_im2col(p, in, r, col0);
-        eq_mve_im2col(p, in, r + 1, col1);
-        eq_mve_gemm_rows(&p->gemm, col0, col1, out + (size_t)r * channels, out + (size_t)(r + 1) * channels, 1,
-                         mode);
-    }
-    if (r < rows) {
-        eq_mve_im2col(p, in, r, col0);
-        eq_mve_gemm_rows(&p->gemm, col0, NULL, out + (size_t)r * channels, NULL, 0, mode);
+        eq_mve_im2col(p, in, r1, col1);
+        eq_mve_gemm_rows(&p->gemm, col0, col1, out + (size_t)r * channels, out + (size_t)r1 * channels, 1, mode);
     }
     return EQ_OK;
 }
 
+/* scratch: two rows of g->depth bytes when the true depth (in_depth) is not a multiple of 16. */
 static EQ_ALWAYS_INLINE eq_status_t eq_mve_fully_connected_s8(const eq_mve_gemm_t *g, int32_t batches,
-                                                              const int8_t *in, int8_t *out, const int mode)
+                                                              int32_t in_depth, const int8_t *in, int8_t *out,
+                                                              int8_t *scratch, const int mode)
 {
+    const int32_t depth = g->depth;
     int32_t b = 0;
     for (; b + 2 <= batches; b += 2) {
-        eq_mve_gemm_rows(g, in + (size_t)b * g->depth, in + (size_t)(b + 1) * g->depth, out + (size_t)b * g->channels,
-                         out + (size_t)(b + 1) * g->channels, 1, mode);
+        const int8_t *x0 = in + (size_t)b * in_depth, *x1 = x0 + in_depth;
+        if (in_depth != depth) {
+            eq_mve_copy(scratch, x0, in_depth);
+            eq_mve_copy(scratch + depth, x1, in_depth);
+            x0 = scratch;
+            x1 = scratch + depth;
+        }
+        eq_mve_gemm_rows(g, x0, x1, out + (size_t)b * g->channels, out + (size_t)(b + 1) * g->channels, 1, mode);
     }
     if (b < batches) {
-        eq_mve_gemm_rows(g, in + (size_t)b * g->depth, NULL, out + (size_t)b * g->channels, NULL, 0, mode);
+        const int8_t *x0 = in + (size_t)b * in_depth;
+        if (in_depth != depth) {
+            eq_mve_copy(scratch, x0, in_depth);
+            x0 = scratch;
+        }
+        eq_mve_gemm_rows(g, x0, NULL, out + (size_t)b * g->channels, NULL, 0, mode);
     }
     return EQ_OK;
 }

@@ -1,8 +1,8 @@
 /* Depthwise convolution (depth multiplier 1) on Helium, four channels per vector: VLDRB.S32 widens four int8
- * channels of NHWC to 32-bit lanes. Two horizontally adjacent output pixels share
- * each weight vector (MVE has no lane-wise multiply-accumulate: VMUL, VADD), and at stride 1 their overlapping input columns are loaded once. The input offset is
- * folded into the bias; taps in the padding read the input's zero point, which the fold turns into zero.
- * Weights keep TFLite's [filter_h][filter_w][channels] layout. */
+ * channels of NHWC to 32-bit lanes; MVE has no lane-wise multiply-accumulate, so each tap is VMUL then VADD.
+ * Two horizontally adjacent output pixels share each weight vector. Weights are repacked at build time per group
+ * of four channels, tap after tap, so a group's taps load from one pointer with small immediate offsets. The input offset is folded into the bias;
+ * the padding is the input's zero point, which the fold turns into zero. */
 #ifndef EQ_MVE_DEPTHWISE_H
 #define EQ_MVE_DEPTHWISE_H
 
@@ -16,8 +16,8 @@
 #endif
 
 typedef struct {
-    const int8_t *weights;  /* [filter_h][filter_w][channels] */
-    const int32_t *rq;      /* [4][channels rounded up to 4]: see eq_mve_common.h */
+    const int8_t *weights;  /* [channels / 4, rounded up][filter_h * filter_w][4], zero beyond channels */
+    const int32_t *rq;      /* [3 or 4][channels rounded up to 4]: see eq_mve_common.h */
     int32_t input_h, input_w, channels, output_h, output_w;
     int32_t filter_h, filter_w, stride_h, stride_w, pad_h, pad_w;
     int32_t pad_value, output_offset, act_min, act_max;
@@ -40,100 +40,89 @@ static EQ_ALWAYS_INLINE void eq_mve_dw_store(const eq_mve_dw_t *p, int8_t *y, in
     }
 }
 
-/* acc + x * w per lane (MVE multiplies vectors lane by lane without accumulating) */
+/* acc + x * w per lane. One statement, so gcc neither computes every product first (and spills them) nor
+ * reassociates the sums. */
 static EQ_ALWAYS_INLINE int32x4_t eq_mve_mla(int32x4_t acc, int32x4_t x, int32x4_t w)
 {
-    return vaddq_s32(acc, vmulq_s32(x, w));
+    int32x4_t t;
+    __asm__("vmul.i32 %q[t], %q[x], %q[w]\n\t"
+            "vadd.i32 %q[a], %q[a], %q[t]"
+            : [a] "+w"(acc), [t] "=&w"(t)
+            : [x] "w"(x), [w] "w"(w));
+    return acc;
 }
 
-/* Two interior output pixels (their windows inside the input) at x (window of the first, channel c). */
-static EQ_ALWAYS_INLINE void eq_mve_dw_pair(const eq_mve_dw_t *p, const int8_t *x, int32_t c, int32_t n, int8_t *y,
-                                            const int mode)
+/* Keeps a tap's loads next to its products: gcc 12's first scheduling pass otherwise hoists every load of the
+ * unrolled taps to the top and spills them (8 vector registers). */
+static EQ_ALWAYS_INLINE void eq_mve_barrier(void)
 {
-    const int32_t C = p->channels, row = p->input_w * C, next = p->stride_w * C;
-    const int8_t *w = p->weights + c;
-    const eq_mve_rq_t q = eq_mve_rq_load(p->rq, (C + 3) & ~3, c, mode);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* Two output pixels, the first's window at x0 in the staged rows (channel c), into y0 and y1. y1 is written
+ * first, so an odd last pixel passes y1 == y0 and keeps its own result. */
+static EQ_ALWAYS_INLINE void eq_mve_dw_pair(const eq_mve_dw_t *p, const int8_t *x0, int8_t *y0, int8_t *y1,
+                                            int32_t row, int32_t c, int32_t n, const int mode)
+{
+    const int32_t C = p->channels, taps = p->filter_h * p->filter_w;
+    const int8_t *x1 = x0 + p->stride_w * C;
+    const int8_t *w = p->weights + (size_t)c * taps;
     int32x4_t a0 = vdupq_n_s32(0), a1 = a0;
     EQ_MVE_UNROLL
     for (int32_t ky = 0; ky < p->filter_h; ky++) {
         EQ_MVE_UNROLL
         for (int32_t kx = 0; kx < p->filter_w; kx++) {
-            const int32x4_t wv = eq_mve_load4(w + (ky * p->filter_w + kx) * C, n);
-            const int8_t *xi = x + ky * row + kx * C;
-            a0 = eq_mve_mla(a0, eq_mve_load4(xi, n), wv);
-            a1 = eq_mve_mla(a1, eq_mve_load4(xi + next, n), wv);
+            const int32x4_t wv = vldrbq_s32(w + 4 * (ky * p->filter_w + kx));
+            const int32_t at = ky * row + kx * C;
+            a0 = eq_mve_mla(a0, eq_mve_load4(x0 + at, n), wv);
+            a1 = eq_mve_mla(a1, eq_mve_load4(x1 + at, n), wv);
+            eq_mve_barrier();
         }
     }
-    eq_mve_dw_store(p, y, a0, &q, n, mode);
-    eq_mve_dw_store(p, y + C, a1, &q, n, mode);
-}
-
-/* One output pixel whose window may cross the padding: window origin (y0, x0). */
-static EQ_ALWAYS_INLINE void eq_mve_dw_edge(const eq_mve_dw_t *p, const int8_t *in, int32_t y0, int32_t x0, int32_t c,
-                                            int32_t n, int8_t *y, const int mode)
-{
-    const int32_t C = p->channels;
     const eq_mve_rq_t q = eq_mve_rq_load(p->rq, (C + 3) & ~3, c, mode);
-    const int32x4_t pad = vdupq_n_s32(p->pad_value);
-    int32x4_t a = vdupq_n_s32(0);
-    for (int32_t ky = 0; ky < p->filter_h; ky++) {
-        const int32_t iy = y0 + ky;
-        for (int32_t kx = 0; kx < p->filter_w; kx++) {
-            const int32_t ix = x0 + kx;
-            const int32x4_t wv = eq_mve_load4(p->weights + (ky * p->filter_w + kx) * C + c, n);
-            const int inside = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w;
-            a = eq_mve_mla(a, inside ? eq_mve_load4(in + ((size_t)iy * p->input_w + ix) * C + c, n) : pad, wv);
-        }
-    }
-    eq_mve_dw_store(p, y, a, &q, n, mode);
+    eq_mve_dw_store(p, y1, a1, &q, n, mode);
+    eq_mve_dw_store(p, y0, a0, &q, n, mode);
 }
 
-static EQ_ALWAYS_INLINE void eq_mve_dw_edge_all(const eq_mve_dw_t *p, const int8_t *in, int32_t y0, int32_t x0,
-                                                int8_t *y, const int mode)
+/* The input row iy as a padded row of EQ_MVE_DW_ROW(p) pixels: the zero point outside the input (up to the
+ * windows of an even number of output pixels). */
+#define EQ_MVE_DW_ROW(p) (((((p)->output_w + 1) & ~1) - 1) * (p)->stride_w + (p)->filter_w)
+
+static EQ_ALWAYS_INLINE void eq_mve_dw_stage(const eq_mve_dw_t *p, const int8_t *in, int32_t iy, int8_t *dst)
 {
-    const int32_t C = p->channels;
-    int32_t c = 0;
-    for (; c + 4 <= C; c += 4) {
-        eq_mve_dw_edge(p, in, y0, x0, c, 4, y + c, mode);
+    const int32_t C = p->channels, width = EQ_MVE_DW_ROW(p);
+    if (iy < 0 || iy >= p->input_h) {
+        eq_mve_fill(dst, (int8_t)p->pad_value, width * C);
+        return;
     }
-    if (c < C) {
-        eq_mve_dw_edge(p, in, y0, x0, c, C - c, y + c, mode);
-    }
+    const int32_t copied = EQ_MIN(p->input_w, width - p->pad_w), right = width - p->pad_w - copied;
+    eq_mve_fill(dst, (int8_t)p->pad_value, p->pad_w * C);
+    eq_mve_copy(dst + p->pad_w * C, in + (size_t)iy * p->input_w * C, copied * C);
+    eq_mve_fill(dst + (p->pad_w + copied) * C, (int8_t)p->pad_value, right * C);
 }
 
+/* scratch: filter_h padded rows of EQ_MVE_DW_ROW(p) * channels bytes. Each output row first stages the input
+ * rows under it with their padding (a few percent of the products' time), so every pixel runs the same
+ * unrolled code: no edge cases, one inlined copy per layer. */
 static EQ_ALWAYS_INLINE eq_status_t eq_mve_depthwise_conv_s8(const eq_mve_dw_t *p, const int8_t *in, int8_t *out,
-                                                             const int mode)
+                                                             int8_t *scratch, const int mode)
 {
-    const int32_t C = p->channels, sw = p->stride_w;
-    /* output columns whose windows lie inside the input horizontally: [ox_lo, ox_hi) */
-    const int32_t ox_lo = EQ_MIN((p->pad_w + sw - 1) / sw, p->output_w);
-    const int32_t room = p->input_w - p->filter_w + p->pad_w;
-    const int32_t ox_hi = room < 0 ? ox_lo : EQ_MAX(ox_lo, EQ_MIN(p->output_w, room / sw + 1));
+    const int32_t C = p->channels, row = EQ_MVE_DW_ROW(p) * C, step = p->stride_w * C;
     for (int32_t oy = 0; oy < p->output_h; oy++) {
-        const int32_t y0 = oy * p->stride_h - p->pad_h;
+        for (int32_t ky = 0; ky < p->filter_h; ky++) {
+            eq_mve_dw_stage(p, in, oy * p->stride_h - p->pad_h + ky, scratch + (size_t)ky * row);
+        }
         int8_t *y = out + (size_t)oy * p->output_w * C;
-        if (y0 < 0 || y0 + p->filter_h > p->input_h) {
-            for (int32_t ox = 0; ox < p->output_w; ox++) {
-                eq_mve_dw_edge_all(p, in, y0, ox * sw - p->pad_w, y + (size_t)ox * C, mode);
-            }
-            continue;
-        }
-        int32_t ox = 0;
-        for (; ox < ox_lo; ox++) {
-            eq_mve_dw_edge_all(p, in, y0, ox * sw - p->pad_w, y + (size_t)ox * C, mode);
-        }
-        for (; ox + 2 <= ox_hi; ox += 2) {
-            const int8_t *x = in + ((size_t)y0 * p->input_w + (size_t)(ox * sw - p->pad_w)) * C;
+        for (int32_t ox = 0; ox < p->output_w; ox += 2) {
+            const int8_t *x0 = scratch + (size_t)ox * step;
+            int8_t *y0 = y + (size_t)ox * C, *y1 = ox + 1 < p->output_w ? y0 + C : y0;
             int32_t c = 0;
             for (; c + 4 <= C; c += 4) {
-                eq_mve_dw_pair(p, x + c, c, 4, y + (size_t)ox * C + c, mode);
+                eq_mve_dw_pair(p, x0 + c, y0 + c, y1 + c, row, c, 4, mode);
             }
             if (c < C) {
-                eq_mve_dw_pair(p, x + c, c, C - c, y + (size_t)ox * C + c, mode);
+                eq_mve_dw_pair(p, x0 + c, y0 + c, y1 + c, row, c, C - c, mode);
             }
-        }
-        for (; ox < p->output_w; ox++) {
-            eq_mve_dw_edge_all(p, in, y0, ox * sw - p->pad_w, y + (size_t)ox * C, mode);
         }
     }
     return EQ_OK;

@@ -4,5 +4,6 @@
 
 #include "eq_mve_conv.h"
 #include "eq_mve_depthwise.h"
+#include "eq_mve_elementwise.h"
 
 #endif /* EQ_MVE_KERNELS_H */

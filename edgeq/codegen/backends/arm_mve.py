@@ -1,10 +1,11 @@
 """edgeq's own kernels for Cortex-M cores with Helium (runtime_c/arm_mve): convolutions (1x1 in place, others
 via two im2col windows) and fully connected layers as VMLADAVA matrix products of four channels by two rows,
-depthwise convolutions four channels per vector, all specialised per layer by the compiler (every shape,
-offset and shift reaches the inlined kernel as a constant). Built here, at build time: the weights of the
-matrix products repacked in groups of four channels (same size), the input offset folded into the bias, and
-each channel's rescale as rows of a table the kernels load four lanes at a time. The host has no Helium, so
-the per-kernel tests run these kernels in QEMU (tests/test_mve_kernels.py)."""
+depthwise convolutions and ADD four lanes per vector, all specialised per layer by the compiler (every shape,
+offset and shift reaches the inlined kernel as a constant). Built here, at build time: the weights repacked in
+groups of four channels (the products' depth padded with zeros to chunks of 16; depthwise: channels padded to a
+multiple of four), the input offset folded into the bias, and each channel's rescale as rows of a table the
+kernels load four lanes at a time. The host has no Helium, so the per-kernel tests run these kernels in QEMU
+(tests/test_mve_kernels.py)."""
 from __future__ import annotations
 
 import shutil
@@ -22,7 +23,7 @@ RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_mve"
 
 
 def rescale_table(call: KernelCall, rounding: str, channels: int, weight_sums: np.ndarray) -> tuple[np.ndarray, str] | str:
-    """[4, channels rounded up to 4] int32 (eq_mve_common.h) and the kernels' mode, or why they cannot take call.
+    """[3 or 4, channels rounded up to 4] int32 (eq_mve_common.h) and the kernels' mode, or why they cannot take call.
     rounding: "conv" or "fc", how edgeq's power-of-two mode rounds the layer (as LiteRT does)."""
     a, p = call.arrays, call.params
     stride = -(-channels // 4) * 4
@@ -30,8 +31,10 @@ def rescale_table(call: KernelCall, rounding: str, channels: int, weight_sums: n
     bias = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weight_sums)
     if call.requant == "multiplier":
         mult = np.broadcast_to(a["out_mult"].astype(np.int64).reshape(-1), (channels,))
-        rows = [bias, mult, np.maximum(shift, 0), np.minimum(shift, 0)]
-        mode = "EQ_MVE_MULTIPLIER" if np.any(shift > 0) else "EQ_MVE_MULTIPLIER_RIGHT"
+        rows = [bias, mult, np.minimum(shift, 0)]
+        mode = "EQ_MVE_MULTIPLIER_RIGHT" if np.all(shift < 0) else "EQ_MVE_MULTIPLIER"
+        if mode == "EQ_MVE_MULTIPLIER":
+            rows.append(np.maximum(shift, 0))
     else:
         if np.any(shift < 1):
             return "a power-of-two rescale by a left shift (the fast path shifts right only)"
@@ -40,27 +43,37 @@ def rescale_table(call: KernelCall, rounding: str, channels: int, weight_sums: n
             pos, neg = half + (shift >= 2), half - 1 + (shift == 1)
         else:  # round half away from zero
             pos, neg = half, half - 1
-        rows, mode = [bias, pos, neg, -shift], "EQ_MVE_SHIFT"
-    table = np.zeros((4, stride), np.int64)
+        rows, mode = [bias, pos, -shift, neg], "EQ_MVE_SHIFT"
+    table = np.zeros((len(rows), stride), np.int64)
     for i, row in enumerate(rows):
         table[i, :channels] = row
     return table.astype(np.int32), mode
 
 
 def pack_weights(w: np.ndarray) -> np.ndarray:
-    """[channels][depth] -> per group of four channels, per chunk of 16 depth values, the group's channels
-    one after another (eq_mve_gemm.h); same size."""
+    """[channels][depth] -> per group of four channels, per chunk of 16 depth values (the depth padded with zero
+    weights to whole chunks), the group's channels one after another (eq_mve_gemm.h)."""
     channels, depth = w.shape
-    full = depth & ~15
+    padded = np.zeros((channels, _chunks(depth)), np.int8)
+    padded[:, :depth] = w
     parts = []
     for g in range(0, channels, 4):
-        block = w[g:g + 4]
-        n = block.shape[0]
-        if full:
-            parts.append(block[:, :full].reshape(n, full // 16, 16).transpose(1, 0, 2).reshape(-1))
-        if depth > full:
-            parts.append(block[:, full:].reshape(-1))
-    return np.ascontiguousarray(np.concatenate(parts).astype(np.int8))
+        block = padded[g:g + 4]
+        parts.append(block.reshape(block.shape[0], -1, 16).transpose(1, 0, 2).reshape(-1))
+    return np.ascontiguousarray(np.concatenate(parts))
+
+
+def _chunks(depth: int) -> int:
+    """depth rounded up to whole chunks of 16."""
+    return -(-depth // 16) * 16
+
+
+def pack_depthwise(w: np.ndarray) -> np.ndarray:
+    """[taps][channels] -> [channel groups of four][taps][4], zero beyond the channels (eq_mve_depthwise.h)."""
+    taps, channels = w.shape
+    padded = np.zeros((taps, -(-channels // 4) * 4), np.int8)
+    padded[:, :channels] = w
+    return np.ascontiguousarray(padded.reshape(taps, -1, 4).transpose(1, 0, 2).reshape(-1))
 
 
 class ArmMve(Backend):
@@ -82,7 +95,7 @@ class ArmMve(Backend):
         if isinstance(table, str):
             return table
         rq, mode = table
-        fields = [("weights", "$weights"), ("rq", "$rq"), ("depth", str(depth)), ("channels", str(channels)),
+        fields = [("weights", "$weights"), ("rq", "$rq"), ("depth", str(_chunks(depth))), ("channels", str(channels)),
                   ("output_offset", str(p["output_offset"])), ("act_min", str(p["act_min"])),
                   ("act_max", str(p["act_max"]))]
         return fields, {"weights": pack_weights(w), "rq": rq.reshape(-1)}, mode
@@ -103,11 +116,15 @@ class ArmMve(Backend):
         struct = CStruct("eq_mve_conv_t", "params", [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in fields) + " }"),
                                                      *((k, str(p[k])) for k in names),
                                                      ("pad_value", str(-p["input_offset"]))])
+        rows = 2 * _chunks(depth)  # two rows of whole chunks
         if (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
                 and p["dilation_h"] == p["dilation_w"] == 1):
-            return Impl(self.name, "eq_mve_conv_1x1_s8", ["&$params", "$in0", "$out0", mode], [struct], arrays)
+            staged = depth % 16 != 0  # rows in place unless they end inside a chunk
+            return Impl(self.name, "eq_mve_conv_1x1_s8", ["&$params", "$in0", "$out0",
+                                                          "$scratch" if staged else "NULL", mode],
+                        [struct], arrays, scratch_bytes=rows if staged else 0)
         return Impl(self.name, "eq_mve_conv_s8", ["&$params", "$in0", "$out0", "$scratch", mode], [struct], arrays,
-                    scratch_bytes=2 * depth)
+                    scratch_bytes=rows)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
@@ -130,8 +147,11 @@ class ArmMve(Backend):
         fields = [("weights", "$weights"), ("rq", "$rq"), ("channels", str(c)), *((k, str(p[k])) for k in names),
                   ("pad_value", str(-p["input_offset"])), ("output_offset", str(p["output_offset"])),
                   ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
-        return Impl(self.name, "eq_mve_depthwise_conv_s8", ["&$params", "$in0", "$out0", mode],
-                    [CStruct("eq_mve_dw_t", "params", fields)], {"weights": w.reshape(-1), "rq": rq.reshape(-1)})
+        row = ((p["output_w"] + 1) // 2 * 2 - 1) * p["stride_w"] + p["filter_w"]  # EQ_MVE_DW_ROW
+        staged = p["filter_h"] * row * c
+        return Impl(self.name, "eq_mve_depthwise_conv_s8", ["&$params", "$in0", "$out0", "$scratch", mode],
+                    [CStruct("eq_mve_dw_t", "params", fields)],
+                    {"weights": pack_depthwise(w.reshape(-1, c)), "rq": rq.reshape(-1)}, scratch_bytes=staged)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
@@ -142,8 +162,27 @@ class ArmMve(Backend):
         if isinstance(gemm, str):
             return gemm
         fields, arrays, mode = gemm
-        return Impl(self.name, "eq_mve_fully_connected_s8", ["&$params", str(p["batches"]), "$in0", "$out0", mode],
-                    [CStruct("eq_mve_gemm_t", "params", fields)], arrays)
+        staged = _chunks(depth) * min(2, p["batches"]) if depth % 16 else 0
+        return Impl(self.name, "eq_mve_fully_connected_s8",
+                    ["&$params", str(p["batches"]), str(depth), "$in0", "$out0", "$scratch" if staged else "NULL",
+                     mode], [CStruct("eq_mve_gemm_t", "params", fields)], arrays, scratch_bytes=staged)
+
+    def _add_s8(self, call: KernelCall) -> Impl | str:
+        from edgeq.codegen.backends.cmsis_nn import CmsisNN
+
+        p = call.params
+        if call.requant == "shift":
+            return "power-of-two ADD (one rounding shift) has no own Helium kernel yet"
+        if not CmsisNN._same_shapes(p):
+            return "broadcasting"
+        size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
+        left = p["left_shift"]
+        fields = [("size", str(size)), ("in0_offset", str(p["in0_offset"] << left)),
+                  ("in1_offset", str(p["in1_offset"] << left)),
+                  *((k, str(p[k])) for k in ("left_shift", "in0_mult", "in0_shift", "in1_mult", "in1_shift", "out_mult",
+                                             "out_shift", "output_offset", "act_min", "act_max"))]
+        return Impl(self.name, "eq_mve_add_s8", ["&$params", "$in0", "$in1", "$out0"],
+                    [CStruct("eq_mve_add_t", "params", fields)])
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
         """The headers (every kernel is inline: the model's own C file compiles them)."""
