@@ -104,6 +104,7 @@ def test_slice_split_unpack_pack():
         Op("UNPACK", [x4], unpack_outs, "UnpackOptions", {"num": 4, "axis": 1}, version=2),
         Op("PACK", packs, [pack_out], "PackOptions", {"valuesCount": 3, "axis": 1}, version=2),
         Op("PACK", packs0, [pack_out0], "PackOptions", {"valuesCount": 2, "axis": 0}, version=2),
+        Op("EXPAND_DIMS", [q8((3, 4), 0.1, 2), const(1)], [q8((3, 1, 4), 0.1, 2)], version=1),
     ])
 
 
@@ -618,3 +619,10 @@ def test_16x8_activations_and_pad():
                Op("PAD", [q16((1, 3, 4, 2), 0.01), const([[0, 0], [1, 2], [0, 1], [0, 0]])],
                   [q16((1, 6, 5, 2), 0.01)], version=4)]
     _check(op_list, n=6, sample=_int16_samples)
+
+
+def test_exp_log_against_litert():
+    """EXP and LOG in int8: TFLite Micro has neither; LiteRT's tables (float32 arithmetic) are the oracle."""
+    cases = [((0.05, 3), (0.1, -100)), ((0.02, -128), (0.05, -128)), ((0.1, 20), (0.5, 0)), ((0.01, 0), (0.004, -50))]
+    _check_litert([Op(code, [q8((3, 7), s_in, zp_in)], [q8((3, 7), s_out, zp_out)], version=1)
+                   for code in ("EXP", "LOG") for (s_in, zp_in), (s_out, zp_out) in cases], n=8)

@@ -47,7 +47,7 @@ TRANSLATED = sorted([
     "GlobalMaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Softmax", "ReduceMean",
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
-    "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand",
+    "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log",
 ])
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
@@ -1088,6 +1088,12 @@ class Importer:
 
     def _op_Neg(self, n: Node) -> None:
         self._unary(n, ops.Neg)
+
+    def _op_Exp(self, n: Node) -> None:
+        self._unary(n, ops.Exp, nonneg=True)
+
+    def _op_Log(self, n: Node) -> None:
+        self._unary(n, ops.Log)
 
     def _op_PRelu(self, n: Node) -> None:
         x = self._act()

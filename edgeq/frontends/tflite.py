@@ -43,12 +43,13 @@ SUPPORTED = (
     "SOFTMAX PAD MEAN CONCATENATION QUANTIZE DEQUANTIZE RELU RELU6 LOGISTIC TANH HARD_SWISH LEAKY_RELU "
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
-    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION"
+    "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION EXP LOG "
+    "EXPAND_DIMS"
 ).split()
 # The IR operator each TFLite operator becomes where the names differ (one per output for SPLIT, SPLIT_V and
 # UNPACK; SPACE_TO_BATCH_ND's paddings become a PAD before it).
 IMPORTED_AS = {"SLICE": "STRIDED_SLICE", "SPLIT": "STRIDED_SLICE", "SPLIT_V": "STRIDED_SLICE",
-               "UNPACK": "STRIDED_SLICE"}
+               "UNPACK": "STRIDED_SLICE", "EXPAND_DIMS": "RESHAPE"}
 
 
 def load_tflite_file(path: str | Path) -> Graph:
@@ -263,7 +264,7 @@ class _Importer:
             o = _options(op, tflite.AddOptions if kind == "ADD" else tflite.MulOptions)
             cls = ops.Add if kind == "ADD" else ops.Mul
             return cls(name, tin, tout, self._act(o.FusedActivationFunction() if o else 0, index, kind))
-        if kind == "RESHAPE":
+        if kind in ("RESHAPE", "EXPAND_DIMS"):  # the output tensor's shape is the new one
             return ops.Reshape(name, tin[:1], tout)
         if kind == "SQUEEZE":
             o = _options(op, tflite.SqueezeOptions)
@@ -306,7 +307,7 @@ class _Importer:
         simple = {"QUANTIZE": ops.Quantize, "DEQUANTIZE": ops.Dequantize, "RELU": ops.Relu, "RELU6": ops.Relu6,
                   "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish, "MAXIMUM": ops.Maximum,
                   "MINIMUM": ops.Minimum, "ABS": ops.Abs, "RSQRT": ops.Rsqrt,
-                  "SQUARED_DIFFERENCE": ops.SquaredDifference, "PRELU": ops.Prelu}
+                  "SQUARED_DIFFERENCE": ops.SquaredDifference, "PRELU": ops.Prelu, "EXP": ops.Exp, "LOG": ops.Log}
         return simple[kind](name, tin, tout)
 
     def _act(self, code: int, index: int, kind: str) -> ops.Activation:

@@ -53,7 +53,8 @@ def load_pt2_file(path: str | Path, input_layout: str = "nchw") -> Graph:
 # ATen operators that map one to one onto an ONNX operator: (ONNX op, attributes), and the binary ones
 # (with torch's alpha for add/sub)
 _UNARY = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "hardswish": ("HardSwish", {}),
-          "hardsigmoid": ("HardSigmoid", {"alpha": 1.0 / 6, "beta": 0.5}), "abs": ("Abs", {}), "neg": ("Neg", {})}
+          "hardsigmoid": ("HardSigmoid", {"alpha": 1.0 / 6, "beta": 0.5}), "abs": ("Abs", {}), "neg": ("Neg", {}),
+          "exp": ("Exp", {}), "log": ("Log", {})}
 _BINARY = {"add": "Add", "sub": "Sub", "mul": "Mul", "maximum": "Max", "minimum": "Min"}
 
 

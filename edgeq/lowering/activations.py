@@ -1,4 +1,5 @@
-"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ABS, NEG, RSQRT, int8 requantization, SOFTMAX.
+"""Activations: RELU, RELU6, LEAKY_RELU, LOGISTIC, TANH, HARD_SWISH, ABS, NEG, EXP, LOG, RSQRT, requantization,
+SOFTMAX, L2 normalization.
 
 Every unary int8 op is a function of one int8 value, so it lowers to a 256-entry table computed
 here by transcribing TFLM's integer code (its Prepare arithmetic, then its Eval arithmetic) for each
@@ -216,6 +217,32 @@ def lower_neg(op: ops.Neg, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(zp_in - v) + zp_out)), graph)
 
 
+def _float_lut(op: ops.Op, graph: Graph, fn) -> KernelCall:
+    """LiteRT's LUTPopulate: each input dequantized in float32, transformed, rescaled and rounded in float32
+    (TFLite Micro has no int8 EXP or LOG). A result that is not a finite int32 (log of 0 or less) stores
+    -128, as LiteRT's float-to-int conversion gives on x86."""
+    s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    inverse = np.float32(1.0) / s_out
+
+    def f(v: int) -> int:
+        with np.errstate(all="ignore"):
+            rescaled = np.float32(fn(np.float32(s_in * np.float32(v - zp_in))) * inverse)
+        if not np.isfinite(rescaled) or abs(float(rescaled)) >= 2**31:
+            return INT8_MIN
+        return _clamp8(int(round_half_away(float(rescaled)) + zp_out))
+    return _finish_lut(_lut_call(op, f), graph)
+
+
+@lowers(ops.Exp, "lut_s8")
+def lower_exp(op: ops.Exp, graph: Graph) -> KernelCall:
+    return _float_lut(op, graph, np.exp)
+
+
+@lowers(ops.Log, "lut_s8")
+def lower_log(op: ops.Log, graph: Graph) -> KernelCall:
+    return _float_lut(op, graph, np.log)
+
+
 @lowers(ops.Rsqrt, "lut_s8")
 def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
@@ -410,6 +437,16 @@ def float_abs(op, graph, inputs):
 @float_impl(ops.Neg)
 def float_neg(op, graph, inputs):
     return -inputs[0]
+
+
+@float_impl(ops.Exp)
+def float_exp(op, graph, inputs):
+    return np.exp(inputs[0].astype(np.float64))
+
+
+@float_impl(ops.Log)
+def float_log(op, graph, inputs):
+    return np.log(inputs[0].astype(np.float64))
 
 
 @float_impl(ops.Rsqrt)
