@@ -37,6 +37,7 @@ class Case:
     other: tuple[int, ...] | None = None  # ADD/MUL: the second input's shape
     cmsis: dict = field(default_factory=dict)  # mode ("keep"/"pot") -> function, or "*" for both
     dsp: dict = field(default_factory=dict)  # the same for edgeq's own DSP kernels (arm-dsp); empty: none
+    gain: float = 16.0  # output step in accumulator steps per sqrt(depth); below ~1, rescales multiply (shift > 0)
 
 
 def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", **attrs):
@@ -70,6 +71,8 @@ PLAN = {
         conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, dsp=None, padding=P.SAME),
         conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, dsp=None, padding=P.SAME),
         conv("3x3_odd_depth", (1, 7, 6, 5), 7, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_w=2),
+        Case("1x1_gain", ops.Conv2D, (1, 4, 5, 12), {}, 6, (1, 1), cmsis={"keep": "arm_convolve_1x1_s8_fast", "pot": None},
+             dsp={"keep": "eq_dsp_conv_1x1_s8", "pot": None}, gain=0.05),
     ],
     "depthwise": [
         dw("3x3_pad1", (1, 9, 8, 16), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME, activation=A.RELU6),
@@ -168,7 +171,7 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
                 rng.integers(-3000, 3000, oc).astype(np.int32))
         inputs += [w, b]
         # an output step about 2^4 sqrt(depth) accumulator steps: outputs spread over the int8 range
-        out_exp = int(round(-np.log2(acc_scale * 16 * np.sqrt(depth))))
+        out_exp = int(round(-np.log2(acc_scale * case.gain * np.sqrt(depth))))
         out_q = act_quant(out_exp, 0 if pot else int(rng.integers(-20, 20)))
         if case.attrs.get("activation") in (A.RELU, A.RELU6):
             out_q.zero_point[:] = -128

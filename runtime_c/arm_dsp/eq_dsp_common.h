@@ -69,15 +69,17 @@ static EQ_ALWAYS_INLINE uint32_t eq_load4(const int8_t *p)
 
 /* How accumulators become int8: TFLite's multiplier and shift (per channel), or one rounding shift of
  * power-of-two graphs, rounded as LiteRT rounds convolutions or as it rounds fully connected layers. */
-enum { EQ_DSP_MULTIPLIER, EQ_DSP_SHIFT_AS_CONV, EQ_DSP_SHIFT_AS_FC };
+enum { EQ_DSP_MULTIPLIER, EQ_DSP_MULTIPLIER_RIGHT, EQ_DSP_SHIFT_AS_CONV, EQ_DSP_SHIFT_AS_FC };
+/* EQ_DSP_MULTIPLIER_RIGHT: the multiplier mode of a layer whose shifts all divide (shift <= 0, as in
+ * nearly every TFLite layer), which needs no left shift. */
 
 /* tflite::MultiplyByQuantizedMultiplier with 32x32->64 multiplies only (SMULL): the doubling high
  * multiply with a fixed +2^30 nudge and a floor shift equals gemmlowp's sign-dependent nudge and
  * truncation for every product, and a positive multiplier never saturates. */
-static EQ_ALWAYS_INLINE int32_t eq_dsp_mbqm(int32_t x, int32_t multiplier, int32_t shift)
+static EQ_ALWAYS_INLINE int32_t eq_dsp_mbqm(int32_t x, int32_t multiplier, int32_t shift, const int divides)
 {
-    const int32_t left = shift > 0 ? shift : 0;
-    const int32_t right = shift > 0 ? 0 : -shift;
+    const int32_t left = divides ? 0 : shift > 0 ? shift : 0;
+    const int32_t right = divides ? -shift : shift > 0 ? 0 : -shift;
     const int32_t scaled = (int32_t)((uint32_t)x << left);
     const int32_t high = (int32_t)(((int64_t)scaled * multiplier + (1LL << 30)) >> 31);
     const int32_t mask = (int32_t)((1u << right) - 1u);
@@ -102,8 +104,14 @@ static EQ_ALWAYS_INLINE int32_t eq_dsp_shift(int32_t x, int32_t shift, const int
 static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
                                                  int32_t offset, int32_t lo, int32_t hi, const int mode)
 {
-    const int32_t scaled = mode == EQ_DSP_MULTIPLIER ? eq_dsp_mbqm(acc, mult[c], shift[c])
-                                                     : eq_dsp_shift(acc, shift[c], mode);
+    const int32_t scaled = mode == EQ_DSP_MULTIPLIER         ? eq_dsp_mbqm(acc, mult[c], shift[c], 0)
+                           : mode == EQ_DSP_MULTIPLIER_RIGHT ? eq_dsp_mbqm(acc, mult[c], shift[c], 1)
+                                                             : eq_dsp_shift(acc, shift[c], mode);
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    if (lo == -128 && hi == 127) {  /* no fused activation: one saturating instruction */
+        return (int8_t)__ssat(scaled + offset, 8);
+    }
+#endif
     return (int8_t)eq_clamp(scaled + offset, lo, hi);
 }
 

@@ -119,11 +119,12 @@ static void eq_dsp_depthwise4_border(const eq_dsp_depthwise_t *p, const uint32_t
             }
         }
         for (int32_t k = 0; k < 4; k++) {
-            out[c + k] = mode == EQ_DSP_MULTIPLIER
-                             ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, p->output_offset, p->act_min,
-                                                 p->act_max, EQ_DSP_MULTIPLIER)
-                             : eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, p->output_offset, p->act_min,
-                                                 p->act_max, EQ_DSP_SHIFT_AS_CONV);
+            const int32_t lo = p->act_min, hi = p->act_max, off = p->output_offset;
+            out[c + k] = mode == EQ_DSP_MULTIPLIER ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi,
+                                                                       EQ_DSP_MULTIPLIER)
+                         : mode == EQ_DSP_MULTIPLIER_RIGHT
+                             ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi, EQ_DSP_MULTIPLIER_RIGHT)
+                             : eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi, EQ_DSP_SHIFT_AS_CONV);
         }
     }
 }

@@ -21,6 +21,13 @@ MODES = {("multiplier", "conv"): "EQ_DSP_MULTIPLIER", ("multiplier", "fc"): "EQ_
          ("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
 
 
+def _mode(call: KernelCall, kind: str) -> str:
+    """The kernel's requantization mode, a compile-time constant of the call."""
+    if call.requant == "multiplier" and np.all(call.arrays["out_shift"] <= 0):
+        return "EQ_DSP_MULTIPLIER_RIGHT"
+    return MODES[(call.requant, kind)]
+
+
 def _requant(call: KernelCall) -> str | None:
     """Why the kernel's requantization cannot take this call, or None."""
     if call.requant == "shift" and np.any(call.arrays["out_shift"] < 1):
@@ -89,7 +96,7 @@ class ArmDsp(Backend):
         function, scratch = ("eq_dsp_conv_1x1_s8", _unpacked_rows(depth)) if one_by_one else \
             ("eq_dsp_conv_s8", _unpacked_rows(depth) + 2 * depth)
         return Impl(self.name, function, ["&$params", "$in0", "$out0", "$scratch" if scratch else "NULL",
-                                          MODES[(call.requant, "conv")]],
+                                          _mode(call, "conv")],
                     [CStruct("eq_dsp_conv_t", "params", fields)], arrays, scratch_bytes=scratch)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
@@ -112,7 +119,7 @@ class ArmDsp(Backend):
                   ("channels", str(channels)), *((k, str(p[k])) for k in names),
                   ("pad_value", str(-p["input_offset"]))]
         struct = [CStruct("eq_dsp_depthwise_t", "params", fields)]
-        mode = MODES[(call.requant, "conv")]
+        mode = _mode(call, "conv")
         if p["depth_multiplier"] == 1 and channels % 4 == 0:  # the split weights alone (border pixels too)
             arrays["split_weights"] = _split_quads(arrays.pop("weights"))
             struct[0].fields[0] = ("weights", "NULL")
@@ -128,7 +135,7 @@ class ArmDsp(Backend):
         scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0
         return Impl(self.name, "eq_dsp_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL",
-                     MODES[(call.requant, "fc")]],
+                     _mode(call, "fc")],
                     [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
