@@ -33,15 +33,15 @@ static EQ_ALWAYS_INLINE eq_status_t eq_rvv_depthwise_conv_s8(const eq_rvv_dw_t *
         for (int32_t ox = 0; ox < p->output_w; ox++, out += C) {
             const int32_t x0 = ox * p->stride_w - p->pad_w;
             const int32_t kx0 = EQ_MAX(0, -x0), kx1 = EQ_MIN(fw, p->input_w - x0);
-            const int8_t *base = in + (ptrdiff_t)y0 * (ptrdiff_t)row + (ptrdiff_t)x0 * C;
             const int interior = ky0 == 0 && ky1 == fh && kx0 == 0 && kx1 == fw;
+            const ptrdiff_t origin = (ptrdiff_t)y0 * (ptrdiff_t)row + (ptrdiff_t)x0 * C; /* < 0 at borders */
             for (int32_t c = 0; c < C;) {
                 const size_t vl = __riscv_vsetvl_e32m8((size_t)(C - c));
                 vint32m8_t acc = __riscv_vle32_v_i32m8(p->bias + c, vl);
                 if (interior) {  /* constant bounds: unrolled for the layer's filter size */
                     for (int32_t ky = 0; ky < fh; ky++) {
                         for (int32_t kx = 0; kx < fw; kx++) {
-                            acc = eq_rvv_dw_tap(acc, base + ky * row + (size_t)kx * C + c,
+                            acc = eq_rvv_dw_tap(acc, in + (origin + ky * (ptrdiff_t)row + (ptrdiff_t)kx * C + c),
                                                 p->weights + (size_t)(ky * fw + kx) * C + c, vl);
                         }
                     }
@@ -50,7 +50,8 @@ static EQ_ALWAYS_INLINE eq_status_t eq_rvv_depthwise_conv_s8(const eq_rvv_dw_t *
                         for (int32_t kx = 0; kx < fw; kx++) {
                             const int8_t *w = p->weights + (size_t)(ky * fw + kx) * C + c;
                             if (ky >= ky0 && ky < ky1 && kx >= kx0 && kx < kx1) {
-                                acc = eq_rvv_dw_tap(acc, base + ky * (ptrdiff_t)row + (ptrdiff_t)kx * C + c, w, vl);
+                                acc = eq_rvv_dw_tap(acc, in + (origin + ky * (ptrdiff_t)row + (ptrdiff_t)kx * C + c), w,
+                                                    vl);
                             } else {
                                 acc = __riscv_vwmacc_vx_i32m8(acc, (int16_t)-p->input_offset,
                                                               __riscv_vsext_vf2_i16m4(__riscv_vle8_v_i8m2(w, vl), vl),

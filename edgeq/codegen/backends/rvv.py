@@ -104,7 +104,7 @@ class Rvv(Backend):
             return "a batch of several images"
         if p["dilation_h"] != 1 or p["dilation_w"] != 1:
             return "dilation"
-        if not -32768 <= p["input_offset"] <= 32767:
+        if not -32767 <= p["input_offset"] <= 32768:  # padded taps subtract it as a 16-bit -input_offset
             return "an input offset beyond 16 bits"
         c = p["output_c"]
         rq = requant_rows(call, "conv", c)
