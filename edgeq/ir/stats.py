@@ -1,4 +1,4 @@
-"""Per-operator cost figures: multiply-accumulates (conv, depthwise and fully-connected layers)."""
+"""Per-operator cost figures: multiply-accumulates (convolutions, fully connected layers, matrix products)."""
 from __future__ import annotations
 
 import numpy as np
@@ -17,4 +17,10 @@ def macs(op: ops.Op, graph: Graph) -> int:
     if isinstance(op, ops.FullyConnected):
         w = graph.t(op.inputs[1])
         return int(np.prod(out.shape, dtype=np.int64)) * w.shape[1]
+    if isinstance(op, ops.TransposeConv):  # every input pixel times every tap
+        w = graph.t(op.inputs[1])
+        return graph.t(op.inputs[0]).size * w.shape[0] * w.shape[1] * w.shape[2]
+    if isinstance(op, ops.BatchMatMul):
+        lhs = graph.t(op.inputs[0]).shape
+        return int(np.prod(out.shape, dtype=np.int64)) * (lhs[-2] if op.adj_x else lhs[-1])
     return 0
