@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from edgeq.codegen.backends import CStruct, Impl, Target
 from edgeq.codegen.backends.cmsis_nn import CmsisNN
 from edgeq.codegen.backends.cmsis_nn_library import KernelLibrary
@@ -41,6 +43,9 @@ class MuriscvNN(CmsisNN):
     def implement(self, call: KernelCall, target: Target) -> Impl | str:
         if target.isa not in MURISCV_NN.variants:
             return f"muRISCV-NN has no {target.isa} code path"
+        if target.isa == "rvv" and call.requant == "multiplier" and _left_shift(call):
+            # its vector requantization shifts the multiplier left, not the accumulator: it overflows
+            return "a rescale with a left shift, which muRISCV-NN's vector path computes as multiplier << shift"
         impl = super().implement(call, target)
         if isinstance(impl, str):
             return impl.replace("CMSIS-NN", "muRISCV-NN")
@@ -97,3 +102,9 @@ class MuriscvNN(CmsisNN):
                 "repository": MURISCV_NN.repository, "commit": MURISCV_NN.commit, "title": MURISCV_NN.title,
                 "cmake_name": "muriscv_nn", "include_dirs": INCLUDE_DIRS,
                 "defines": ["USE_VEXT"] if vector else [], "cflags": VECTOR_CFLAGS if vector else SCALAR_CFLAGS}
+
+
+def _left_shift(call: KernelCall) -> bool:
+    shifts = [call.arrays["out_shift"]] if "out_shift" in call.arrays else []
+    shifts += [call.params[k] for k in ("out_shift", "in0_shift", "in1_shift") if k in call.params]
+    return any(bool((np.asarray(v) > 0).any()) for v in shifts)
