@@ -125,6 +125,12 @@ def test_longan_nano_firmware_builds(tmp_path, clock):
     startup = (tmp_path / "fw" / "firmware" / "startup.c").read_text()
     assert ("RCU_CFG0" in startup) == (clock == "max")
     assert "0x40013800" in (tmp_path / "fw" / "firmware" / "board.c").read_text()  # USART0
+    # dfu-util takes a raw image of flash, made by llvm-objcopy
+    from edgeq.targets import device
+    elf = tmp_path / "fw" / m["firmware"]["elf"]
+    cmd = device._flash_command("dfu-util", board.flasher["args"], elf, board)
+    assert cmd[:5] == ["dfu-util", "-a", "0", "-s", "0x08000000:leave"] and cmd[-2] == "-D"
+    assert 0 < Path(cmd[-1]).stat().st_size <= m["firmware"]["flash_bytes"]
 
 
 def test_longan_nano_flash_names_its_tools(tmp_path, monkeypatch):
