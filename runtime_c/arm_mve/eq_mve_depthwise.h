@@ -1,14 +1,16 @@
-/* Depthwise convolution (depth multiplier 1) on Helium, four channels per vector: VLDRB.S32 widens four int8
- * channels of NHWC to 32-bit lanes; MVE has no lane-wise multiply-accumulate, so each tap is VMUL then VADD.
- * Two horizontally adjacent output pixels share each weight vector. Weights are repacked at build time per group
- * of four channels, tap after tap, so a group's taps load from one pointer with small immediate offsets. The input offset is folded into the bias;
- * the padding is the input's zero point, which the fold turns into zero. */
+/* Depthwise convolution (depth multiplier 1) on Helium, eight channels per step: VLDRB.S16 widens eight int8
+ * channels of NHWC to 16-bit lanes, and VMULLB/VMULLT multiply the even and the odd lanes into 32-bit products
+ * (MVE has no lane-wise multiply-accumulate: each is added by VADD). Two horizontally adjacent output pixels
+ * share each weight vector. Weights are repacked at build time per group of eight channels, tap after tap, so
+ * a group's taps load from one pointer with small immediate offsets; the rescale table holds each group's even
+ * channels then its odd ones, and VMOVNB/VMOVNT interleave them back into channel order. The input offset is
+ * folded into the bias; the padding is the input's zero point, which the fold turns into zero. */
 #ifndef EQ_MVE_DEPTHWISE_H
 #define EQ_MVE_DEPTHWISE_H
 
 #include "eq_mve_common.h"
 
-/* The filter's taps are compile-time constants: unrolled, so loads shared by the two pixels are merged. */
+/* The filter's taps are compile-time constants: unrolled. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define EQ_MVE_UNROLL _Pragma("GCC unroll 32")
 #else
@@ -16,40 +18,39 @@
 #endif
 
 typedef struct {
-    const int8_t *weights;  /* [channels / 4, rounded up][filter_h * filter_w][4], zero beyond channels */
-    const int32_t *rq;      /* [3 or 4][channels rounded up to 4]: see eq_mve_common.h */
+    const int8_t *weights;  /* [channels / 8, rounded up][filter_h * filter_w][8], zero beyond channels */
+    const int32_t *rq;      /* [3 or 4][channels rounded up to 8], per group of 8: even channels, then odd */
     int32_t input_h, input_w, channels, output_h, output_w;
     int32_t filter_h, filter_w, stride_h, stride_w, pad_h, pad_w;
     int32_t pad_value, output_offset, act_min, act_max;
 } eq_mve_dw_t;
 
-/* Four channels (n < 4: the first n, the other lanes zero) widened to int32. */
-static EQ_ALWAYS_INLINE int32x4_t eq_mve_load4(const int8_t *x, int32_t n)
+/* Eight channels (n < 8: the first n, the other lanes zero) widened to int16. */
+static EQ_ALWAYS_INLINE int16x8_t eq_mve_load8(const int8_t *x, int32_t n)
 {
-    return n == 4 ? vldrbq_s32(x) : vldrbq_z_s32(x, vctp32q((uint32_t)n));
+    return n == 8 ? vldrbq_s16(x) : vldrbq_z_s16(x, vctp16q((uint32_t)n));
 }
 
-static EQ_ALWAYS_INLINE void eq_mve_dw_store(const eq_mve_dw_t *p, int8_t *y, int32x4_t acc, const eq_mve_rq_t *q,
-                                             int32_t n, const int mode)
-{
-    const int32x4_t out = eq_mve_requant(acc, q, p->output_offset, p->act_min, p->act_max, mode);
-    if (n == 4) {
-        vstrbq_s32(y, out);
-    } else {
-        vstrbq_p_s32(y, out, vctp32q((uint32_t)n));
-    }
-}
-
-/* acc + x * w per lane. One statement, so gcc neither computes every product first (and spills them) nor
- * reassociates the sums. */
-static EQ_ALWAYS_INLINE int32x4_t eq_mve_mla(int32x4_t acc, int32x4_t x, int32x4_t w)
+/* even += x * w on the even lanes, odd += on the odd lanes. One statement, so gcc neither computes every
+ * product first (and spills them) nor reassociates the sums. */
+static EQ_ALWAYS_INLINE void eq_mve_mla8(int32x4_t *even, int32x4_t *odd, int16x8_t x, int16x8_t w)
 {
     int32x4_t t;
-    __asm__("vmul.i32 %q[t], %q[x], %q[w]\n\t"
-            "vadd.i32 %q[a], %q[a], %q[t]"
-            : [a] "+w"(acc), [t] "=&w"(t)
+    __asm__("vmullb.s16 %q[t], %q[x], %q[w]\n\t"
+            "vadd.i32 %q[e], %q[e], %q[t]\n\t"
+            "vmullt.s16 %q[t], %q[x], %q[w]\n\t"
+            "vadd.i32 %q[o], %q[o], %q[t]"
+            : [e] "+w"(*even), [o] "+w"(*odd), [t] "=&w"(t)
             : [x] "w"(x), [w] "w"(w));
-    return acc;
+}
+
+/* The first tap: even = x * w on the even lanes, odd on the odd lanes. */
+static EQ_ALWAYS_INLINE void eq_mve_mul8(int32x4_t *even, int32x4_t *odd, int16x8_t x, int16x8_t w)
+{
+    __asm__("vmullb.s16 %q[e], %q[x], %q[w]\n\t"
+            "vmullt.s16 %q[o], %q[x], %q[w]"
+            : [e] "=&w"(*even), [o] "=&w"(*odd)
+            : [x] "w"(x), [w] "w"(w));
 }
 
 /* Keeps a tap's loads next to its products: gcc 12's first scheduling pass otherwise hoists every load of the
@@ -57,6 +58,23 @@ static EQ_ALWAYS_INLINE int32x4_t eq_mve_mla(int32x4_t acc, int32x4_t x, int32x4
 static EQ_ALWAYS_INLINE void eq_mve_barrier(void)
 {
     __asm__ volatile("" ::: "memory");
+}
+
+/* One pixel's even and odd accumulators of channels c.. -> int8 in channel order. */
+static EQ_ALWAYS_INLINE void eq_mve_dw_store(const eq_mve_dw_t *p, int8_t *y, int32x4_t even, int32x4_t odd,
+                                             int32_t c, int32_t n, const int mode)
+{
+    const int32_t stride = (p->channels + 7) & ~7;
+    const eq_mve_rq_t qe = eq_mve_rq_load(p->rq, stride, c, mode);
+    even = eq_mve_requant(even, &qe, p->output_offset, p->act_min, p->act_max, mode);
+    const eq_mve_rq_t qo = eq_mve_rq_load(p->rq, stride, c + 4, mode);
+    odd = eq_mve_requant(odd, &qo, p->output_offset, p->act_min, p->act_max, mode);
+    const int16x8_t out = vmovntq_s32(vreinterpretq_s16_s32(even), odd);  /* even's narrowed lanes stay in place */
+    if (n == 8) {
+        vstrbq_s16(y, out);
+    } else {
+        vstrbq_p_s16(y, out, vctp16q((uint32_t)n));
+    }
 }
 
 /* Two output pixels, the first's window at x0 in the staged rows (channel c), into y0 and y1. y1 is written
@@ -67,21 +85,25 @@ static EQ_ALWAYS_INLINE void eq_mve_dw_pair(const eq_mve_dw_t *p, const int8_t *
     const int32_t C = p->channels, taps = p->filter_h * p->filter_w;
     const int8_t *x1 = x0 + p->stride_w * C;
     const int8_t *w = p->weights + (size_t)c * taps;
-    int32x4_t a0 = vdupq_n_s32(0), a1 = a0;
+    int32x4_t e0, o0, e1, o1;
     EQ_MVE_UNROLL
     for (int32_t ky = 0; ky < p->filter_h; ky++) {
         EQ_MVE_UNROLL
         for (int32_t kx = 0; kx < p->filter_w; kx++) {
-            const int32x4_t wv = vldrbq_s32(w + 4 * (ky * p->filter_w + kx));
+            const int16x8_t wv = vldrbq_s16(w + 8 * (ky * p->filter_w + kx));
             const int32_t at = ky * row + kx * C;
-            a0 = eq_mve_mla(a0, eq_mve_load4(x0 + at, n), wv);
-            a1 = eq_mve_mla(a1, eq_mve_load4(x1 + at, n), wv);
+            if (ky == 0 && kx == 0) {
+                eq_mve_mul8(&e0, &o0, eq_mve_load8(x0, n), wv);
+                eq_mve_mul8(&e1, &o1, eq_mve_load8(x1, n), wv);
+            } else {
+                eq_mve_mla8(&e0, &o0, eq_mve_load8(x0 + at, n), wv);
+                eq_mve_mla8(&e1, &o1, eq_mve_load8(x1 + at, n), wv);
+            }
             eq_mve_barrier();
         }
     }
-    const eq_mve_rq_t q = eq_mve_rq_load(p->rq, (C + 3) & ~3, c, mode);
-    eq_mve_dw_store(p, y1, a1, &q, n, mode);
-    eq_mve_dw_store(p, y0, a0, &q, n, mode);
+    eq_mve_dw_store(p, y1, e1, o1, c, n, mode);
+    eq_mve_dw_store(p, y0, e0, o0, c, n, mode);
 }
 
 /* The input row iy as a padded row of EQ_MVE_DW_ROW(p) pixels: the zero point outside the input (up to the
@@ -117,8 +139,8 @@ static EQ_ALWAYS_INLINE eq_status_t eq_mve_depthwise_conv_s8(const eq_mve_dw_t *
             const int8_t *x0 = scratch + (size_t)ox * step;
             int8_t *y0 = y + (size_t)ox * C, *y1 = ox + 1 < p->output_w ? y0 + C : y0;
             int32_t c = 0;
-            for (; c + 4 <= C; c += 4) {
-                eq_mve_dw_pair(p, x0 + c, y0 + c, y1 + c, row, c, 4, mode);
+            for (; c + 8 <= C; c += 8) {
+                eq_mve_dw_pair(p, x0 + c, y0 + c, y1 + c, row, c, 8, mode);
             }
             if (c < C) {
                 eq_mve_dw_pair(p, x0 + c, y0 + c, y1 + c, row, c, C - c, mode);

@@ -1,11 +1,11 @@
 """edgeq's own kernels for Cortex-M cores with Helium (runtime_c/arm_mve): convolutions (1x1 in place, others
 via two im2col windows) and fully connected layers as VMLADAVA matrix products of four channels by two rows,
-depthwise convolutions and ADD four lanes per vector, all specialised per layer by the compiler (every shape,
-offset and shift reaches the inlined kernel as a constant). Built here, at build time: the weights repacked in
-groups of four channels (the products' depth padded with zeros to chunks of 16; depthwise: channels padded to a
-multiple of four), the input offset folded into the bias, and each channel's rescale as rows of a table the
-kernels load four lanes at a time. The host has no Helium, so the per-kernel tests run these kernels in QEMU
-(tests/test_mve_kernels.py)."""
+depthwise convolutions eight channels and ADD four elements per step, all specialised per layer by the compiler
+(every shape, offset and shift reaches the inlined kernel as a constant). Built here, at build time: the weights
+repacked in groups of four channels (the products' depth padded with zeros to chunks of 16; depthwise: groups of
+eight, the channels padded to a multiple of eight), the input offset folded into the bias, and each channel's
+rescale as rows of a table the kernels load four lanes at a time. The host has no Helium, so the per-kernel
+tests run these kernels in QEMU (tests/test_mve_kernels.py)."""
 from __future__ import annotations
 
 import shutil
@@ -69,11 +69,21 @@ def _chunks(depth: int) -> int:
 
 
 def pack_depthwise(w: np.ndarray) -> np.ndarray:
-    """[taps][channels] -> [channel groups of four][taps][4], zero beyond the channels (eq_mve_depthwise.h)."""
+    """[taps][channels] -> [channel groups of eight][taps][8], zero beyond the channels (eq_mve_depthwise.h)."""
     taps, channels = w.shape
-    padded = np.zeros((taps, -(-channels // 4) * 4), np.int8)
+    padded = np.zeros((taps, -(-channels // 8) * 8), np.int8)
     padded[:, :channels] = w
-    return np.ascontiguousarray(padded.reshape(taps, -1, 4).transpose(1, 0, 2).reshape(-1))
+    return np.ascontiguousarray(padded.reshape(taps, -1, 8).transpose(1, 0, 2).reshape(-1))
+
+
+def even_odd(table: np.ndarray) -> np.ndarray:
+    """Rescale table columns per group of eight channels: the even channels, then the odd ones (the lanes of
+    VMULLB and VMULLT), the channels padded to a multiple of eight."""
+    rows, stride = table.shape
+    padded = np.zeros((rows, -(-stride // 8) * 8), table.dtype)
+    padded[:, :stride] = table
+    groups = padded.reshape(rows, -1, 4, 2)  # [row][group][pair][even/odd]
+    return np.ascontiguousarray(groups.transpose(0, 1, 3, 2).reshape(rows, -1))
 
 
 class ArmMve(Backend):
@@ -151,7 +161,8 @@ class ArmMve(Backend):
         staged = p["filter_h"] * row * c
         return Impl(self.name, "eq_mve_depthwise_conv_s8", ["&$params", "$in0", "$out0", "$scratch", mode],
                     [CStruct("eq_mve_dw_t", "params", fields)],
-                    {"weights": pack_depthwise(w.reshape(-1, c)), "rq": rq.reshape(-1)}, scratch_bytes=staged)
+                    {"weights": pack_depthwise(w.reshape(-1, c)), "rq": even_odd(rq).reshape(-1)},
+                    scratch_bytes=staged)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
