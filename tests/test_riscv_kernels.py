@@ -32,7 +32,7 @@ RVV = {
     "riscv_depthwise": {"*": DW},
     "riscv_conv": {"*": CONV},
     "pool": {"*": None},
-    "elementwise": {"*": None},
+    "elementwise": {"add": "eq_rvv_add_s8", "*": None},
 }
 
 

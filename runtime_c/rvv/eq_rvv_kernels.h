@@ -4,5 +4,6 @@
 
 #include "eq_rvv_conv.h"
 #include "eq_rvv_depthwise.h"
+#include "eq_rvv_elementwise.h"
 
 #endif /* EQ_RVV_KERNELS_H */

@@ -1,5 +1,5 @@
 """edgeq's own kernels for RISC-V cores with the vector extension 1.0 (runtime_c/rvv): convolutions (1x1 and
-im2col), depthwise convolutions and fully connected layers, VLEN-agnostic, inlined and specialised per layer
+im2col), depthwise convolutions, fully connected layers and ADD, VLEN-agnostic, inlined and specialised per layer
 by the compiler. Built here, at build time: weights repacked for unit-stride channel loads, the input offset
 folded into the bias, and every channel's requantization as an add and a shift (eq_rvv_common.h). The host
 has no vector unit, so the per-kernel tests run these kernels in QEMU (tests/test_riscv_kernels.py)."""
@@ -133,6 +133,22 @@ class Rvv(Backend):
         return Impl(self.name, "eq_rvv_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", MODES[call.requant]],
                     [CStruct("eq_rvv_gemm_t", "params", gemm)], arrays)
+
+    def _add_s8(self, call: KernelCall) -> Impl | str:
+        from edgeq.codegen.backends.cmsis_nn import CmsisNN
+        p = call.params
+        if not CmsisNN._same_shapes(p):
+            return "broadcasting"
+        if call.requant == "shift" and not (p["out_shift"] >= 1 and 0 <= min(p["in0_shift"], p["in1_shift"])
+                                            and max(p["in0_shift"], p["in1_shift"]) <= 22):
+            return "power-of-two shifts beyond 32-bit lanes (inputs up to 2^22, the sum's right shift >= 1)"
+        if call.requant == "multiplier" and max(p["in0_shift"], p["in1_shift"]) > 0:
+            return "an input rescale above 1"
+        names = ("in0_offset", "in1_offset", "left_shift", "in0_mult", "in0_shift", "in1_mult", "in1_shift",
+                 "out_mult", "out_shift", "output_offset", "act_min", "act_max")
+        fields = [("size", str(p["d0"] * p["d1"] * p["d2"] * p["d3"])), *((k, str(p[k])) for k in names)]
+        return Impl(self.name, "eq_rvv_add_s8", ["&$params", "$in0", "$in1", "$out0", MODES[call.requant]],
+                    [CStruct("eq_rvv_add_t", "params", fields)])
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
         """The headers (every kernel is inline: the model's own C file compiles them)."""
