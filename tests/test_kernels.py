@@ -81,6 +81,8 @@ PLAN = {
         dw("3x3_valid", (1, 7, 7, 5), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}),
         dw("5x5_opt", (1, 9, 9, 6), (5, 5), {"*": "arm_depthwise_conv_s8_opt"}, padding=P.SAME),
         dw("3x1_opt", (1, 8, 7, 4), (3, 1), {"*": "arm_depthwise_conv_s8_opt"}, stride_w=2),
+        dw("3x3_wide", (1, 16, 17, 8), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, padding=P.SAME,
+           activation=A.RELU),
         dw("mult2", (1, 8, 8, 3), (3, 3), {"*": "arm_depthwise_conv_s8"}, depth_multiplier=2, padding=P.SAME),
         dw("one_channel_mult12", (1, 8, 8, 1), (3, 3), {"*": "arm_depthwise_conv_s8"},
            dsp="eq_dsp_conv_s8", depth_multiplier=12),

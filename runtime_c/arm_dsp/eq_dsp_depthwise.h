@@ -1,7 +1,6 @@
-/* Depthwise convolution, one channel at a time: the channel's few weights and its requantization stay in
- * registers while the loops walk its output plane, so an output costs its taps' loads and multiply-adds
- * and one requantization. Interior outputs read every tap unchecked; border outputs read taps outside the
- * input as the input's zero point, which the folded offset turns into zero, as TFLite Micro skips them. */
+/* Depthwise convolution. Four channels per pass where the channels come in fours (depth multiplier 1),
+ * else one channel at a time with bounds-checked taps. Taps outside the input read the input's zero point,
+ * which the offset folded into the bias turns into zero, as TFLite Micro skips them. */
 #ifndef EQ_DSP_DEPTHWISE_H
 #define EQ_DSP_DEPTHWISE_H
 
@@ -63,12 +62,12 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_depthwise_s8(const eq_dsp_depthwise_t
 /* Four channels per pass (depth multiplier 1, channels a multiple of 4): one word of input per tap, split
  * by SXTB16 into channels (0, 2) and (1, 3), multiplied by halfword (SMLABB, SMLATT) with weights stored
  * already split: wq holds, per group of four channels and per tap, the words (w0, w2) and (w1, w3). */
+/* One pixel whose window starts at in + base and whose filter rows lie row_step bytes apart. */
 static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p, const uint32_t *wq,
-                                                     const int8_t *in, int8_t *out, int32_t iy0, int32_t ix0,
-                                                     const int mode)
+                                                     const int8_t *in, int8_t *out, ptrdiff_t base,
+                                                     ptrdiff_t row_step, const int mode)
 {
     const int32_t taps = p->filter_h * p->filter_w, c_in = p->input_c;
-    const ptrdiff_t base = ((ptrdiff_t)iy0 * p->input_w + ix0) * c_in;
     const uint32_t *w = wq;
     for (int32_t c = 0; c < p->channels; c += 4, w += 2 * taps) {
         int32_t a0 = p->bias[c], a1 = p->bias[c + 1], a2 = p->bias[c + 2], a3 = p->bias[c + 3];
@@ -76,8 +75,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p
         for (int32_t ky = 0; ky < p->filter_h; ky++) {
             EQ_UNROLL
             for (int32_t kx = 0; kx < p->filter_w; kx++) {
-                const uint32_t v = eq_load4(in + base + ((ptrdiff_t)ky * p->dilation_h * p->input_w
-                                                         + (ptrdiff_t)kx * p->dilation_w) * c_in + c);
+                const uint32_t v = eq_load4(in + base + ky * row_step + (ptrdiff_t)kx * p->dilation_w * c_in + c);
                 const uint32_t v02 = eq_sxtb16(v), v13 = eq_sxtb16_ror8(v);
                 const int32_t t = ky * p->filter_w + kx;
                 a0 = eq_smlabb(v02, w[2 * t], a0);
@@ -93,64 +91,38 @@ static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p
     }
 }
 
-/* A border pixel, four channels at a time; taps outside the input read the zero point. One shared copy
- * (not inlined per layer): borders are a small share of the work and would otherwise cost flash. */
-#if defined(__GNUC__) || defined(__clang__)
-__attribute__((noinline))
-#endif
-static void eq_dsp_depthwise4_border(const eq_dsp_depthwise_t *p, const uint32_t *wq, const int8_t *in, int8_t *out,
-                                     int32_t iy0, int32_t ix0, int mode)
+/* The input rows a row of outputs reads (filter_h of them) are copied into scratch with their padding,
+ * so every pixel runs unchecked and border pixels cost what interior ones do (on kws' 5-wide maps and
+ * MobileNets' last 6x6 and 3x3 maps they are most of the work; the copy costs less than the checks even
+ * on 48x48). scratch: filter_h * eq_dsp_depthwise_padded_w(p) * input_c bytes. */
+static EQ_ALWAYS_INLINE int32_t eq_dsp_depthwise_padded_w(const eq_dsp_depthwise_t *p)
 {
-    const int32_t taps = p->filter_h * p->filter_w, c_in = p->input_c;
-    const uint32_t pad = (uint32_t)(uint8_t)p->pad_value * 0x01010101u;
-    for (int32_t c = 0; c < p->channels; c += 4, wq += 2 * taps) {
-        int32_t acc[4] = {p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3]};
-        for (int32_t ky = 0; ky < p->filter_h; ky++) {
-            const int32_t iy = iy0 + ky * p->dilation_h;
-            for (int32_t kx = 0; kx < p->filter_w; kx++) {
-                const int32_t ix = ix0 + kx * p->dilation_w, t = ky * p->filter_w + kx;
-                const uint32_t v = iy >= 0 && iy < p->input_h && ix >= 0 && ix < p->input_w
-                                       ? eq_load4(in + ((size_t)iy * p->input_w + ix) * c_in + c) : pad;
-                const uint32_t v02 = eq_sxtb16(v), v13 = eq_sxtb16_ror8(v);
-                acc[0] = eq_smlabb(v02, wq[2 * t], acc[0]);
-                acc[2] = eq_smlatt(v02, wq[2 * t], acc[2]);
-                acc[1] = eq_smlabb(v13, wq[2 * t + 1], acc[1]);
-                acc[3] = eq_smlatt(v13, wq[2 * t + 1], acc[3]);
-            }
-        }
-        for (int32_t k = 0; k < 4; k++) {
-            const int32_t lo = p->act_min, hi = p->act_max, off = p->output_offset;
-            out[c + k] = mode == EQ_DSP_MULTIPLIER ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi,
-                                                                       EQ_DSP_MULTIPLIER)
-                         : mode == EQ_DSP_MULTIPLIER_RIGHT
-                             ? eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi, EQ_DSP_MULTIPLIER_RIGHT)
-                             : eq_dsp_requantize(acc[k], p->mult, p->shift, c + k, off, lo, hi, EQ_DSP_SHIFT_AS_CONV);
-        }
-    }
+    return (p->output_w - 1) * p->stride_w + (p->filter_w - 1) * p->dilation_w + 1;
 }
 
-/* Interior pixels (the whole window inside the input) four channels at a time, border pixels checked. */
 static EQ_ALWAYS_INLINE eq_status_t eq_dsp_depthwise4_s8(const eq_dsp_depthwise_t *p, const uint32_t *wq,
-                                                         const int8_t *in, int8_t *out, const int mode)
+                                                              const int8_t *in, int8_t *out, int8_t *scratch,
+                                                              const int mode)
 {
-    const int32_t span_h = (p->filter_h - 1) * p->dilation_h, span_w = (p->filter_w - 1) * p->dilation_w;
-    const int32_t first = (p->pad_w + p->stride_w - 1) / p->stride_w;
-    const int32_t last = EQ_MIN(p->output_w, EQ_MAX(first, (p->input_w - 1 - span_w + p->pad_w) / p->stride_w + 1));
+    const int32_t c_in = p->input_c, wide = eq_dsp_depthwise_padded_w(p);
+    const int32_t copied = EQ_MIN(p->input_w, wide - p->pad_w), right = wide - p->pad_w - copied;
+    const size_t step = (size_t)wide * c_in;
     for (int32_t oy = 0; oy < p->output_h; oy++) {
-        const int32_t iy0 = oy * p->stride_h - p->pad_h;
-        int8_t *row = out + (size_t)oy * p->output_w * p->channels;
-        int32_t ox = 0;
-        if (iy0 >= 0 && iy0 + span_h < p->input_h) {
-            for (; ox < first; ox++) {
-                eq_dsp_depthwise4_border(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w, mode);
+        for (int32_t ky = 0; ky < p->filter_h; ky++) {
+            const int32_t iy = oy * p->stride_h - p->pad_h + ky * p->dilation_h;
+            int8_t *dst = scratch + ky * step;
+            if (iy < 0 || iy >= p->input_h) {
+                memset(dst, p->pad_value, step);
+                continue;
             }
-            for (; ox < last; ox++) {
-                eq_dsp_depthwise4_pixel(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w,
-                                        mode);
-            }
+            memset(dst, p->pad_value, (size_t)p->pad_w * c_in);
+            memcpy(dst + (size_t)p->pad_w * c_in, in + (size_t)iy * p->input_w * c_in, (size_t)copied * c_in);
+            memset(dst + (size_t)(p->pad_w + copied) * c_in, p->pad_value, (size_t)right * c_in);
         }
-        for (; ox < p->output_w; ox++) {
-            eq_dsp_depthwise4_border(p, wq, in, row + (size_t)ox * p->channels, iy0, ox * p->stride_w - p->pad_w, mode);
+        int8_t *row = out + (size_t)oy * p->output_w * p->channels;
+        for (int32_t ox = 0; ox < p->output_w; ox++) {
+            eq_dsp_depthwise4_pixel(p, wq, scratch, row + (size_t)ox * p->channels,
+                                    (ptrdiff_t)ox * p->stride_w * c_in, (ptrdiff_t)step, mode);
         }
     }
     return EQ_OK;

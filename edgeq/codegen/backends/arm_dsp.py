@@ -123,8 +123,10 @@ class ArmDsp(Backend):
         if p["depth_multiplier"] == 1 and channels % 4 == 0:  # the split weights alone (border pixels too)
             arrays["split_weights"] = _split_quads(arrays.pop("weights"))
             struct[0].fields[0] = ("weights", "NULL")
-            return Impl(self.name, "eq_dsp_depthwise4_s8", ["&$params", "(const uint32_t *)$split_weights", "$in0", "$out0", mode],
-                        struct, arrays)
+            wide = (p["output_w"] - 1) * p["stride_w"] + (p["filter_w"] - 1) * p["dilation_w"] + 1  # padded rows
+            return Impl(self.name, "eq_dsp_depthwise4_s8",
+                        ["&$params", "(const uint32_t *)$split_weights", "$in0", "$out0", "$scratch", mode], struct,
+                        arrays, scratch_bytes=p["filter_h"] * wide * p["input_c"])
         return Impl(self.name, "eq_dsp_depthwise_s8", ["&$params", "$in0", "$out0", mode], struct, arrays)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
