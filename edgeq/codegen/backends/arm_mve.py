@@ -96,7 +96,10 @@ class ArmMve(Backend):
         method = getattr(self, f"_{call.kernel}", None)
         if method is None:
             return f"no own Helium kernel for {call.op_kind} yet"
-        return method(call)
+        result = method(call)
+        if isinstance(result, Impl):
+            result.inline = True  # a function of the layer's own: the whole model's register pressure costs more
+        return result
 
     def _gemm(self, call: KernelCall, w: np.ndarray, rounding: str) -> tuple[list[tuple[str, str]], dict, str] | str:
         p = call.params
