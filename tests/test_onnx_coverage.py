@@ -122,3 +122,30 @@ def test_torch_export_matches_torch(tmp_path):
                 want = model(torch.from_numpy(xs)).numpy()
             got = run_float_graph(graph, [xs])[graph.outputs[0]].reshape(want.shape)
             assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), (name, np.abs(got - want).max())
+
+
+class Conv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv1d(4, 6, 3, padding=1)
+        self.b = nn.Conv1d(6, 5, 5, stride=2, dilation=1, padding=2)
+        self.fc = nn.Linear(5 * 8, 3)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.b(torch.relu(self.a(x)))).flatten(1))
+
+
+def test_conv1d_matches_onnxruntime(tmp_path):
+    from edgeq.frontends import load_model
+    from edgeq.quant.executor import run_float_graph
+
+    torch.manual_seed(0)
+    path = tmp_path / "conv1d.onnx"
+    _export(Conv1d(), (1, 4, 16), path)
+    graph = load_model(path)
+    assert [op.kind for op in graph.ops].count("CONV_2D") == 2
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(5).standard_normal((1, 4, 16)).astype(np.float32)
+    want = sess.run(None, {"x": x})[0]
+    got = run_float_graph(graph, [x])[graph.outputs[0]].reshape(want.shape)
+    assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()

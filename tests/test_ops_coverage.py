@@ -14,6 +14,12 @@ from tests.tflite_builder import Op, T, build, const, q8
 pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
+# The TFLite operators these tests build (tests/test_ops.py covers the rest of the frontend's list).
+COVERED = set("""TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH
+    BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR RESIZE_BILINEAR TILE EXPAND_DIMS SUB MAXIMUM MINIMUM
+    ABS RSQRT EXP LOG SQUARED_DIFFERENCE PRELU REDUCE_MAX SUM ARG_MAX TRANSPOSE_CONV BATCH_MATMUL
+    L2_NORMALIZATION""".split())
+
 
 def test_readme_operator_table_is_generated():
     """The README's operator table is the registries' (regenerate: python -m edgeq.coverage --readme README.md)."""

@@ -48,7 +48,7 @@ TRANSLATED = sorted([
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
     "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log",
-])
+])  # Conv takes 1-D convolutions ([N, C, L]) too
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
 RESIZE_MODES = {
@@ -436,6 +436,8 @@ class Importer:
         x = self._act()
         w = self._cval(1, "weight")
         b = self._cval(2, "bias", optional=True)
+        if len(x.shape) == 3 and w.ndim == 3:
+            return self._conv1d(n, x, w)
         if len(x.shape) != 4 or w.ndim != 4:
             raise self.fail(f"only 2-D convolutions are supported (input {x.shape}, weight {w.shape}).")
         a = n.attrs
@@ -465,6 +467,32 @@ class Importer:
         inputs = [src, wname] + ([self._const(b.reshape(-1), f"{base}_bias", n.inputs[2])] if b is not None else [])
         out = self._emit(cls, inputs, (nb, oh, ow, co), **common, **extra)
         self._set(n.outputs[0], out, (nb, co, oh, ow), NHWC)
+
+    def _conv1d(self, n: Node, x: Val, w: np.ndarray) -> None:
+        """A 1-D convolution [N, C, L] as the 2-D one over [N, C, 1, L], reshaped back."""
+        nb, c, length = x.shape
+        perm4 = reshape_perm(x.shape, x.perm, (nb, c, 1, length))
+        if perm4 is None:
+            x, perm4 = Val(self._plain(x), x.shape, identity(3), None, x.nonneg), identity(4)
+        src = self._emit(ops.Reshape, [x.tensor], tuple((nb, c, 1, length)[p] for p in perm4),
+                         f"{n.outputs[0]}_2d_input")
+        name = f"{n.outputs[0]}#2d"
+        self._set(f"{name}_in", src, (nb, c, 1, length), perm4, None, x.nonneg)
+        self.consts[f"{name}_w"] = w[:, :, None, :]
+        a = dict(n.attrs)
+        for key, pad in (("strides", 1), ("dilations", 1), ("kernel_shape", 1)):
+            if key in a:
+                a[key] = [pad] + [int(v) for v in a[key]]
+        if "pads" in a:
+            a["pads"] = [0, int(a["pads"][0]), 0, int(a["pads"][1])]
+        inputs = [f"{name}_in", f"{name}_w"] + list(n.inputs[2:3])
+        self.node = Node(n.name, "Conv", inputs, [name], a)  # the operands _op_Conv reads
+        try:
+            self._op_Conv(self.node)
+        finally:
+            self.node = n
+        y = self.vals[name]
+        self._reshape_to(n, y, (nb, y.shape[1], y.shape[3]))
 
     def _dense(self, n: Node, x: Val, weight: np.ndarray, bias: np.ndarray | None, weight_src: str,
                bias_src: str | None) -> str:
