@@ -93,11 +93,11 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
 
 
 @pytest.mark.parametrize("board,kernels", [(b, "auto") for b in EXAMPLE_BOARDS] +
-                         [("qemu-mps2-an386", "cmsis-nn"), ("qemu-mps2-an500", "arm-dsp")])
+                         [("qemu-mps2-an386", "cmsis-nn"), ("qemu-mps3-an547", "cmsis-nn"), ("qemu-mps2-an500", "arm-dsp")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
 def test_shared_model_on_emulated_board(tmp_path, name, board, kernels):
     """auto picks per layer among edgeq's own DSP kernels and CMSIS-NN on the M4/M7 (measured), edgeq's own
-    Helium kernels and CMSIS-NN on the M55, ref where all decline; CMSIS-NN alone on the M4, edgeq's DSP
+    Helium kernels and CMSIS-NN on the M55, ref where all decline; CMSIS-NN alone on the M4 and M55, edgeq's DSP
     kernels alone on the M7 (ref runs the whole kernel plan on the host: tests/test_kernels.py)."""
     from edgeq.build import load_manifest
 
