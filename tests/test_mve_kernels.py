@@ -3,18 +3,20 @@
 The host has no MVE, so the plan of tests/test_kernels.py (convolutions, depthwise, fully connected, element-wise;
 both quantization modes) and a few cases of this file's own (whole and partial 16-value chunks and 4-channel groups,
 left-shifting multipliers, windows wider than the input) are built as firmware for the emulated Cortex-M55
-and run over its serial port. Each layer's chosen function is asserted.
+and run over its serial port, all layers of a quantization mode in one firmware. Each layer's chosen function
+is asserted.
 """
 from __future__ import annotations
 
 import hashlib
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from edgeq.ir import Graph, ops
-from tests.test_kernels import PLAN, Case, _graph, _layer, conv, dw
+from tests.test_kernels import PLAN, Case, _layer, conv, dw
 
 BOARD = "qemu-mps3-an547"
 
@@ -61,36 +63,37 @@ OWN = [
 ]
 
 
-def _own_graph(mode: str) -> Graph:
+FAMILIES = ("conv", "depthwise", "fully_connected", "elementwise")
+
+
+def _cases(mode: str) -> tuple[Graph, list[tuple[str, str | None]]]:
+    """One graph of every layer (test_kernels' plan of FAMILIES, then OWN) and the function expected for each."""
+    from edgeq.lowering import lower_graph
+
     rng = np.random.default_rng(sum(map(ord, "mve" + mode)))
     graph = Graph(f"kernels_mve_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
+    planned = [(family, replace(case, name=f"{family}_{case.name}")) for family in FAMILIES for case in PLAN[family]]
+    for _, case in planned:
+        _layer(graph, case, mode, rng)
     for case, _, divide in OWN:
         _layer(graph, case, mode, rng)
         if divide != 1:
             q = graph.t(graph.outputs[-1]).quant
             q.scale = q.scale / np.float32(divide)
-    return graph
-
-
-def _cases(family: str, mode: str) -> tuple[Graph, list[tuple[str, str | None]]]:
-    from edgeq.lowering import lower_graph
-
-    if family == "own":
-        return _own_graph(mode), [(c.name, f.get(mode, f.get("*"))) for c, f, _ in OWN]
-    graph = _graph(family, mode)
-    return graph, [(c.name, _expected(family, c, call, mode)) for c, call in zip(PLAN[family], lower_graph(graph))]
+    calls = lower_graph(graph)
+    expected = [(case.name, _expected(family, case, call, mode)) for (family, case), call in zip(planned, calls)]
+    return graph, expected + [(case.name, f.get(mode, f.get("*"))) for case, f, _ in OWN]
 
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
-@pytest.mark.parametrize("family", ["conv", "depthwise", "fully_connected", "elementwise", "own"])
-def test_mve_kernels_match_golden_model(tmp_path, family, mode):
+def test_mve_kernels_match_golden_model(tmp_path, mode):
     from edgeq.build import compile_graph, load_manifest, write_project
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
     from edgeq.targets.boards import get_board
     from edgeq.targets.device import open_device, run_samples
 
-    graph, expected = _cases(family, mode)
+    graph, expected = _cases(mode)
     graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
     board = get_board(BOARD)
     compiled = compile_graph(graph, mode, board, "arm-mve")
