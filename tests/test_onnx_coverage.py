@@ -149,3 +149,33 @@ def test_conv1d_matches_onnxruntime(tmp_path):
     want = sess.run(None, {"x": x})[0]
     got = run_float_graph(graph, [x])[graph.outputs[0]].reshape(want.shape)
     assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_gelu_onnx_and_torch_export(tmp_path):
+    """Gelu (ONNX opset 20, both forms) and aten.gelu: edgeq's float executor against onnxruntime and PyTorch."""
+    from edgeq.frontends import load_model
+    from edgeq.quant.executor import run_float_graph
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 8)
+
+        def forward(self, x):
+            y = self.fc(x)
+            return F.gelu(y) + F.gelu(y, approximate="tanh")
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    x = torch.randn(1, 6)
+    path = tmp_path / "gelu.onnx"
+    torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["x"], output_names=["y"], opset_version=20)
+    torch.export.save(torch.export.export(model, (x,)), str(tmp_path / "gelu.pt2"))
+    want = model(x).detach().numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for p in (path, tmp_path / "gelu.pt2"):
+        graph = load_model(p)
+        assert [op.kind for op in graph.ops].count("GELU") == 2, [op.kind for op in graph.ops]
+        got = run_float_graph(graph, [x.numpy()])[graph.outputs[0]]
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+    np.testing.assert_allclose(sess.run(None, {"x": x.numpy()})[0], want, rtol=1e-5, atol=1e-6)

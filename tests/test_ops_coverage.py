@@ -17,7 +17,7 @@ pytest.importorskip("tflite_micro")
 # The TFLite operators these tests build (tests/test_ops.py covers the rest of the frontend's list).
 COVERED = set("""TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH
     BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR RESIZE_BILINEAR TILE EXPAND_DIMS SUB MAXIMUM MINIMUM
-    ABS RSQRT EXP LOG SQUARED_DIFFERENCE PRELU REDUCE_MAX SUM ARG_MAX TRANSPOSE_CONV BATCH_MATMUL
+    ABS RSQRT EXP LOG GELU SQUARED_DIFFERENCE PRELU REDUCE_MAX SUM ARG_MAX TRANSPOSE_CONV BATCH_MATMUL
     L2_NORMALIZATION""".split())
 
 
@@ -157,7 +157,7 @@ def _space_to_batch(cases, no_pads: bool = False) -> list[Op]:
     return op_list
 
 
-def _check_litert(op_list: list[Op], n: int = 4) -> None:
+def _check_litert(op_list: list[Op], n: int = 4, sample=None) -> None:
     """For what TFLite Micro cannot run: LiteRT's interpreter against edgeq's numpy executor and host C."""
     import tempfile
     from pathlib import Path
@@ -176,7 +176,8 @@ def _check_litert(op_list: list[Op], n: int = 4) -> None:
     rng = np.random.default_rng(0)
     samples, expected = [], []
     for _ in range(n):
-        xs = [rng.integers(-128, 128, size=graph.t(name).shape).astype(np.int8) for name in graph.inputs]
+        xs = sample(graph, rng) if sample else [rng.integers(-128, 128, size=graph.t(name).shape).astype(np.int8)
+                                                 for name in graph.inputs]
         for d, x in zip(it.get_input_details(), xs):
             it.set_tensor(d["index"], x)
         it.invoke()
@@ -627,8 +628,20 @@ def test_16x8_activations_and_pad():
     _check(op_list, n=6, sample=_int16_samples)
 
 
+def _every_int8(graph, rng):
+    """Each input holds all 256 int8 values (in a random order): every entry of a table is checked."""
+    return [rng.permutation(np.arange(-128, 128)).astype(np.int8).reshape(graph.t(n).shape) for n in graph.inputs]
+
+
 def test_exp_log_against_litert():
     """EXP and LOG in int8: TFLite Micro has neither; LiteRT's tables (float32 arithmetic) are the oracle."""
     cases = [((0.05, 3), (0.1, -100)), ((0.02, -128), (0.05, -128)), ((0.1, 20), (0.5, 0)), ((0.01, 0), (0.004, -50))]
-    _check_litert([Op(code, [q8((3, 7), s_in, zp_in)], [q8((3, 7), s_out, zp_out)], version=1)
-                   for code in ("EXP", "LOG") for (s_in, zp_in), (s_out, zp_out) in cases], n=8)
+    _check_litert([Op(code, [q8((16, 16), s_in, zp_in)], [q8((16, 16), s_out, zp_out)], version=1)
+                   for code in ("EXP", "LOG") for (s_in, zp_in), (s_out, zp_out) in cases], n=2, sample=_every_int8)
+
+
+def test_gelu_against_litert():
+    cases = [((0.05, 3), (0.03, -40)), ((0.02, -20), (0.01, -100)), ((0.1, 0), (0.06, -90))]
+    _check_litert([Op("GELU", [q8((16, 16), s_in, zp_in)], [q8((16, 16), s_out, zp_out)], "GeluOptions",
+                      {"approximate": approx}, version=1)
+                   for approx in (False, True) for (s_in, zp_in), (s_out, zp_out) in cases], n=2, sample=_every_int8)

@@ -47,7 +47,7 @@ TRANSLATED = sorted([
     "GlobalMaxPool", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Pad", "Softmax", "ReduceMean",
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
-    "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log",
+    "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log", "Gelu",
 ])  # Conv takes 1-D convolutions ([N, C, L]) too
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
@@ -1116,6 +1116,9 @@ class Importer:
 
     def _op_Neg(self, n: Node) -> None:
         self._unary(n, ops.Neg)
+
+    def _op_Gelu(self, n: Node) -> None:
+        self._unary(n, ops.Gelu, approximate=n.attrs.get("approximate", "none") == "tanh")
 
     def _op_Exp(self, n: Node) -> None:
         self._unary(n, ops.Exp, nonneg=True)

@@ -44,7 +44,7 @@ SUPPORTED = (
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
     "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION EXP LOG "
-    "EXPAND_DIMS"
+    "EXPAND_DIMS GELU"
 ).split()
 # The IR operator each TFLite operator becomes where the names differ (one per output for SPLIT, SPLIT_V and
 # UNPACK; SPACE_TO_BATCH_ND's paddings become a PAD before it).
@@ -240,6 +240,9 @@ class _Importer:
             if len(ins) > 3 and ins[3] >= 0:
                 operands.append(self.tensors[ins[3]].name)
             return ops.TransposeConv(name, operands, tout, o.StrideH(), o.StrideW(), PADDINGS[o.Padding()], act)
+        if kind == "GELU":
+            o = _options(op, tflite.GeluOptions)
+            return ops.Gelu(name, tin, tout, bool(o.Approximate()) if o else False)
         if kind == "L2_NORMALIZATION":
             o = _options(op, tflite.L2NormOptions)
             if o is not None and self._act(o.FusedActivationFunction(), index, kind) != ops.Activation.NONE:

@@ -330,6 +330,9 @@ class _Reader:
     def _ints(self, values, name: str) -> str:
         return self._const(np.array([int(v) for v in values], dtype=np.int64), name)
 
+    def _aten_gelu(self, node, a):
+        self._emit(node.name, "Gelu", [a["self"].name], approximate=str(a.get("approximate") or "none"))
+
     def _aten_slice(self, node, a):
         rank = len(self.shapes[a["self"].name])
         start = 0 if a.get("start") is None else int(a["start"])

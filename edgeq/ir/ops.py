@@ -356,6 +356,12 @@ class Neg(Op):
 
 
 @dataclass
+class Gelu(Op):
+    approximate: bool = False  # the tanh form
+    kind = "GELU"
+
+
+@dataclass
 class Exp(Op):
     kind = "EXP"
 
@@ -398,5 +404,5 @@ MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, Bat
 ALL_OPS = [
     Conv2D, DepthwiseConv2D, FullyConnected, AveragePool2D, MaxPool2D, Add, Mul, Reshape, Squeeze,
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
-    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Exp, Log, Rsqrt, ReduceMax, Sum, ArgMax,
+    LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Gelu, Exp, Log, Rsqrt, ReduceMax, Sum, ArgMax,
 ]

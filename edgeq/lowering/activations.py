@@ -243,6 +243,21 @@ def lower_log(op: ops.Log, graph: Graph) -> KernelCall:
     return _float_lut(op, graph, np.log)
 
 
+def _gelu(op: ops.Gelu):
+    """LiteRT's GeluTransform (0.5 x erfc(-x / sqrt 2)) or GeluTransformApproximate, in float32."""
+    from scipy.special import erfc
+
+    f32 = np.float32
+    if op.approximate:
+        return lambda x: f32(0.5) * x * (f32(1) + np.tanh(f32(np.sqrt(2 / np.pi)) * (x + f32(0.044715) * x * x * x)))
+    return lambda x: f32(0.5) * x * f32(erfc(x * -f32(np.sqrt(0.5))))
+
+
+@lowers(ops.Gelu, "lut_s8")
+def lower_gelu(op: ops.Gelu, graph: Graph) -> KernelCall:
+    return _float_lut(op, graph, _gelu(op))
+
+
 @lowers(ops.Rsqrt, "lut_s8")
 def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
@@ -437,6 +452,16 @@ def float_abs(op, graph, inputs):
 @float_impl(ops.Neg)
 def float_neg(op, graph, inputs):
     return -inputs[0]
+
+
+@float_impl(ops.Gelu)
+def float_gelu(op, graph, inputs):
+    from scipy.special import erf
+
+    x = inputs[0].astype(np.float64)
+    if op.approximate:
+        return 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + erf(x / np.sqrt(2)))
 
 
 @float_impl(ops.Exp)
