@@ -92,7 +92,7 @@ class Rvv(Backend):
                   *((k, str(p[k])) for k in names), ("pad_value", str(-p["input_offset"]))]
         return Impl(self.name, "eq_rvv_conv_s8",
                     ["&$params", "$in0", "$out0", "$scratch", "1" if one_by_one else "0", MODES[call.requant]],
-                    [CStruct("eq_rvv_conv_t", "params", fields)], arrays, scratch_bytes=ROWS * depth)
+                    [CStruct("eq_rvv_conv_t", "params", fields)], arrays, scratch_bytes=ROWS * depth, inline=True)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
@@ -118,7 +118,7 @@ class Rvv(Backend):
         fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("channels", str(c)),
                   *((k, str(p[k])) for k in names)]
         return Impl(self.name, "eq_rvv_depthwise_conv_s8", ["&$params", "$in0", "$out0", MODES[call.requant]],
-                    [CStruct("eq_rvv_dw_t", "params", fields)], arrays)
+                    [CStruct("eq_rvv_dw_t", "params", fields)], arrays, inline=True)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
@@ -132,7 +132,7 @@ class Rvv(Backend):
         gemm, arrays = self._gemm(call, w, rq, depth, units, w.astype(np.int64).sum(axis=1))
         return Impl(self.name, "eq_rvv_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", MODES[call.requant]],
-                    [CStruct("eq_rvv_gemm_t", "params", gemm)], arrays)
+                    [CStruct("eq_rvv_gemm_t", "params", gemm)], arrays, inline=True)
 
     def _add_s8(self, call: KernelCall) -> Impl | str:
         from edgeq.codegen.backends.cmsis_nn import CmsisNN
@@ -148,7 +148,7 @@ class Rvv(Backend):
                  "out_mult", "out_shift", "output_offset", "act_min", "act_max")
         fields = [("size", str(p["d0"] * p["d1"] * p["d2"] * p["d3"])), *((k, str(p[k])) for k in names)]
         return Impl(self.name, "eq_rvv_add_s8", ["&$params", "$in0", "$in1", "$out0", MODES[call.requant]],
-                    [CStruct("eq_rvv_add_t", "params", fields)])
+                    [CStruct("eq_rvv_add_t", "params", fields)], inline=True)
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
         """The headers (every kernel is inline: the model's own C file compiles them)."""
