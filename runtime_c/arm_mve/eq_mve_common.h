@@ -62,6 +62,13 @@ static EQ_ALWAYS_INLINE int32x4_t eq_mve_requant(int32x4_t acc, const eq_mve_rq_
     return vminq_s32(vmaxq_s32(acc, vdupq_n_s32(lo)), vdupq_n_s32(hi));
 }
 
+/* Loops whose trip counts are the layer's constants (filter taps, rows): unrolled. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define EQ_MVE_UNROLL _Pragma("GCC unroll 32")
+#else
+#define EQ_MVE_UNROLL
+#endif
+
 /* n bytes (n >= 0) from src to dst, 16 per step with the tail predicated. */
 static EQ_ALWAYS_INLINE void eq_mve_copy(int8_t *dst, const int8_t *src, int32_t n)
 {

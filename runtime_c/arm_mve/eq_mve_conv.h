@@ -51,6 +51,16 @@ static EQ_ALWAYS_INLINE void eq_mve_im2col(const eq_mve_conv_t *p, const int8_t 
     const int32_t y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
     const int32_t span = p->filter_w * c;
     const int inside_x = x0 >= 0 && x0 + (p->filter_w - 1) * p->dilation_w < p->input_w;
+    if (inside_x && p->dilation_w == 1 && y0 >= 0 && y0 + (p->filter_h - 1) * p->dilation_h < p->input_h) {
+        /* the usual window, inside the input: one copy per filter row, no checks */
+        const int8_t *src = in + ((size_t)y0 * p->input_w + x0) * c;
+        const size_t next = (size_t)p->dilation_h * p->input_w * c;
+        EQ_MVE_UNROLL
+        for (int32_t ky = 0; ky < p->filter_h; ky++, col += span, src += next) {
+            eq_mve_copy(col, src, span);
+        }
+        return;
+    }
     for (int32_t ky = 0; ky < p->filter_h; ky++, col += span) {
         const int32_t iy = y0 + ky * p->dilation_h;
         if (iy < 0 || iy >= p->input_h) {

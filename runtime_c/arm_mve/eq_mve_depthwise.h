@@ -10,13 +10,6 @@
 
 #include "eq_mve_common.h"
 
-/* The filter's taps are compile-time constants: unrolled. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define EQ_MVE_UNROLL _Pragma("GCC unroll 32")
-#else
-#define EQ_MVE_UNROLL
-#endif
-
 typedef struct {
     const int8_t *weights;  /* [channels / 8, rounded up][filter_h * filter_w][8], zero beyond channels */
     const int32_t *rq;      /* [3 or 4][channels rounded up to 8], per group of 8: even channels, then odd */
