@@ -26,7 +26,7 @@ def offset_model(tmp_path_factory):
     inp = tf.keras.Input((12, 10, 1), batch_size=1)
     h = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
     h = L.DepthwiseConv2D(3, padding="same", activation="relu")(h)
-    out = L.Dense(4)(L.Flatten()(L.Conv2D(8, 1, activation="relu")(h)))
+    out = L.Dense(4)(L.Flatten()(L.MaxPool2D(2)(L.Conv2D(8, 1, activation="relu")(h))))
     root = tmp_path_factory.mktemp("offset")
     path = root / "offset.tflite"
     path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, out)).convert())

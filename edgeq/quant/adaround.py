@@ -23,6 +23,7 @@ LAMBDA = 0.01
 BETA = (20.0, 2.0)
 LR = 0.01
 MAX_ROWS = 8192
+DAMP = 0.01  # of H's mean diagonal
 
 
 def _h(v: np.ndarray) -> np.ndarray:
@@ -32,12 +33,16 @@ def _h(v: np.ndarray) -> np.ndarray:
 def _optimise(w: np.ndarray, hqq: np.ndarray, hfq: np.ndarray, step: float, qmax: int = 127) -> np.ndarray:
     """w [B, O, K] float weights; hqq = E[x~ x~^T], hfq = E[x x~^T], [B, K, K]. Integer weights [B, O, K]."""
     scale = np.mean(np.diagonal(hqq, axis1=1, axis2=2), axis=1)[:, None, None] + 1e-30  # inputs in their own units
-    hqq, hfq = hqq / scale, hfq / scale
+    # damped as GPTQ damps H: with fewer input rows than weights per row (fully connected layers on 64
+    # samples) the undamped error can be fitted exactly, and held-out error rises
+    eye = DAMP * np.eye(hqq.shape[-1])
+    hqq, hfq = hqq / scale + eye, hfq / scale + eye
     wq = w / step  # in weight steps
     base = np.floor(wq)
     rest = np.clip(wq - base, 0.01, 0.99)
     v = -np.log((ZETA - GAMMA) / (rest - GAMMA) - 1)  # h(v) = the fractional part: starts at w itself
     target = wq @ hfq  # [B, O, K]: the float layer's correlation with the quantized inputs
+    hqq32 = hqq.astype(np.float32)  # the step's product in float32: twice as fast, and h only needs its sign
     m, s2 = np.zeros_like(v), np.zeros_like(v)
     count = w.shape[1] * w.shape[2]
     warm = int(WARMUP * ITERATIONS)
@@ -47,7 +52,7 @@ def _optimise(w: np.ndarray, hqq: np.ndarray, hfq: np.ndarray, step: float, qmax
         h = np.clip(h_raw, 0, 1)
         q = base + h
         live = (h_raw > 0) & (h_raw < 1) & (q >= -qmax) & (q <= qmax)
-        grad_q = 2 * (np.clip(q, -qmax, qmax) @ hqq - target) / count
+        grad_q = 2 * ((np.clip(q, -qmax, qmax).astype(np.float32) @ hqq32) - target) / count
         if it >= warm:
             beta = BETA[1] + (BETA[0] - BETA[1]) * (1 - (it - warm) / (ITERATIONS - warm))
             d = 2 * h - 1
