@@ -1,9 +1,9 @@
 /* edgeq's own kernels for Cortex-M cores with Helium (MVE, M55/M85): shared pieces.
  *
- * Every kernel is a static inline function the generated model calls with its layer's shapes, offsets and
- * shifts as literals, so the compiler specialises each call (loop bounds, depth tails, requantization mode).
+ * Every kernel is a static inline function each layer calls (from a function of its own) with its shapes,
+ * offsets and shifts as literals, so the compiler specialises it (loop bounds, requantization mode).
  * Built at build time (edgeq/codegen/backends/arm_mve.py): the input offset folded into the bias, and per
- * channel the rescale as vectors of four lanes, padded to a multiple of four channels so they load whole.
+ * channel the rescale as a table loaded four lanes at a time, padded to whole vectors of channels.
  * MVE has no host twin: the per-kernel tests run these kernels in QEMU (tests/test_mve_kernels.py). */
 #ifndef EQ_MVE_COMMON_H
 #define EQ_MVE_COMMON_H
@@ -23,7 +23,7 @@
  *    build computes for edgeq's rounding of the layer (convolution or fully connected). */
 enum { EQ_MVE_MULTIPLIER, EQ_MVE_MULTIPLIER_RIGHT, EQ_MVE_SHIFT };
 
-/* Rows of the rescale table, each `stride` int32 (channels rounded up to four):
+/* Rows of the rescale table, each `stride` int32 (channels rounded up to four; depthwise: eight):
  *   multiplier modes: bias, multiplier, -right shift, left shift (EQ_MVE_MULTIPLIER only);
  *   shift mode:       bias, addend for acc >= 0, -shift, addend for acc < 0. */
 typedef struct {
