@@ -95,6 +95,49 @@ def latency_table(shared: Path) -> str:
     return "\n".join(rows)
 
 
+LAYER_BEGIN, LAYER_END = "<!-- bench:layers:begin -->", "<!-- bench:layers:end -->"
+
+
+def layer_table(shared: Path, model: str = "vww_96_int8", board_name: str = "qemu-mps2-an500") -> str:
+    """Where the instructions go, layer by layer, for one model on one emulated core: CMSIS-NN alone against
+    the default kernels (auto), with each layer's function and instructions per MAC."""
+    import tempfile
+
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.ir.stats import macs
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, profile
+
+    path, board = shared / dict(MODELS)[model], get_board(board_name)
+    graph = load_tflite_file(path)
+    layer_macs = {op.name: macs(op, graph) for op in graph.ops}
+    runs = {}
+    for kernels in ("cmsis-nn", "auto"):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "fw"
+            write_project(compile_graph(graph, "keep", board, kernels), board, "keep", out, path, echo=lambda *_: None)
+            manifest = load_manifest(out)
+            with open_device(out, manifest) as (link, b):
+                report = profile(link, b, manifest)
+            impls = {layer["name"]: f"{layer['backend']}: {layer['impl']}" for layer in manifest["layers"]
+                     if "impl" in layer}
+            per_tick = 1_000_000_000 // board.clock_hz
+            runs[kernels] = {layer["name"]: (impls[layer["name"]], layer["cycles"] * per_tick)
+                             for layer in report["layers"]}
+    rows = [f"| layer ({model}, {board.core}) | MACs | CMSIS-NN function | instructions | per MAC | auto: library: "
+            "function | instructions | per MAC | auto / CMSIS-NN |", "| --- | ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"]
+    totals = [0, 0]
+    for name, (impl, count) in runs["cmsis-nn"].items():
+        mine, own = runs["auto"][name]
+        n = layer_macs.get(name, 0)
+        totals = [totals[0] + count, totals[1] + own]
+        per = (lambda c: f"{c / n:.2f}" if n else "")
+        rows.append(f"| {name} | {n:,} | {impl.split(': ')[1]} | {count:,} | {per(count)} | {mine} | {own:,} | "
+                    f"{per(own)} | {own / count:.2f} |")
+    rows.append(f"| **all layers** | | | **{totals[0]:,}** | | | **{totals[1]:,}** | | **{totals[1] / totals[0]:.3f}** |")
+    return "\n".join(rows)
+
+
 QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resnet_ic", 89.5),
                 ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
                 ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
@@ -320,15 +363,18 @@ def main() -> None:
     print(table)
     latency = latency_table(args.shared)
     print(latency)
+    layers = layer_table(args.shared)
+    print(layers)
     quant = quant_table(args.shared)
     print(quant)
     resampled = resampled_table(args.shared)
     print(resampled)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n\n" + latency + "\n\n" + quant + "\n\n" + resampled + "\n")
+    args.out.write_text(table + "\n\n" + latency + "\n\n" + layers + "\n\n" + quant + "\n\n" + resampled + "\n")
     if args.readme:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
         text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
+        text = _replace_block(text, LAYER_BEGIN, LAYER_END, layers)
         text = _replace_block(text, Q_BEGIN, Q_END, quant)
         args.readme.write_text(_replace_block(text, R_BEGIN, R_END, resampled))
         print(f"updated {args.readme}")
