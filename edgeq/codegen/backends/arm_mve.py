@@ -185,17 +185,21 @@ class ArmMve(Backend):
         from edgeq.codegen.backends.cmsis_nn import CmsisNN
 
         p = call.params
-        if call.requant == "shift":
-            return "power-of-two ADD (one rounding shift) has no own Helium kernel yet"
         if not CmsisNN._same_shapes(p):
             return "broadcasting"
+        shift = call.requant == "shift"
+        if shift and p["out_shift"] < 1:
+            return "a power-of-two rescale by a left shift (the fast path shifts right only)"
+        if shift and max(p["in0_shift"], p["in1_shift"]) > 22:
+            return "inputs aligned by more than 22 bits (the sum would leave 32 bits)"
         size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
-        left = p["left_shift"]
-        fields = [("size", str(size)), ("in0_offset", str(p["in0_offset"] << left)),
-                  ("in1_offset", str(p["in1_offset"] << left)),
+        left0, left1 = (p["in0_shift"], p["in1_shift"]) if shift else (p["left_shift"], p["left_shift"])
+        fields = [("size", str(size)), ("in0_offset", str(p["in0_offset"] << left0)),
+                  ("in1_offset", str(p["in1_offset"] << left1)),
                   *((k, str(p[k])) for k in ("left_shift", "in0_mult", "in0_shift", "in1_mult", "in1_shift", "out_mult",
                                              "out_shift", "output_offset", "act_min", "act_max"))]
-        return Impl(self.name, "eq_mve_add_s8", ["&$params", "$in0", "$in1", "$out0"],
+        return Impl(self.name, "eq_mve_add_s8", ["&$params", "$in0", "$in1", "$out0",
+                                                 "EQ_MVE_SHIFT" if shift else "EQ_MVE_MULTIPLIER"],
                     [CStruct("eq_mve_add_t", "params", fields)])
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
