@@ -645,3 +645,14 @@ def test_gelu_against_litert():
     _check_litert([Op("GELU", [q8((16, 16), s_in, zp_in)], [q8((16, 16), s_out, zp_out)], "GeluOptions",
                       {"approximate": approx}, version=1)
                    for approx in (False, True) for (s_in, zp_in), (s_out, zp_out) in cases], n=2, sample=_every_int8)
+
+
+def test_16x8_mean_and_sum():
+    op_list = []
+    for shape, axes, keep in [((1, 5, 6, 3), [1, 2], True), ((2, 7, 4), [1], False), ((3, 4, 5), [0, 2], False)]:
+        y_shape = np.zeros(shape).mean(axis=tuple(axes), keepdims=keep).shape
+        op_list.append(Op("MEAN", [q16(shape, 0.001), const(axes)], [q16(y_shape, 0.0007)], "ReducerOptions",
+                          {"keepDims": keep}, version=3))
+        op_list.append(Op("SUM", [q16(shape, 0.0002), const(axes)], [q16(y_shape, 0.004)], "ReducerOptions",
+                          {"keepDims": keep}, version=2))
+    _check(op_list, n=6, sample=_int16_samples)

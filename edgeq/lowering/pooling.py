@@ -13,7 +13,7 @@ from edgeq.ir import Graph, ops
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    activation_range, clamp_int, clamp_s8, float_activation, pad_before, require_int8, to_nhwc4, variant,
+    activation_range, clamp_int, float_activation, pad_before, to_nhwc4, variant,
 )
 
 
@@ -85,11 +85,12 @@ def max_pool_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.nda
     return _pool(call, inputs[0], lambda win: win.max(axis=(1, 2))).reshape(out_shape)
 
 
-@lowers(ops.Mean, "mean_s8")
-@lowers(ops.Sum, "mean_s8")
+@lowers(ops.Mean, "mean_s8", "mean_s16")
+@lowers(ops.Sum, "mean_s8", "mean_s16")
 def lower_mean(op: ops.Mean | ops.Sum, graph: Graph) -> KernelCall:
-    """MEAN and SUM: QuantizedMeanOrSum, which for a mean folds 1/count into the multiplier."""
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    """MEAN and SUM: QuantizedMeanOrSum, which for a mean folds 1/count into the multiplier (int8, or int16 in
+    16x8 models)."""
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
     dims = to_nhwc4(x.shape)
     axes = tuple(a + 4 - len(x.shape) for a in op.axes)
@@ -104,9 +105,10 @@ def lower_mean(op: ops.Mean | ops.Sum, graph: Graph) -> KernelCall:
     params.update({f"reduce{i}": int(i in axes) for i in range(4)})
     params.update({"count": count, "input_zp": x.quant.zp, "output_zp": y.quant.zp,
                    "out_mult": mult, "out_shift": shift})
-    return KernelCall(op.name, "mean_s8", [op.inputs[0]], [op.outputs[0]], params)
+    return KernelCall(op.name, f"mean_{kind}", [op.inputs[0]], [op.outputs[0]], params)
 
 
+@kernel("mean_s16")
 @kernel("mean_s8")
 def mean_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
@@ -114,7 +116,7 @@ def mean_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
     axes = tuple(i for i in range(4) if p[f"reduce{i}"])
     centred = wrap32(x.sum(axis=axes) - p["input_zp"] * p["count"])
     out = multiply_by_quantized_multiplier(centred, p["out_mult"], p["out_shift"]) + p["output_zp"]
-    return clamp_s8(out).reshape(out_shape)
+    return clamp_int(out, call.kernel).reshape(out_shape)
 
 
 # --- float semantics ------------------------------------------------------------------------------

@@ -22,10 +22,13 @@ typedef struct {
     int32_t count, input_zp, output_zp, out_mult, out_shift; /* for MEAN, out_mult/out_shift include 1/count; SUM uses this kernel too */
 } eq_mean_s8_params_t;
 
+typedef eq_mean_s8_params_t eq_mean_s16_params_t;
+
 eq_status_t eq_avg_pool_s8(const eq_avg_pool_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_max_pool_s8(const eq_max_pool_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_avg_pool_s16(const eq_avg_pool_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_max_pool_s16(const eq_max_pool_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_mean_s8(const eq_mean_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_mean_s16(const eq_mean_s16_params_t *p, const int8_t *in, int8_t *out);
 
 #endif /* EQ_POOLING_H */
