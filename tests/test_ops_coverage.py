@@ -656,3 +656,41 @@ def test_16x8_mean_and_sum():
         op_list.append(Op("SUM", [q16(shape, 0.0002), const(axes)], [q16(y_shape, 0.004)], "ReducerOptions",
                           {"keepDims": keep}, version=2))
     _check(op_list, n=6, sample=_int16_samples)
+
+
+@pytest.mark.skipif(not all(__import__("shutil").which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")),
+                    reason="needs arm-none-eabi-gcc, qemu-system-arm and cmake")
+def test_16x8_and_typed_outputs_on_the_emulated_m7(tmp_path):
+    """Firmware for the emulated Cortex-M7 with int16 inputs and outputs (16x8 layers) and int32 ARG_MAX indices
+    beside int8 ones: over the serial link, every output equal to TFLite Micro's."""
+    import subprocess
+    import sys
+
+    from tests.oracles import tflm_run
+
+    rng = np.random.default_rng(11)
+    w = T((4, 3, 3, 2), "int8", 0.01, 0, rng.integers(-127, 128, (4, 3, 3, 2)).astype(np.int8))
+    conv = Op("CONV_2D", [q16((1, 5, 5, 2), 0.002), w, T((4,), "int64", 0.00002, 0, np.arange(4, dtype=np.int64))],
+              [q16((1, 5, 5, 4), 0.01)], "Conv2DOptions", {"padding": 0, "strideH": 1, "strideW": 1}, version=4)
+    arg = Op("ARG_MAX", [q8((3, 7), 0.1, 0), const([1])], [T((3,), "int32")], "ArgMaxOptions", {"outputType": 2},
+             version=2)
+    model = build([conv, arg])
+    (tmp_path / "typed.tflite").write_bytes(model)
+    xs = rng.integers(-32768, 32768, (3, 1, 5, 5, 2)).astype(np.int16)
+    xb = rng.integers(-128, 128, (3, 3, 7)).astype(np.int8)
+    np.savez(tmp_path / "x.npz", t0=xs, t4=xb)
+
+    def edgeq(*args):
+        return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+
+    proc = edgeq("build", tmp_path / "typed.tflite", "--board", "qemu-mps2-an500", "-o", tmp_path / "fw")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = edgeq("run", tmp_path / "fw", "--input", tmp_path / "x.npz", "--output", tmp_path / "y.npz")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    with np.load(tmp_path / "y.npz") as y:
+        outs = [y[name] for name in y.files]
+        for k in range(3):
+            want = tflm_run(model, [xs[k], xb[k]], 2)
+            got = sorted((o[k] for o in outs), key=lambda a: a.dtype.itemsize)  # int32 indices, int16 conv output
+            for g, w_ in zip(got, sorted(want, key=lambda a: a.dtype.itemsize)):
+                np.testing.assert_array_equal(g.reshape(-1), w_.reshape(-1))
