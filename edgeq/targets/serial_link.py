@@ -9,6 +9,9 @@ import serial
 
 from edgeq.errors import EdgeqError
 from edgeq.targets import protocol as P
+from edgeq.targets.process import timeout_for
+
+WRITE_TIMEOUT = 30.0
 
 MAX_REPLY = 64 << 20
 
@@ -24,7 +27,8 @@ class LinkTimeout(Exception):
 class SerialLink:
     def __init__(self, port: str, baud: int = 115200, retries: int = 2):
         try:
-            self.ser = serial.Serial(port, baud, timeout=0.2, write_timeout=10)
+            # a board (or an emulator on a busy machine) reads a large input slowly: 30 s, or EDGEQ_TIMEOUT
+            self.ser = serial.Serial(port, baud, timeout=0.2, write_timeout=timeout_for(WRITE_TIMEOUT))
         except (serial.SerialException, OSError) as e:
             raise EdgeqError(f"Cannot open the serial port {port}: {e}. Check the board is connected (or the "
                              "emulator running) and that you may open the port.") from None
