@@ -12,9 +12,9 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv
-from edgeq.lowering.fixedpoint import wrap32
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
 MODES = {("multiplier", "conv"): "EQ_DSP_MULTIPLIER", ("multiplier", "fc"): "EQ_DSP_MULTIPLIER",
@@ -39,8 +39,7 @@ def _gemm(call: KernelCall, depth: int, channels: int) -> tuple[list[tuple[str, 
     """The eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the channel's weight sum)."""
     p, a = call.params, call.arrays
     weights = a["weights"].reshape(channels, depth)
-    folded = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weights.astype(np.int64).sum(axis=1))
-    arrays = {"weights": a["weights"], "bias": folded.astype(np.int32), "out_shift": a["out_shift"]}
+    arrays = {"weights": a["weights"], "bias": folded_bias(call, weights.sum(axis=1)), "out_shift": a["out_shift"]}
     if call.requant == "multiplier":
         arrays["out_mult"] = a["out_mult"]
     fields = [("weights", "$weights"), ("bias", "$bias"),
@@ -81,19 +80,13 @@ class ArmDsp(Backend):
 
     def _conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
-        if p["filter_c"] != p["input_c"]:
-            return "grouped convolution"
-        if p["batches"] != 1:
-            return "a batch of several images"
+        declined = conv_declines(p)
+        if declined:
+            return declined
         depth = p["filter_h"] * p["filter_w"] * p["input_c"]
-        one_by_one = (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
-                      and p["dilation_h"] == p["dilation_w"] == 1)
         gemm, arrays = _gemm(call, depth, p["output_c"])
-        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "filter_h", "filter_w", "stride_h",
-                 "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
-        fields = [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in gemm) + " }"),
-                  *((k, str(p[k])) for k in names), ("pad_value", str(-p["input_offset"]))]
-        function, scratch = ("eq_dsp_conv_1x1_s8", _unpacked_rows(depth)) if one_by_one else \
+        fields = conv_fields(p, gemm)
+        function, scratch = ("eq_dsp_conv_1x1_s8", _unpacked_rows(depth)) if is_pointwise(p) else \
             ("eq_dsp_conv_s8", _unpacked_rows(depth) + 2 * depth)
         return Impl(self.name, function, ["&$params", "$in0", "$out0", "$scratch" if scratch else "NULL",
                                           _mode(call, "conv")],
@@ -107,8 +100,7 @@ class ArmDsp(Backend):
             return "a batch of several images"
         channels = p["output_c"]
         weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
-        folded = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weights.astype(np.int64).sum(axis=1))
-        arrays = {"weights": weights, "bias": folded.astype(np.int32), "out_shift": a["out_shift"]}
+        arrays = {"weights": weights, "bias": folded_bias(call, weights.sum(axis=1)), "out_shift": a["out_shift"]}
         if call.requant == "multiplier":
             arrays["out_mult"] = a["out_mult"]
         names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",

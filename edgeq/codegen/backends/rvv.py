@@ -12,9 +12,9 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv
-from edgeq.lowering.fixedpoint import wrap32
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "rvv"
 ROWS = 4  # output pixels per block of the convolution kernel (EQ_RVV_ROWS)
@@ -44,11 +44,6 @@ def requant_rows(call: KernelCall, rounding: str, channels: int) -> np.ndarray |
     return np.stack([mult, left, right, pos, neg]).astype(np.int32)
 
 
-def _folded_bias(call: KernelCall, weight_sums: np.ndarray) -> np.ndarray:
-    p = call.params
-    return wrap32(call.arrays["bias"].astype(np.int64) + p["input_offset"] * weight_sums).astype(np.int32)
-
-
 class Rvv(Backend):
     name = "rvv"
     include = "rvv/eq_rvv_kernels.h"
@@ -64,7 +59,7 @@ class Rvv(Backend):
     def _gemm(self, call: KernelCall, weights_kc: np.ndarray, rq: np.ndarray, depth: int, channels: int,
               weight_sums: np.ndarray) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
         p = call.params
-        arrays = {"weights": np.ascontiguousarray(weights_kc), "bias": _folded_bias(call, weight_sums),
+        arrays = {"weights": np.ascontiguousarray(weights_kc), "bias": folded_bias(call, weight_sums),
                   "rq": rq.reshape(-1)}
         fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("depth", str(depth)),
                   ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
@@ -73,10 +68,9 @@ class Rvv(Backend):
 
     def _conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
-        if p["filter_c"] != p["input_c"]:
-            return "grouped convolution"
-        if p["batches"] != 1:
-            return "a batch of several images"
+        declined = conv_declines(p)
+        if declined:
+            return declined
         oc = p["output_c"]
         rq = requant_rows(call, "conv", oc)
         if isinstance(rq, str):
@@ -84,14 +78,9 @@ class Rvv(Backend):
         depth = p["filter_h"] * p["filter_w"] * p["input_c"]
         w = call.arrays["weights"].reshape(oc, depth)
         gemm, arrays = self._gemm(call, w.T, rq, depth, oc, w.astype(np.int64).sum(axis=1))
-        one_by_one = (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
-                      and p["dilation_h"] == p["dilation_w"] == 1)
-        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "filter_h", "filter_w", "stride_h",
-                 "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
-        fields = [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in gemm) + " }"),
-                  *((k, str(p[k])) for k in names), ("pad_value", str(-p["input_offset"]))]
+        fields = conv_fields(p, gemm)
         return Impl(self.name, "eq_rvv_conv_s8",
-                    ["&$params", "$in0", "$out0", "$scratch", "1" if one_by_one else "0", MODES[call.requant]],
+                    ["&$params", "$in0", "$out0", "$scratch", "1" if is_pointwise(p) else "0", MODES[call.requant]],
                     [CStruct("eq_rvv_conv_t", "params", fields)], arrays, scratch_bytes=ROWS * depth, inline=True)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
@@ -111,7 +100,7 @@ class Rvv(Backend):
         if isinstance(rq, str):
             return rq
         w = call.arrays["weights"]  # [1, h, w, channels]: already channel-minor per tap
-        arrays = {"weights": w.reshape(-1), "bias": _folded_bias(call, w.reshape(-1, c).astype(np.int64).sum(axis=0)),
+        arrays = {"weights": w.reshape(-1), "bias": folded_bias(call, w.reshape(-1, c).astype(np.int64).sum(axis=0)),
                   "rq": rq.reshape(-1)}
         names = ("input_h", "input_w", "output_h", "output_w", "filter_h", "filter_w", "stride_h", "stride_w",
                  "pad_h", "pad_w", "input_offset", "output_offset", "act_min", "act_max")
