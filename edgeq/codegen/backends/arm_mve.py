@@ -15,9 +15,9 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
+from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv
-from edgeq.lowering.fixedpoint import wrap32
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_mve"
 
@@ -25,10 +25,10 @@ RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_mve"
 def rescale_table(call: KernelCall, rounding: str, channels: int, weight_sums: np.ndarray) -> tuple[np.ndarray, str] | str:
     """[3 or 4, channels rounded up to 4] int32 (eq_mve_common.h) and the kernels' mode, or why they cannot take call.
     rounding: "conv" or "fc", how edgeq's power-of-two mode rounds the layer (as LiteRT does)."""
-    a, p = call.arrays, call.params
+    a = call.arrays
     stride = -(-channels // 4) * 4
     shift = np.broadcast_to(a["out_shift"].astype(np.int64).reshape(-1), (channels,))
-    bias = wrap32(a["bias"].astype(np.int64) + p["input_offset"] * weight_sums)
+    bias = folded_bias(call, weight_sums).astype(np.int64)
     if call.requant == "multiplier":
         mult = np.broadcast_to(a["out_mult"].astype(np.int64).reshape(-1), (channels,))
         rows = [bias, mult, np.minimum(shift, 0)]
@@ -115,23 +115,17 @@ class ArmMve(Backend):
 
     def _conv_s8(self, call: KernelCall) -> Impl | str:
         p = call.params
-        if p["filter_c"] != p["input_c"]:
-            return "grouped convolution"
-        if p["batches"] != 1:
-            return "a batch of several images"
+        declined = conv_declines(p)
+        if declined:
+            return declined
         depth, oc = p["filter_h"] * p["filter_w"] * p["input_c"], p["output_c"]
         gemm = self._gemm(call, call.arrays["weights"].reshape(oc, depth), "conv")
         if isinstance(gemm, str):
             return gemm
         fields, arrays, mode = gemm
-        names = ("input_h", "input_w", "input_c", "output_h", "output_w", "filter_h", "filter_w", "stride_h",
-                 "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
-        struct = CStruct("eq_mve_conv_t", "params", [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in fields) + " }"),
-                                                     *((k, str(p[k])) for k in names),
-                                                     ("pad_value", str(-p["input_offset"]))])
+        struct = CStruct("eq_mve_conv_t", "params", conv_fields(p, fields))
         rows = 2 * _chunks(depth)  # two rows of whole chunks
-        if (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
-                and p["dilation_h"] == p["dilation_w"] == 1):
+        if is_pointwise(p):
             staged = depth % 16 != 0  # rows in place unless they end inside a chunk
             return Impl(self.name, "eq_mve_conv_1x1_s8", ["&$params", "$in0", "$out0",
                                                           "$scratch" if staged else "NULL", mode],
