@@ -76,7 +76,14 @@ POT_ACCEPTANCE = {"resnet_ic": ("resnet_ic_fp32", 89.5 - 1.0), "vww_96": ("vww_9
                   "kws_ds_cnn": ("kws_ds_cnn_hybrid", 93.5 - 1.0), "ad01": ("ad01_fp32", 0.995)}
 
 
-@pytest.mark.parametrize("data", sorted(POT_ACCEPTANCE))
+# Issue 15: under the selection rule fixed before evaluation (highest calibration SQNR), vww_96 keeps
+# equalization off and agrees 96.5% (README, "Power-of-two quantization"); the floor is not met and stays
+# visible here rather than being lowered.
+NOT_MET = {"vww_96": "issue 15: the pre-registered selection rule gives 96.5% on vww_96's eval set (floor 98.0)"}
+
+
+@pytest.mark.parametrize("data", [pytest.param(d, marks=pytest.mark.xfail(reason=NOT_MET[d], strict=False))
+                                  if d in NOT_MET else d for d in sorted(POT_ACCEPTANCE)])
 def test_power_of_two_build_meets_the_acceptance_on_the_eval_set(data, tmp_path):
     """The default power-of-two build for the host, calibrated on calib.npz and run as C by `edgeq run
     --dequantize` on eval.npz, against the float model."""

@@ -117,7 +117,7 @@ SUPPORTED = [k.kind for k in _SPECS]
 
 
 def to_tflite(graph: Graph) -> bytes:
-    """The int8 TFLite flatbuffer of an integer graph (e.g. edgeq.build.quantize's result)."""
+    """The int8 TFLite flatbuffer of an integer graph (e.g. edgeq.quant.driver.quantize(...).graph)."""
     _check(graph)
     return _Writer(graph).run()
 

@@ -9,7 +9,7 @@ looked at (README, "Power-of-two quantization of float models").
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -108,9 +108,6 @@ class QuantResult:
     tensors: dict[str, dict]  # per tensor: kind, exponent, zero point, error, range
     equalization: dict  # pairs and per-channel weight ranges before and after
     cross_validation: CrossValidation | None = None
-
-    def summary_dict(self) -> dict:
-        return asdict(self.summary)
 
 
 def calibration_inputs(graph: Graph, calib: str | Path | None, options: QuantOptions = QuantOptions()) -> np.ndarray:
