@@ -65,6 +65,18 @@ def batches_exactly(graph: Graph, sample: np.ndarray) -> bool:
     """Whether running two samples at once gives, for every tensor, what running them one by one gives: some
     operators' semantics (or lowerings) may read the batch axis, and those graphs run sample by sample.
     sample: one input, float32 for a float graph, else the integer graph's input type."""
+    # equalized, absorbed and corrected copies share the answer: it depends on operators and shapes only
+    key = (graph.t(graph.inputs[0]).dtype, tuple((type(op).__name__, tuple(op.inputs), tuple(op.outputs),
+                                                  tuple(graph.t(o).shape for o in op.outputs)) for op in graph.ops))
+    if key not in _BATCHES:
+        _BATCHES[key] = _batches_exactly(graph, sample)
+    return _BATCHES[key]
+
+
+_BATCHES: dict[tuple, bool] = {}
+
+
+def _batches_exactly(graph: Graph, sample: np.ndarray) -> bool:
     g2 = batched_graph(graph, 2)
     if g2 is None:
         return False
