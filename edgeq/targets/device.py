@@ -114,7 +114,9 @@ def profile(link: SerialLink, board: Board, manifest: dict, runs: int = 1, seed:
     if status != 0:
         raise EdgeqError(f"The model returned error {status} on the device while profiling.")
     report = {
-        "board": board.name, "emulated": board.emulated, "clock_hz": board.clock_hz,
+        # the clock the firmware set up (--clock max on a real board), else the board file's
+        "board": board.name, "emulated": board.emulated,
+        "clock_hz": manifest.get("firmware", {}).get("clock_hz") or board.clock_hz,
         "cycles_per_inference": cycles,
         "layers": [{"name": layer["name"], "kernel": layer["kernel"], "cycles": c}
                    for layer, c in zip(layers, per_layer)],
