@@ -274,3 +274,9 @@ def depthwise_as_conv(call: KernelCall) -> KernelCall:
     params = {k: v for k, v in call.params.items() if k != "depth_multiplier"}
     weights = call.arrays["weights"].transpose(3, 1, 2, 0).copy()
     return replace(call, kernel="conv_s8", params={**params, "filter_c": 1}, arrays={**call.arrays, "weights": weights})
+
+
+def is_pointwise(p: dict[str, int]) -> bool:
+    """A convolution call's params: 1x1 without padding or dilation, so each output pixel reads one input pixel."""
+    return (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
+            and p["dilation_h"] == p["dilation_w"] == 1)

@@ -12,9 +12,9 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
+from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, left_shift_declines
 from edgeq.lowering import KernelCall
-from edgeq.lowering.conv import depthwise_as_conv
+from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
 MODES = {("multiplier", "conv"): "EQ_DSP_MULTIPLIER", ("multiplier", "fc"): "EQ_DSP_MULTIPLIER",
@@ -26,13 +26,6 @@ def _mode(call: KernelCall, kind: str) -> str:
     if call.requant == "multiplier" and np.all(call.arrays["out_shift"] <= 0):
         return "EQ_DSP_MULTIPLIER_RIGHT"
     return MODES[(call.requant, kind)]
-
-
-def _requant(call: KernelCall) -> str | None:
-    """Why the kernel's requantization cannot take this call, or None."""
-    if call.requant == "shift" and np.any(call.arrays["out_shift"] < 1):
-        return "a power-of-two rescale by a left shift (the fast path shifts right only)"
-    return None
 
 
 def _gemm(call: KernelCall, depth: int, channels: int) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
@@ -73,7 +66,7 @@ class ArmDsp(Backend):
         method = getattr(self, f"_{call.kernel}", None)
         if method is None:
             return f"no own DSP kernel for {call.op_kind} yet"
-        result = _requant(call) or method(call)
+        result = left_shift_declines(call) or method(call)
         if isinstance(result, Impl):
             result.inline = True
         return result

@@ -15,9 +15,10 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
+from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, folded_bias, left_shift_declines,
+                                                shift_nudges)
 from edgeq.lowering import KernelCall
-from edgeq.lowering.conv import depthwise_as_conv
+from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_mve"
 
@@ -36,13 +37,10 @@ def rescale_table(call: KernelCall, rounding: str, channels: int, weight_sums: n
         if mode == "EQ_MVE_MULTIPLIER":
             rows.append(np.maximum(shift, 0))
     else:
-        if np.any(shift < 1):
-            return "a power-of-two rescale by a left shift (the fast path shifts right only)"
-        half = np.left_shift(1, shift - 1)
-        if rounding == "conv":  # LiteRT's multiplier of 0.5 and rounding divide, folded into one nudge
-            pos, neg = half + (shift >= 2), half - 1 + (shift == 1)
-        else:  # round half away from zero
-            pos, neg = half, half - 1
+        declined = left_shift_declines(call)
+        if declined:
+            return declined
+        pos, neg = shift_nudges(shift, rounding)
         rows, mode = [bias, pos, -shift, neg], "EQ_MVE_SHIFT"
     table = np.zeros((len(rows), stride), np.int64)
     for i, row in enumerate(rows):

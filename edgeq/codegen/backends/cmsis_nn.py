@@ -16,7 +16,7 @@ import numpy as np
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.codegen.backends import cmsis_nn_library as lib
 from edgeq.lowering import KernelCall
-from edgeq.lowering.conv import depthwise_as_conv
+from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 from edgeq.lowering.fixedpoint import wrap32
 
 # CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h):
@@ -31,6 +31,35 @@ def _tile(w: int, h: int) -> str:
 
 def _dims(n: int, h: int, w: int, c: int) -> list[tuple[str, str]]:
     return [("n", str(n)), ("h", str(h)), ("w", str(w)), ("c", str(c))]
+
+
+def _dims_fields(d: "lib.Dims") -> list[tuple[str, str]]:
+    return _dims(d.n, d.h, d.w, d.c)
+
+
+def _in_dims(p: dict[str, int]) -> "lib.Dims":
+    return lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
+
+
+def _out_dims(p: dict[str, int]) -> "lib.Dims":
+    return lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
+
+
+def _window(p: dict[str, int]) -> tuple:
+    """A convolution's stride, padding, dilation and activation range, as CMSIS-NN's params structs order them."""
+    return (lib._Tile(p["stride_w"], p["stride_h"]), lib._Tile(p["pad_w"], p["pad_h"]),
+            lib._Tile(p["dilation_w"], p["dilation_h"]), lib._Tile(p["act_min"], p["act_max"]))
+
+
+def _activation(p: dict[str, int]) -> str:
+    return f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}"
+
+
+def _window_fields(p: dict[str, int]) -> list[tuple[str, str]]:
+    """The same four as C initializers."""
+    return [("stride", _tile(p["stride_w"], p["stride_h"])), ("padding", _tile(p["pad_w"], p["pad_h"])),
+            ("dilation", _tile(p["dilation_w"], p["dilation_h"])),
+            ("activation", _activation(p))]
 
 
 def _rescale(call: KernelCall, channels: int) -> dict[str, np.ndarray] | str:
@@ -76,30 +105,22 @@ class CmsisNN(Backend):
         rescale = _rescale(call, p["output_c"])
         if isinstance(rescale, str):
             return rescale
-        pad_w, pad_h, stride_w, stride_h = p["pad_w"], p["pad_h"], p["stride_w"], p["stride_h"]
-        one_by_one = (pad_w == pad_h == 0 and p["filter_w"] == p["filter_h"] == 1
-                      and p["dilation_w"] == p["dilation_h"] == 1)
-        if one_by_one:
+        stride_w, stride_h = p["stride_w"], p["stride_h"]
+        if is_pointwise(p):
             function = "arm_convolve_1x1_s8_fast" if stride_w == stride_h == 1 else "arm_convolve_1x1_s8"
         elif (p["input_h"] == 1 and p["dilation_w"] == 1 and p["filter_h"] == 1
               and (stride_w * p["input_c"]) % 4 == 0):
             function = "arm_convolve_1_x_n_s8"
         else:
             function = "arm_convolve_s8"
-        conv = lib.ConvParams(p["input_offset"], p["output_offset"], lib._Tile(stride_w, stride_h),
-                              lib._Tile(pad_w, pad_h), lib._Tile(p["dilation_w"], p["dilation_h"]),
-                              lib._Tile(p["act_min"], p["act_max"]))
-        in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
+        conv = lib.ConvParams(p["input_offset"], p["output_offset"], *_window(p))
         filter_dims = lib.Dims(p["output_c"], p["filter_h"], p["filter_w"], p["filter_c"])
-        out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
-        scratch = self.library.buffer_size("arm_convolve_wrapper_s8", target.isa, conv, in_dims, filter_dims,
-                                           out_dims)
+        scratch = self.library.buffer_size("arm_convolve_wrapper_s8", target.isa, conv, _in_dims(p), filter_dims,
+                                           _out_dims(p))
         structs = [
             CStruct("cmsis_nn_conv_params", "conv", [
                 ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
-                ("stride", _tile(stride_w, stride_h)), ("padding", _tile(pad_w, pad_h)),
-                ("dilation", _tile(p["dilation_w"], p["dilation_h"])),
-                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+                *_window_fields(p)]),
             *self._weights_structs(call, filter_dims, rescale, scratch),
         ]
         args = ["&$ctx", "&$conv", "&$quant", "&$input_dims", "$in0", "&$filter_dims", "$weights", "&$bias_dims",
@@ -113,10 +134,10 @@ class CmsisNN(Backend):
             CStruct("cmsis_nn_per_channel_quant_params", "quant",
                     [("multiplier", "(int32_t *)$out_mult"), ("shift", "(int32_t *)$out_shift")]),
             CStruct("cmsis_nn_context", "ctx", [("buf", "$scratch" if scratch else "NULL"), ("size", str(scratch))]),
-            CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])),
-            CStruct("cmsis_nn_dims", "filter_dims", _dims(filter_dims.n, filter_dims.h, filter_dims.w, filter_dims.c)),
+            CStruct("cmsis_nn_dims", "input_dims", _dims_fields(_in_dims(p))),
+            CStruct("cmsis_nn_dims", "filter_dims", _dims_fields(filter_dims)),
             CStruct("cmsis_nn_dims", "bias_dims", _dims(1, 1, 1, p["output_c"])),
-            CStruct("cmsis_nn_dims", "output_dims", _dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])),
+            CStruct("cmsis_nn_dims", "output_dims", _dims_fields(_out_dims(p))),
         ]
 
     def _depthwise_conv_s8(self, call: KernelCall, target: Target) -> Impl | str:
@@ -133,20 +154,14 @@ class CmsisNN(Backend):
             function = "arm_depthwise_conv_3x3_s8" if three and target.isa != "mve" else "arm_depthwise_conv_s8_opt"
         else:
             function = "arm_depthwise_conv_s8"
-        dw = lib.DwConvParams(p["input_offset"], p["output_offset"], mult, lib._Tile(p["stride_w"], p["stride_h"]),
-                              lib._Tile(p["pad_w"], p["pad_h"]), lib._Tile(p["dilation_w"], p["dilation_h"]),
-                              lib._Tile(p["act_min"], p["act_max"]))
-        in_dims = lib.Dims(p["batches"], p["input_h"], p["input_w"], p["input_c"])
+        dw = lib.DwConvParams(p["input_offset"], p["output_offset"], mult, *_window(p))
         filter_dims = lib.Dims(1, p["filter_h"], p["filter_w"], p["output_c"])
-        out_dims = lib.Dims(p["batches"], p["output_h"], p["output_w"], p["output_c"])
-        scratch = self.library.buffer_size("arm_depthwise_conv_wrapper_s8", target.isa, dw, in_dims, filter_dims,
-                                           out_dims)
+        scratch = self.library.buffer_size("arm_depthwise_conv_wrapper_s8", target.isa, dw, _in_dims(p), filter_dims,
+                                           _out_dims(p))
         structs = [
             CStruct("cmsis_nn_dw_conv_params", "dw_conv", [
                 ("input_offset", str(p["input_offset"])), ("output_offset", str(p["output_offset"])),
-                ("ch_mult", str(mult)), ("stride", _tile(p["stride_w"], p["stride_h"])),
-                ("padding", _tile(p["pad_w"], p["pad_h"])), ("dilation", _tile(p["dilation_w"], p["dilation_h"])),
-                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+                ("ch_mult", str(mult)), *_window_fields(p)]),
             *self._weights_structs(call, filter_dims, rescale, scratch),
         ]
         args = ["&$ctx", "&$dw_conv", "&$quant", "&$input_dims", "$in0", "&$filter_dims", "$weights",
@@ -180,7 +195,7 @@ class CmsisNN(Backend):
             CStruct("cmsis_nn_fc_params", "fc", [
                 ("input_offset", str(p["input_offset"])), ("filter_offset", str(p["weights_offset"])),
                 ("output_offset", str(p["output_offset"])),
-                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+                ("activation", _activation(p))]),
             CStruct(quant_type, "quant", quant),
             CStruct("cmsis_nn_context", "ctx", ctx),
             CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], 1, 1, depth)),
@@ -199,7 +214,7 @@ class CmsisNN(Backend):
         structs = [
             CStruct("cmsis_nn_pool_params", "pool", [
                 ("stride", _tile(p["stride_w"], p["stride_h"])), ("padding", _tile(p["pad_w"], p["pad_h"])),
-                ("activation", f"{{ .min = {p['act_min']}, .max = {p['act_max']} }}")]),
+                ("activation", _activation(p))]),
             CStruct("cmsis_nn_context", "ctx", [("buf", "$scratch" if scratch else "NULL"), ("size", str(scratch))]),
             CStruct("cmsis_nn_dims", "input_dims", _dims(p["batches"], p["input_h"], p["input_w"], p["channels"])),
             CStruct("cmsis_nn_dims", "filter_dims", _dims(1, p["filter_h"], p["filter_w"], 1)),

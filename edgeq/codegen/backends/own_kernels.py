@@ -1,5 +1,6 @@
 """What edgeq's own kernel libraries (arm-dsp, arm-mve, rvv) share: the convolutions they run as matrix
-products, the input offset folded into the bias at build time, and a convolution's constant fields."""
+products, the input offset folded into the bias at build time, a convolution's constant fields, and the
+power-of-two rescales they take."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,12 +22,6 @@ def conv_declines(p: dict[str, int]) -> str | None:
     return None
 
 
-def is_pointwise(p: dict[str, int]) -> bool:
-    """A 1x1 convolution without padding or dilation: its rows are the input's pixels, read in place."""
-    return (p["filter_h"] == p["filter_w"] == 1 and p["pad_h"] == p["pad_w"] == 0
-            and p["dilation_h"] == p["dilation_w"] == 1)
-
-
 def folded_bias(call: KernelCall, weight_sums: np.ndarray) -> np.ndarray:
     """bias + input_offset * (each output channel's weight sum), int32 as the kernels add it: the inner loops
     then multiply raw int8 inputs, and padding reads the input's zero point, which this makes zero."""
@@ -38,3 +33,20 @@ def conv_fields(p: dict[str, int], gemm_fields: list[tuple[str, str]]) -> list[t
     """A convolution struct's initializer: its matrix product, its geometry, and the value padding reads."""
     return [("gemm", "{ " + ", ".join(f".{k} = {v}" for k, v in gemm_fields) + " }"),
             *((k, str(p[k])) for k in CONV_FIELDS), ("pad_value", str(-p["input_offset"]))]
+
+
+def left_shift_declines(call: KernelCall) -> str | None:
+    """Power-of-two layers whose rescale multiplies (shift < 1): the own kernels shift right only."""
+    if call.requant == "shift" and np.any(call.arrays["out_shift"] < 1):
+        return "a power-of-two rescale by a left shift (the own kernels shift right only)"
+    return None
+
+
+def shift_nudges(shift: np.ndarray, rounding: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a power-of-two rescale by 2^-shift (shift >= 1) adds before its floor shift, for accumulators >= 0
+    and < 0. rounding: "conv" (LiteRT's multiplier of 0.5 and rounding divide as one nudge) or "fc" (half away
+    from zero), as edgeq's golden model rounds each layer kind."""
+    half = np.left_shift(1, shift - 1)
+    if rounding == "conv":
+        return half + (shift >= 2), half - 1 + (shift == 1)
+    return half, half - 1

@@ -12,9 +12,10 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, is_pointwise
+from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, folded_bias, left_shift_declines,
+                                                shift_nudges)
 from edgeq.lowering import KernelCall
-from edgeq.lowering.conv import depthwise_as_conv
+from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "rvv"
 ROWS = 4  # output pixels per block of the convolution kernel (EQ_RVV_ROWS)
@@ -33,14 +34,11 @@ def requant_rows(call: KernelCall, rounding: str, channels: int) -> np.ndarray |
         half = np.where(right > 0, np.left_shift(1, np.maximum(right - 1, 0)), 0)
         pos, neg = half, np.where(right > 0, half - 1, 0)
     else:
-        if np.any(shift < 1):
-            return "a power-of-two rescale by a left shift (the vector path shifts right only)"
+        declined = left_shift_declines(call)
+        if declined:
+            return declined
         mult, left, right = np.zeros_like(shift), np.zeros_like(shift), shift
-        half = np.left_shift(1, shift - 1)
-        if rounding == "conv":  # LiteRT's multiplier of 0.5 and rounding divide, folded into one nudge
-            pos, neg = half + (shift >= 2), half - 1 + (shift == 1)
-        else:  # round half away from zero
-            pos, neg = half, half - 1
+        pos, neg = shift_nudges(shift, rounding)
     return np.stack([mult, left, right, pos, neg]).astype(np.int32)
 
 
