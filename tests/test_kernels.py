@@ -236,3 +236,41 @@ def test_kernel_library_matches_golden_model(family, mode, kernels):
         for j, name in enumerate(graph.outputs):
             np.testing.assert_array_equal(got[j].reshape(-1), want[name].reshape(-1),
                                           err_msg=f"{kernels} != golden model: {name}, sample {k}")
+
+
+def check_on_emulated_board(tmp_path: Path, graph: Graph, board_name: str, mode: str, kernels: str,
+                            expected: list[str | None], seed: int) -> None:
+    """For the libraries the host cannot run: builds graph's layers for an emulated board with kernels, asserts each
+    layer's function (expected[i]; None: the library declines and ref runs it), and compares the outputs of a
+    few random samples over the serial link with the golden model, bit for bit."""
+    import hashlib
+
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.executor import run_int
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, run_samples
+
+    graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
+    board = get_board(board_name)
+    compiled = compile_graph(graph, mode, board, kernels)
+    for op, want, impl in zip(graph.ops, expected, compiled.impls):
+        assert (impl.function if impl.backend == kernels else None) == want, (op.name, impl.function, impl.declined)
+        if want is None:
+            assert impl.backend == "ref" and impl.declined, op.name
+    out = tmp_path / "fw"
+    write_project(compiled, board, mode, out, echo=lambda *_: None)
+    rng = np.random.default_rng(seed)
+    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
+    with open_device(out, load_manifest(out)) as (link, _):
+        outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
+    calls = lower_graph(graph)
+    for k, (xs, raw) in enumerate(zip(samples, outs)):
+        want = run_int(graph, xs, calls)
+        got = np.frombuffer(raw, np.int8)
+        offset = 0
+        for name in graph.outputs:
+            n = int(np.prod(graph.t(name).shape))
+            np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
+                                          err_msg=f"{kernels} on {board_name} != golden model: {name}, sample {k}")
+            offset += n

@@ -8,7 +8,6 @@ is asserted.
 """
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import replace
 
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgeq.ir import Graph, ops
-from tests.test_kernels import PLAN, Case, _layer, conv, dw
+from tests.test_kernels import PLAN, Case, _layer, check_on_emulated_board, conv, dw
 
 BOARD = "qemu-mps3-an547"
 
@@ -87,34 +86,5 @@ def _cases(mode: str) -> tuple[Graph, list[tuple[str, str | None]]]:
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
 def test_mve_kernels_match_golden_model(tmp_path, mode):
-    from edgeq.build import compile_graph, load_manifest, write_project
-    from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
-    from edgeq.targets.boards import get_board
-    from edgeq.targets.device import open_device, run_samples
-
     graph, expected = _cases(mode)
-    graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
-    board = get_board(BOARD)
-    compiled = compile_graph(graph, mode, board, "arm-mve")
-    for (name, want), impl in zip(expected, compiled.impls):
-        got = impl.function if impl.backend == "arm-mve" else None
-        assert got == want, (name, impl.function, impl.declined)
-        if want is None:
-            assert impl.backend == "ref" and impl.declined, name
-    out = tmp_path / "fw"
-    write_project(compiled, board, mode, out, echo=lambda *_: None)
-    rng = np.random.default_rng(13)
-    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
-    with open_device(out, load_manifest(out)) as (link, _):
-        outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
-    calls = lower_graph(graph)
-    for k, (xs, raw) in enumerate(zip(samples, outs)):
-        want = run_int(graph, xs, calls)
-        got = np.frombuffer(raw, np.int8)
-        offset = 0
-        for name in graph.outputs:
-            n = int(np.prod(graph.t(name).shape))
-            np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
-                                          err_msg=f"arm-mve on {BOARD} != golden model: {name}, sample {k}")
-            offset += n
+    check_on_emulated_board(tmp_path, graph, BOARD, mode, "arm-mve", [f for _, f in expected], seed=13)

@@ -7,7 +7,6 @@ is built as firmware for the emulated RVV board and run over its serial port: ed
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shutil
 
 import numpy as np
@@ -103,13 +102,8 @@ def _out_w(case) -> int:
 @pytest.mark.parametrize("mode", ["keep", "pot"])
 @pytest.mark.parametrize("kernels", ["rvv", "cmsis-nn"])
 def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels):
-    from edgeq.build import compile_graph, load_manifest, write_project
     from edgeq.codegen.backends.muriscv_nn import MURISCV_NN
     from edgeq.errors import EdgeqError
-    from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
-    from edgeq.targets.boards import get_board
-    from edgeq.targets.device import open_device, run_samples
 
     if kernels == "cmsis-nn":
         try:
@@ -117,28 +111,6 @@ def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels):
         except EdgeqError as e:
             pytest.skip(f"muRISCV-NN is not available here: {e}")
     graph, cases = _graph(mode)
-    graph.source_hash = hashlib.sha256(graph.name.encode()).hexdigest()  # the firmware's hello names it
-    board = get_board(BOARD)
-    compiled = compile_graph(graph, mode, board, kernels)
-    for (family, case), impl in zip(cases, compiled.impls):
-        expected = _expected_rvv(family, case.name, mode) if kernels == "rvv" else _expected_muriscv(case, mode, family)
-        got = impl.function if impl.backend == kernels else None
-        assert got == expected, (family, case.name, impl.function, impl.declined)
-        if expected is None:
-            assert impl.backend == "ref" and impl.declined, case.name
-    out = tmp_path / "fw"
-    write_project(compiled, board, mode, out, echo=lambda *_: None)
-    rng = np.random.default_rng(11)
-    samples = [[rng.integers(-128, 128, graph.t(n).shape).astype(np.int8) for n in graph.inputs] for _ in range(4)]
-    with open_device(out, load_manifest(out)) as (link, _):
-        outs = run_samples(link, [b"".join(x.tobytes() for x in xs) for xs in samples])
-    calls = lower_graph(graph)
-    for k, (xs, raw) in enumerate(zip(samples, outs)):
-        want = run_int(graph, xs, calls)
-        got = np.frombuffer(raw, np.int8)
-        offset = 0
-        for name in graph.outputs:
-            n = int(np.prod(graph.t(name).shape))
-            np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
-                                          err_msg=f"{kernels} on {BOARD} != golden model: {name}, sample {k}")
-            offset += n
+    expected = [_expected_rvv(family, case.name, mode) if kernels == "rvv" else _expected_muriscv(case, mode, family)
+                for family, case in cases]
+    tk.check_on_emulated_board(tmp_path, graph, BOARD, mode, kernels, expected, seed=11)
