@@ -292,13 +292,19 @@ def validate(build_dir, data_path, port, json_path):
 def boards():
     """The boards edgeq knows."""
     from edgeq.targets.boards import all_boards
-    click.echo(f"{'board':<17} {'kind':<9} {'core':<11} {'flash':>9} {'RAM':>9}  features / description")
+    rows = [("board", "kind", "core", "flash", "RAM", "features / description")]
     for b in all_boards():
         aliases = f"; alias {', '.join(b.aliases)}" if b.aliases else ""
         kind = b.kind if b.kind in ("host", "npu") else ("emulated" if b.emulated else "real")
         mem = [f"{r['length'] // 1024:,} KiB" if r["length"] else "-" for r in (b.flash, b.ram)]
         feats = ",".join(b.features) or "-"
-        click.echo(f"{b.name:<17} {kind:<9} {b.core:<11} {mem[0]:>9} {mem[1]:>9}  {feats}; {b.description}{aliases}")
+        rows.append((b.name, kind, b.core, *mem, f"{feats}; {b.description}{aliases}"))
+    # columns as wide as their longest entry (board names such as qemu-riscv32-virt-rvv vary in length)
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        left = " ".join(f"{v:<{w}}" for v, w in zip(row[:3], widths))
+        right = " ".join(f"{v:>{w}}" for v, w in zip(row[3:5], widths[3:]))
+        click.echo(f"{left} {right}  {row[5]}")
 
 
 def _terminated(signum, _frame) -> None:

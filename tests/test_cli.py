@@ -34,6 +34,11 @@ def test_boards_lists_every_board_file():
     names = {line.split()[0] for line in proc.stdout.splitlines()[1:]}
     assert names == {p.stem for p in (ROOT / "boards").glob("*.toml")}
     assert "nucleo-h7" in proc.stdout and "4,096 KiB" in proc.stdout
+    # every row's columns line up under the header's, whatever the length of the board's name
+    lines = proc.stdout.splitlines()
+    for word in ("kind", "core"):
+        col = lines[0].index(word)
+        assert all(line[col - 1] == " " and line[col] != " " for line in lines[1:]), (word, lines)
 
 
 def test_inspect_json_reports_the_example():
