@@ -13,7 +13,8 @@ from edgeq.ir import Graph
 from edgeq.lowering import KernelCall
 from edgeq.memory.arena import ArenaPlan
 
-C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "uint16": "uint16_t", "int32": "int32_t",
+           "int64": "int64_t"}
 
 
 def c_identifier(name: str) -> str:

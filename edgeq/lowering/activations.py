@@ -16,6 +16,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering import gemmlowp as gl
+from edgeq.lowering import lut16
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import INT8_MAX, INT8_MIN, require_int8, variant
@@ -109,8 +110,10 @@ def _sigmoid_tanh_params(s_in: np.float32) -> tuple[int, int, int]:
     return multiplier, left_shift, int(math.floor(max_rescaled))
 
 
-@lowers(ops.Logistic, "lut_s8")
+@lowers(ops.Logistic, "lut_s8", "logistic_s16")
 def lower_logistic(op: ops.Logistic, graph: Graph) -> KernelCall:
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_sigmoid_tanh_16(op, graph, "logistic_s16", (0,))
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     if zp_out != -128:
         raise EdgeqError(f"Operator {op.name} (LOGISTIC): int8 output zero point must be -128 (got {zp_out}).")
@@ -127,8 +130,10 @@ def lower_logistic(op: ops.Logistic, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Tanh, "lut_s8")
+@lowers(ops.Tanh, "lut_s8", "tanh_s16")
 def lower_tanh(op: ops.Tanh, graph: Graph) -> KernelCall:
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_sigmoid_tanh_16(op, graph, "tanh_s16", (0, 1))
     s_in, zp_in, _, _ = _scales(op, graph)
     m, shift, radius = _sigmoid_tanh_params(s_in)
 
@@ -140,6 +145,34 @@ def lower_tanh(op: ops.Tanh, graph: Graph) -> KernelCall:
             return INT8_MAX
         return _clamp8(gl.rdbpot(gl.tanh(_mbqm(d, m, shift), 4), 31 - 7))
     return _finish_lut(_lut_call(op, f), graph)
+
+
+def _lower_sigmoid_tanh_16(op: ops.Op, graph: Graph, name: str, pot_shifts: tuple[int, ...]) -> KernelCall:
+    """16x8 LOGISTIC/TANH (TFLM's int16 Prepare): zero points 0, the output scale 2^-15."""
+    variant(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    if lut16.checked_log2(y.quant.s) != (True, -15):
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): an int16 output needs scale 1/32768 (got {y.quant.s}), "
+                         "as TFLite requires; convert the model again with TFLite's 16x8 mode.")
+    rescale = lut16.sigmoid_tanh_rescale(x.quant.s, pot_shifts)
+    if rescale is None:
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): int16 input scale {x.quant.s} is too large (above about "
+                         "2.7, TFLite's multiplier would not fit 15 bits); requantize the input to a smaller scale.")
+    return KernelCall(op.name, name, [op.inputs[0]], [op.outputs[0]],
+                      {"size": x.size, "input_multiplier": rescale[0], "input_left_shift": rescale[1]},
+                      {"table": lut16.SIGMOID_TABLE})
+
+
+@kernel("logistic_s16")
+def logistic_s16(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    return lut16.sigmoid_tanh_s16(inputs[0], p["input_multiplier"], p["input_left_shift"], False).reshape(out_shape)
+
+
+@kernel("tanh_s16")
+def tanh_s16(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    return lut16.sigmoid_tanh_s16(inputs[0], p["input_multiplier"], p["input_left_shift"], True).reshape(out_shape)
 
 
 def _wrap16(x: int) -> int:
@@ -335,8 +368,10 @@ def rescale(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
 
 # --- softmax ---------------------------------------------------------------------------------------
 
-@lowers(ops.Softmax, "softmax_s8")
+@lowers(ops.Softmax, "softmax_s8", "softmax_s16")
 def lower_softmax(op: ops.Softmax, graph: Graph) -> KernelCall:
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_softmax_16(op, graph)
     s_in, _, s_out, zp_out = _scales(op, graph)
     if zp_out != -128 or s_out != np.float32(1.0 / 256):
         raise EdgeqError(f"Operator {op.name} (SOFTMAX): int8 output must have scale 1/256 and zero point -128 "
@@ -358,6 +393,29 @@ def lower_softmax(op: ops.Softmax, graph: Graph) -> KernelCall:
                       {"rows": graph.t(op.inputs[0]).size // depth, "depth": depth, "input_multiplier": multiplier,
                        "input_left_shift": left_shift, "diff_min": diff_min},
                       {"exp_table": np.array(exp_table, dtype=np.int32)})
+
+
+def _lower_softmax_16(op: ops.Softmax, graph: Graph) -> KernelCall:
+    """TFLM's int16 SoftmaxPrepare: the input difference scaled so [-65535, 0] is [-10, 0], two Q0.15 tables."""
+    variant(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    if abs(float(np.float32(y.quant.s)) - 1 / 32768) > 0.001 / 32768:
+        raise EdgeqError(f"Operator {op.name} (SOFTMAX): an int16 output needs scale 1/32768 (got {y.quant.s}), as "
+                         "TFLite requires; convert the model again with TFLite's 16x8 mode.")
+    multiplier, shift = quantize_multiplier(float(np.float32(x.quant.s)) * float(np.float32(op.beta)) / (10.0 / 65535.0))
+    exp_lut, recip_lut = lut16.softmax_luts()
+    depth = x.shape[-1]
+    return KernelCall(op.name, "softmax_s16", [op.inputs[0]], [op.outputs[0]],
+                      {"rows": x.size // depth, "depth": depth, "input_multiplier": multiplier, "input_left_shift": shift},
+                      {"exp_lut": exp_lut, "recip_lut": recip_lut})
+
+
+@kernel("softmax_s16")
+def softmax_s16(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p, a = call.params, call.arrays
+    x = inputs[0].reshape(p["rows"], p["depth"])
+    return lut16.softmax_s16(x, p["input_multiplier"], p["input_left_shift"], a["exp_lut"], a["recip_lut"]).reshape(
+        out_shape)
 
 
 def _get_reciprocal(x: int, integer_digits: int) -> tuple[int, int]:

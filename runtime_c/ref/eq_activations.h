@@ -1,4 +1,5 @@
-/* edgeq reference kernels: table lookups for unary int8 ops, softmax and L2 normalization. */
+/* edgeq reference kernels: table lookups for unary int8 ops, softmax and L2 normalization, 16x8 logistic, tanh
+ * and softmax. */
 #ifndef EQ_ACTIVATIONS_H
 #define EQ_ACTIVATIONS_H
 
@@ -16,6 +17,41 @@ typedef struct {
     const int32_t *exp_table; /* gemmlowp exp (Q0.31) of each input difference -255..0; 0 below diff_min */
 } eq_softmax_s8_params_t;
 
+/* 16x8 LOGISTIC and TANH (TFLite's int16 kernels): the input times input_multiplier, shifted right by
+ * input_left_shift (a scale of 1/(3 * 4096)), then TFLite's sigmoid table interpolated; output in 1/32768. */
+typedef struct {
+    int32_t size, input_multiplier, input_left_shift;
+    const uint16_t *table; /* sigmoid(i / 24) in unsigned 0.16, 256 entries */
+} eq_logistic_s16_params_t;
+typedef eq_logistic_s16_params_t eq_tanh_s16_params_t;
+
+/* 16x8 SOFTMAX (TFLite's SoftmaxInt16): differences to the row maximum scaled so [-65535, 0] is [-10, 0],
+ * exp and 1 / (1 + x) from two interpolated Q0.15 tables of 513 entries; output in 1/32768. */
+typedef struct {
+    int32_t rows, depth, input_multiplier, input_left_shift;
+    const int16_t *exp_lut, *recip_lut;
+} eq_softmax_s16_params_t;
+
+/* The sigmoid table interpolated at |v| with frac_bits fractional bits (9: logistic, 8: tanh), in 0.(16 +
+ * frac_bits); saturate beyond the table. */
+static inline uint32_t eq_sigmoid_interp(const uint16_t *table, int32_t v, int frac_bits, uint32_t saturate)
+{
+    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+    const uint32_t uh = a >> frac_bits;
+    if (uh >= 255) {
+        return saturate;
+    }
+    const uint32_t ua = table[uh], ub = table[uh + 1];
+    return (ua << frac_bits) + (a & ((1u << frac_bits) - 1)) * (ub - ua);
+}
+
+/* TFLite's int16 rescale for LOGISTIC and TANH; a multiplier below 2^15 keeps the product in int32. */
+static inline int32_t eq_sigmoid_input(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    return (x * multiplier + round) >> shift;
+}
+
 /* Each row of depth values divided by its L2 norm; the output is in 1/128 with zero point 0. */
 typedef struct {
     int32_t rows, depth, input_zp;
@@ -24,5 +60,8 @@ typedef struct {
 eq_status_t eq_l2_normalization_s8(const eq_l2_normalization_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_lut_s8(const eq_lut_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_softmax_s8(const eq_softmax_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_logistic_s16(const eq_logistic_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_tanh_s16(const eq_tanh_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_softmax_s16(const eq_softmax_s16_params_t *p, const int8_t *in, int8_t *out);
 
 #endif /* EQ_ACTIVATIONS_H */
