@@ -17,11 +17,6 @@ from edgeq.errors import EdgeqError
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "digits_cnn_int8.tflite"
 TFLITE_MUTANTS = 300
-# Still open (issue 14): mutants edgeq builds although TFLite Micro disagrees. 117: flips at bytes 6303/6850 change
-# something TFLite Micro reads and edgeq does not (its output differs); 186, 276: damaged flatbuffer header or
-# metadata that edgeq never reads but TFLite Micro's loader rejects; 267: TFLite Micro cannot allocate the model.
-# edgeq needs a full flatbuffer verifier, as TFLite Micro's, to refuse these.
-OPEN_TFLITE_FINDINGS = {117, 186, 267, 276}
 ONNX_MUTANTS = 200
 
 
@@ -139,9 +134,8 @@ def test_fuzzed_tflite_models_are_refused_or_match_tflm(tmp_path):
     assert lines and lines[-1] == "DONE", f"TFLite Micro crashed on mutant {lines[-1] if lines else '?'} that edgeq " \
                                          f"accepted: {proc.stderr[-500:]}"
     bad = [line for line in lines if line.startswith(("MISMATCH", "REFUSED"))]
-    new = [line for line in bad if int(line.split()[1]) not in OPEN_TFLITE_FINDINGS]
-    assert not new, f"edgeq built {len(jobs)} mutants; these disagree with TFLite Micro: {new[:10]}"
-    print(f"{TFLITE_MUTANTS} TFLite mutants: {refused} refused, {len(jobs) - len(bad)} built and equal to TFLite Micro, {len(bad)} open findings, "
+    assert not bad, f"edgeq built {len(jobs)} mutants; these disagree with TFLite Micro: {bad[:10]}"
+    print(f"{TFLITE_MUTANTS} TFLite mutants: {refused} refused, {len(jobs)} built and equal to TFLite Micro, "
           f"in {time.monotonic() - start:.1f} s")
 
 

@@ -15,6 +15,7 @@ import tflite
 
 from edgeq.errors import EdgeqError
 from edgeq.frontends.files import read_model_file
+from edgeq.frontends.tflite_verify import verify_tflite
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.ir.graph import sha256_bytes
 
@@ -46,6 +47,8 @@ SUPPORTED = (
     "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION EXP LOG "
     "EXPAND_DIMS GELU"
 ).split()
+# Operators that may compute a RESHAPE's shape operand, which edgeq drops (it takes the static output shape).
+SHAPE_ARITHMETIC = {"SHAPE", "CAST", "FILL"}
 # The IR operator each TFLite operator becomes where the names differ (one per output for SPLIT, SPLIT_V and
 # UNPACK; SPACE_TO_BATCH_ND's paddings become a PAD before it).
 IMPORTED_AS = {"SLICE": "STRIDED_SLICE", "SPLIT": "STRIDED_SLICE", "SPLIT_V": "STRIDED_SLICE",
@@ -64,6 +67,7 @@ def load_tflite(data: bytes, name: str, origin: str = "the model") -> Graph:
             f"{origin} is not a TFLite model: a .tflite flatbuffer carries the identifier 'TFL3' at byte 4"
             f"{', and this file is only %d bytes' % len(data) if len(data) < 8 else ''}. "
             "Export the model with the TFLite converter, or give an .onnx or .pt2 file.")
+    verify_tflite(data, origin)
     try:
         return _Importer(data, name, origin).run()
     except EdgeqError:
@@ -155,6 +159,14 @@ class _Importer:
             raise EdgeqError(
                 f"{self.origin} uses {len(bad)} operator(s) edgeq does not support: {', '.join(bad)}. "
                 f"Supported: {', '.join(SUPPORTED)}. Replace or remove those layers before converting.")
+        # Unused operators are dropped, but TFLite Micro still loads them: one it cannot run is a broken model.
+        dead = [f"#{i} {k}" for i in range(g.OperatorsLength()) if i not in self.live
+                for k in [self._opname(g.Operators(i))] if k not in SUPPORTED and k not in SHAPE_ARITHMETIC]
+        if dead:
+            raise EdgeqError(
+                f"{self.origin} holds operator(s) {', '.join(dead)}, which no output depends on and which are not "
+                f"shape arithmetic ({', '.join(sorted(SHAPE_ARITHMETIC))}): TFLite Micro would still load them "
+                "and refuse the model. The file is damaged or the conversion went wrong; convert it again.")
 
     def _tensor(self, g, i: int) -> Tensor:
         t = g.Tensors(i)

@@ -84,7 +84,12 @@ def lower(op: ops.Op, graph: Graph) -> KernelCall:
     fn = LOWERINGS.get(type(op))
     if fn is None:
         raise EdgeqError(f"Operator {op.name} ({op.kind}) has no integer kernel in edgeq yet.")
-    call = fn(op, graph)
+    try:
+        call = fn(op, graph)
+    except EdgeqError as e:
+        if op.name in str(e):
+            raise
+        raise EdgeqError(f"Operator {op.name} ({op.kind}): {e}") from None
     assert call.alias or call.kernel in KERNELS_OF[type(op)], (op.kind, call.kernel)  # the registry's claim
     return call
 

@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 
+from edgeq.errors import EdgeqError
+
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
@@ -31,6 +33,11 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         shift += 1
     if shift < -31:
         shift, q = 0, 0
+    if shift > 31:  # TFLite's kernels would shift an int32 left by more than its width: undefined behaviour
+        raise EdgeqError(
+            f"its quantization scales ask for a rescale factor of {real:.3g}, beyond 2^31, which TFLite's integer "
+            "arithmetic cannot represent (TFLite Micro's result is undefined). A quantization scale in the model is "
+            "damaged or absurd; convert the model again.")
     return q, shift
 
 
