@@ -21,7 +21,7 @@ def _load(model: str):
 
 
 _QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "input_zero_point", "bias_absorption", "pool_as_mean",
-                 "data_free", "input_range", "resize", "cv_folds")
+                 "data_free", "input_range", "resize", "cv_folds", "mixed_precision", "max_arena")
 
 
 def _calibration_options(fn):
@@ -61,6 +61,11 @@ def _calibration_options(fn):
     fn = click.option("--cv-folds", type=click.IntRange(min=0), default=0, show_default=True,
                       help="Also cross-validate on the calibration data: quantize on K-1 folds, score on the one "
                            "left out, K times (K times slower); shown in the report.")(fn)
+    fn = click.option("--mixed-precision", is_flag=True,
+                      help="Give int16 activations to the tensors whose int8 rounding costs the output most, as long "
+                           "as the arena stays within --max-arena.")(fn)
+    fn = click.option("--max-arena", type=click.IntRange(min=1), metavar="BYTES",
+                      help="--mixed-precision: the arena budget in bytes (edgeq's memory planner).")(fn)
     fn = click.option("--pool-as-mean/--no-pool-as-mean", default=True, show_default=True,
                       help="Quantize global average pools as MEAN, so their output gets its own scale (int8 "
                            "AVERAGE_POOL_2D keeps its input's).")(fn)
@@ -157,13 +162,17 @@ def build(model, board, out_dir, quant, calib, quant_options, report_path, lib, 
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
         from edgeq.quant.driver import quantize
-        result = quantize(graph, calib, quant_options, click.echo)
+        from edgeq.quant.mixed import board_arena
+        result = quantize(graph, calib, quant_options, click.echo, board_arena(b, kernels))
         graph = result.graph
         if report_path:
             from edgeq.quant.report import build_report, write_html
             write_html(build_report(result), Path(report_path))
             click.echo(f"wrote {report_path}")
     compiled = compile_graph(graph, quant, b, kernels, progress=click.echo)
+    if quant == "pot":
+        from edgeq.quant.mixed import check_budget
+        check_budget(compiled.plan.size, quant_options)
     write_project(compiled, b, quant, Path(out_dir), Path(model), lib_only=lib, echo=click.echo,
                   firmware=dict(clock=clock, harness=harness, mlperf_model=mlperf_model))
     layers = sum(1 for c in compiled.calls if not c.alias)

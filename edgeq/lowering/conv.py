@@ -26,9 +26,10 @@ def _requant_mode(graph: Graph) -> str:
     return "shift" if graph.requant == "shift" else "multiplier"
 
 
-def _rescale_arrays(op: ops.Op, graph: Graph, channels: int) -> dict[str, np.ndarray]:
-    """out_mult/out_shift per channel (TFLite), or out_shift alone for a power-of-two graph."""
-    if graph.requant == "shift":
+def _rescale_arrays(op: ops.Op, graph: Graph, channels: int, kind: str) -> dict[str, np.ndarray]:
+    """out_mult/out_shift per channel (TFLite), or out_shift alone for a power-of-two graph's int8 layers (its
+    int16 layers run TFLite's 16x8 kernels, whose multiplier is then 0.5: a rounding shift done by a multiply)."""
+    if graph.requant == "shift" and kind == "s8":
         x, w, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
         return {"out_shift": np.full(channels, pot_shift(float(x.quant.s) * float(w.quant.s), y.quant.s, op),
                                      np.int32)}
@@ -59,7 +60,7 @@ def _bias(op: ops.Op, graph: Graph, channels: int, kind: str = "s8") -> np.ndarr
 
 
 def _finish(call: KernelCall, kind: str) -> KernelCall:
-    """A 16x8 layer: the _s16 kernel, rescaled by TFLite's multipliers (power-of-two graphs are int8)."""
+    """A 16x8 layer: the _s16 kernel, rescaled by TFLite's multipliers (power-of-two graphs' too)."""
     if kind == "s16":
         call.kernel, call.requant = call.kernel.replace("_s8", "_s16"), None
     return call
@@ -107,7 +108,7 @@ def lower_conv(op: ops.Conv2D, graph: Graph) -> KernelCall:
     params.update(_quant_params(op, graph))
     return _finish(KernelCall(op.name, "conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0], kind),
-        **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph)), kind)
+        **_rescale_arrays(op, graph, w.shape[0], kind)}, requant=_requant_mode(graph)), kind)
 
 
 @lowers(ops.DepthwiseConv2D, "depthwise_conv_s8", "depthwise_conv_s16")
@@ -120,7 +121,7 @@ def lower_depthwise(op: ops.DepthwiseConv2D, graph: Graph) -> KernelCall:
     params.update(_quant_params(op, graph))
     return _finish(KernelCall(op.name, "depthwise_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
         "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[3], kind),
-        **_rescale_arrays(op, graph, w.shape[3])}, requant=_requant_mode(graph)), kind)
+        **_rescale_arrays(op, graph, w.shape[3], kind)}, requant=_requant_mode(graph)), kind)
 
 
 @lowers(ops.FullyConnected, "fully_connected_s8", "fully_connected_s16")
@@ -132,8 +133,8 @@ def lower_fully_connected(op: ops.FullyConnected, graph: Graph) -> KernelCall:
     if x.size % depth:
         raise EdgeqError(f"Operator {op.name} (FULLY_CONNECTED): input of {x.size} values is not a multiple of "
                          f"the weights' depth {depth}.")
-    if graph.requant == "shift":
-        rescale = _rescale_arrays(op, graph, units)
+    if graph.requant == "shift" and kind == "s8":
+        rescale = _rescale_arrays(op, graph, units, kind)
     elif w.quant.per_tensor:
         # GetQuantizedConvolutionMultipler: the float product, then double.
         real = float(np.float32(x.quant.s) * np.float32(w.quant.s)) / float(y.quant.s)

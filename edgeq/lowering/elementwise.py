@@ -63,7 +63,7 @@ def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
     elements, a left shift of 15)."""
     kind = variant(op, graph, op.inputs + op.outputs)
     kernel_name = f"{'sub' if isinstance(op, ops.Sub) else 'add'}_{kind}"
-    if graph.requant == "shift":
+    if graph.requant == "shift" and kind == "s8":  # int16 ADDs of mixed-precision graphs: TFLite's 16x8 kernel
         return _lower_add_shift(op, graph, kernel_name)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))

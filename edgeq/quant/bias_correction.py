@@ -155,5 +155,6 @@ def _correct_layer(op, chunks: _Chunks, fargs, pre_fs, qins, correct: bool, roun
         delta = (pre_q.astype(np.float64) - pre_f).reshape(-1, pre_q.shape[-1])
         diff, rows = diff + delta.sum(axis=0), rows + len(delta)
     error = diff / rows
-    b.data = np.clip(np.round((b_real - error) / b.quant.s), -2**31, 2**31 - 1).astype(np.int32)
+    top = 2**31 - 1 if b.data.dtype == np.int32 else 2**62  # int64: a layer on int16 activations (quant.mixed)
+    b.data = np.clip(np.round((b_real - error) / b.quant.s), -top - 1, top).astype(b.data.dtype)
     return float(np.abs(error).max(initial=0.0) / qgraph.t(op.outputs[0]).quant.s)

@@ -8,6 +8,7 @@ looked at (README, "Power-of-two quantization of float models").
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,6 +40,8 @@ class QuantOptions:
     input_range: str | None = None  # "LO,HI": data-free inputs, and image folders' pixel mapping
     resize: str = "stretch"  # image folders: stretch or center-crop
     cv_folds: int = 0  # > 1: k-fold cross-validation of the kept variant on the calibration data
+    mixed_precision: bool = False  # int16 activations where most sensitive, within max_arena (edgeq.quant.mixed)
+    max_arena: int | None = None  # bytes; the arena budget of mixed_precision
 
     def checked(self) -> "QuantOptions":
         for name, allowed in (("equalization", EQUALIZATION), ("bias_correction", BIAS_CORRECTION),
@@ -46,6 +49,12 @@ class QuantOptions:
             if getattr(self, name) not in allowed:
                 raise EdgeqError(f"Unknown --{name.replace('_', '-')} '{getattr(self, name)}'; choose one of "
                                  f"{', '.join(allowed)}.")
+        if self.mixed_precision != (self.max_arena is not None):
+            raise EdgeqError("--mixed-precision and --max-arena BYTES go together: mixed precision spends the arena "
+                             "budget BYTES on int16 activations (for instance 1.25 times the int8 build's arena, "
+                             "which `edgeq inspect` prints after a plain build).")
+        if self.max_arena is not None and self.max_arena <= 0:
+            raise EdgeqError(f"--max-arena {self.max_arena}: give the arena budget in bytes, a positive number.")
         if self.cv_folds < 0 or self.cv_folds == 1:
             raise EdgeqError(f"--cv-folds {self.cv_folds}: give 0 (no cross-validation) or 2 or more folds.")
         if self.data_free:  # data-free: equalization on unless off, analytic correction, nearest rounding
@@ -78,6 +87,7 @@ class QuantSummary:
     bias_correction_max_lsb: dict[str, float]
     seconds: float = 0.0
     candidates: list[Candidate] = field(default_factory=list)
+    mixed_precision: dict | None = None  # edgeq.quant.mixed.MixedPrecision, as a dict
     selection_rule: str = SELECTION_RULE
 
 
@@ -129,9 +139,10 @@ def calibration_inputs(graph: Graph, calib: str | Path | None, options: QuantOpt
 
 
 def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: QuantOptions = QuantOptions(),
-             echo: Callable[[str], None] = print) -> QuantResult:
+             echo: Callable[[str], None] = print, arena_of: Callable[[Graph], int] | None = None) -> QuantResult:
     """Power-of-two quantization of a float graph on calibration data (a path, or the float inputs
-    themselves as [N, *input_shape])."""
+    themselves as [N, *input_shape]). arena_of: the arena bytes of an integer graph, which mixed precision keeps
+    within options.max_arena (default: edgeq's planner with the reference kernels)."""
     import time
 
     from edgeq.quant.calibration import check_outcome, collapse_error, collect_stats
@@ -154,8 +165,8 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
             stats, reference = collect_stats(graph, x, keep_outputs=True)
     reference = reference.reshape(len(x), -1).astype(np.float64)
     check_outcome(graph.name, x, reference)
-    results = [_quantize_variant(graph, x, reference, cle, options, pools_as_means, echo, None if cle else stats)
-               for cle in candidates]
+    results = [_quantize_variant(graph, x, reference, cle, options, pools_as_means, echo, None if cle else stats,
+                                 arena_of) for cle in candidates]
     best = max(results, key=lambda r: r[0].summary.output_sqnr_db) if len(results) > 1 else results[0]
     for r in results:
         r[0].summary.candidates = [Candidate(q.summary.equalization, q.summary.calibration_top1_agreement,
@@ -171,7 +182,8 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     result.summary.seconds = time.perf_counter() - start
     if options.cv_folds:
         fixed = replace(options, equalization="on" if result.summary.equalization else "off", cv_folds=0)
-        result.cross_validation = cross_validate(graph, x, reference, fixed, options.cv_folds, result, echo)
+        result.cross_validation = cross_validate(graph, x, reference, fixed, options.cv_folds, result, echo,
+                                                 arena_of)
     return result
 
 
@@ -181,7 +193,7 @@ def _pools_as_means(graph: Graph, options: QuantOptions) -> tuple[Graph, list[st
 
 
 def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: bool, options: QuantOptions,
-                      pools_as_means: list[str], echo, stats=None) -> tuple[QuantResult, bool]:
+                      pools_as_means: list[str], echo, stats=None, arena_of=None) -> tuple[QuantResult, bool]:
     """One candidate: the graph equalized or not, quantized and scored on the calibration data (stats: the
     graph's statistics when already collected). Returns it and whether its outputs collapsed (the same for
     every sample)."""
@@ -204,6 +216,13 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     qgraph, tensors = quantize_graph(g, stats, bias_correction=options.bias_correction == "analytic",
                                      input_zero_point=options.input_zero_point,
                                      inputs=None if options.data_free else x)
+    mixed = None
+    if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
+        from edgeq.quant.mixed import arena_bytes, choose
+        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo)
+        for name in (n for n in mixed.int16_tensors if n in tensors):
+            tensors[name].update(dtype="int16", exponent=tensors[name]["exponent"] + (
+                8 if tensors[name]["zero_point"] != -128 else 7), zero_point=0)
     if options.bias_correction == "empirical" or options.rounding != "nearest":
         corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
                                               options.rounding, echo)
@@ -214,7 +233,8 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
         equalization=cle, equalized_pairs=eq_info["pairs"], data_free=options.data_free, high_bias_absorbed=absorbed,
         global_pools_as_means=pools_as_means, bias_correction=options.bias_correction, rounding=options.rounding,
         input_zero_point=int(qgraph.t(qgraph.inputs[0]).quant.zp), output_sqnr_db=sqnr,
-        calibration_top1_agreement=agree, bias_correction_max_lsb=corrections)
+        calibration_top1_agreement=agree, bias_correction_max_lsb=corrections,
+        mixed_precision=None if mixed is None else dataclasses.asdict(mixed))
     collapsed = check_outcome(g.name, x, reference, outputs, _output_step(qgraph))
     return QuantResult(qgraph, g, x, summary, tensors, eq_info), collapsed
 
@@ -266,7 +286,7 @@ def top1_agreement(reference: np.ndarray, outputs: np.ndarray) -> float:
 
 
 def cross_validate(graph: Graph, x: np.ndarray, reference: np.ndarray, options: QuantOptions, folds: int,
-                   result: QuantResult, echo) -> CrossValidation:
+                   result: QuantResult, echo, arena_of=None) -> CrossValidation:
     """k-fold cross-validation on the calibration data of one fixed variant: what the in-sample figures
     would look like on inputs the quantizer did not see."""
     from edgeq.quant.pot import dequantized_outputs
@@ -278,7 +298,7 @@ def cross_validate(graph: Graph, x: np.ndarray, reference: np.ndarray, options: 
     for k, held_out in enumerate(np.array_split(order, folds)):
         echo(f"cross-validation: fold {k + 1} of {folds} ...")
         train = np.setdiff1d(order, held_out)
-        fold = quantize(graph, x[np.sort(train)], options, echo=lambda *_: None)
+        fold = quantize(graph, x[np.sort(train)], options, echo=lambda *_: None, arena_of=arena_of)
         outputs = dequantized_outputs(fold.graph, x[held_out])
         agree.append(top1_agreement(reference[held_out], outputs))
         sqnr.append(output_sqnr(reference[held_out], outputs))

@@ -1,0 +1,211 @@
+"""Mixed int8/int16 activations under an arena budget (`--mixed-precision --max-arena BYTES`).
+
+A power-of-two int8 graph gets 16-bit activations where they matter most and the arena allows: each candidate
+tensor's sensitivity is the error at the model's output when that tensor alone is rounded to its int8 grid in
+the float model; tensors are taken greedily, most sensitive first, whenever the widened graph's planned arena
+(edgeq's memory planner) stays within the budget.
+
+An int16 tensor keeps its int8 grid's top and gets 2^8 times finer steps (2^7 for unsigned ones, which int16
+stores with zero point 0), so every rescale stays a power of two. An operator that touches an int16 tensor
+runs TFLite's 16x8 kernel: its other activations are converted (an int8 input into an int16 copy at the same
+scale, exactly; its output, when it is not chosen, written in int16 and rounded once to its int8 grid), and its
+bias becomes int64 at the finer input scale. Operators without a 16x8 kernel read an int8 copy.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Graph, Quant, Tensor, ops
+from edgeq.quant.pot import UNSIGNED_OFFSET
+
+# operators with a 16x8 kernel that power-of-two scales drive as they are (pass-through ones keep the input's grid)
+WIDE_OPS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected, ops.AveragePool2D, ops.MaxPool2D, ops.Mean,
+            ops.Add, ops.Reshape, ops.Squeeze)
+PASS_THROUGH = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze)
+LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
+SENSITIVITY_SAMPLES = 16
+
+
+@dataclass
+class MixedPrecision:
+    """What `--mixed-precision` chose, for the report and model.json's notes."""
+    max_arena: int
+    int8_arena: int  # the all-int8 graph's arena
+    arena: int  # the chosen graph's
+    int16_tensors: list[str] = field(default_factory=list)
+    sensitivity: dict[str, float] = field(default_factory=dict)  # candidate -> output MSE with it alone int8
+
+    def note(self) -> str:
+        return (f"mixed precision: {len(self.int16_tensors)} activation tensor(s) int16 "
+                f"({', '.join(self.int16_tensors) or 'none'}), chosen by output sensitivity within --max-arena "
+                f"{self.max_arena} B: arena {self.arena} B (int8: {self.int8_arena} B)")
+
+
+def wide_quant(q: Quant) -> Quant:
+    """The int16 grid of an int8 power-of-two grid: the same top, 2^8 (unsigned: 2^7) times finer, zero point 0."""
+    finer = 7 if int(q.zp) == UNSIGNED_OFFSET else 8
+    return Quant([float(q.s) * 2.0 ** -finer], [0])
+
+
+def candidates(g: Graph) -> list[str]:
+    """Activation tensors that may become int16: made by a 16x8 operator that sets its own scale and read only by
+    16x8 operators (else the int8 copy a reader needs would keep the int8 error); never a graph input or output."""
+    consumers = g.consumers()
+    ends = set(g.inputs) | set(g.outputs)
+    return [op.outputs[0] for op in g.ops
+            if isinstance(op, WIDE_OPS) and not isinstance(op, PASS_THROUGH) and op.outputs[0] not in ends
+            and consumers.get(op.outputs[0]) and all(isinstance(c, WIDE_OPS) for c in consumers[op.outputs[0]])]
+
+
+def closure(g: Graph, wide: set[str]) -> set[str]:
+    """wide with the outputs of pass-through operators (pools, reshapes) of its tensors, which share their grid."""
+    wide = set(wide)
+    for op in g.ops:
+        if isinstance(op, PASS_THROUGH) and op.inputs[0] in wide and op.outputs[0] not in g.outputs:
+            wide.add(op.outputs[0])
+    return wide
+
+
+def widen(qgraph: Graph, wide: set[str]) -> Graph:
+    """A copy of the int8 power-of-two graph with the tensors in wide (closed under pass-through operators) int16,
+    the operators that touch them on 16x8 kernels, and conversions where the widths meet."""
+    g = copy.deepcopy(qgraph)
+    wide = closure(g, wide)
+    narrow = {name: g.t(name).quant for name in wide}
+    for name in wide:
+        t = g.t(name)
+        t.quant, t.dtype = wide_quant(t.quant), "int16"
+    new_ops: list[ops.Op] = []
+    copies: dict[tuple[str, str], str] = {}
+
+    def as_dtype(name: str, dtype: str) -> str:
+        t = g.t(name)
+        if t.dtype == dtype:
+            return name
+        if (name, dtype) not in copies:
+            new = f"{name}/{dtype}"
+            quant = Quant([float(t.quant.s)], [0]) if dtype == "int16" else copy.deepcopy(narrow[name])
+            g.tensors[new] = Tensor(new, t.shape, dtype, quant)
+            new_ops.append(ops.Quantize(f"to_{dtype}_{len(new_ops)}", [name], [new]))
+            copies[(name, dtype)] = new
+        return copies[(name, dtype)]
+
+    for op in g.ops:
+        acts = [n for n in op.inputs if n and not g.t(n).is_const]
+        runs_wide = isinstance(op, WIDE_OPS) and (op.outputs[0] in wide or any(n in wide for n in acts))
+        dtype = "int16" if runs_wide else "int8"
+        first = narrow.get(op.inputs[0]) or g.t(op.inputs[0]).quant if acts else None
+        s_in = float(first.s) if first is not None else 1.0  # the scale the int8 bias was quantized at
+        op.inputs = [as_dtype(n, dtype) if n in acts and g.t(n).dtype in ("int8", "int16") else n
+                     for n in op.inputs]
+        if runs_wide and isinstance(op, LAYERS) and len(op.inputs) > 2 and op.inputs[2]:
+            b, w = g.t(op.inputs[2]), g.t(op.inputs[1])
+            factor = int(round(s_in / float(g.t(op.inputs[0]).quant.s)))  # 1, or 2^7 / 2^8 for a widened input
+            b.data, b.dtype = b.data.astype(np.int64) * factor, "int64"
+            b.quant = Quant([float(g.t(op.inputs[0]).quant.s) * float(w.quant.s)], [0])
+        out = op.outputs[0]
+        if runs_wide and out not in wide:
+            temp = f"{out}/int16"
+            g.tensors[temp] = Tensor(temp, g.t(out).shape, "int16", wide_quant(g.t(out).quant))
+            op.outputs = [temp]
+            new_ops += [op, ops.Quantize(f"to_int8_{len(new_ops)}", [temp], [out])]
+        else:
+            new_ops.append(op)
+    g.ops = new_ops
+    return g
+
+
+def sensitivities(float_graph: Graph, qgraph: Graph, x: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Per tensor: the float model's output mean squared error, on the first calibration samples, when that tensor
+    alone is rounded to its int8 grid in qgraph."""
+    from edgeq.lowering import run_float
+    from edgeq.quant.executor import batched_graph, batches_exactly, run_float_graph
+
+    xs = x[:SENSITIVITY_SAMPLES].astype(np.float32)
+    shape = float_graph.t(float_graph.inputs[0]).shape
+    if len(xs) > 1 and batches_exactly(float_graph, xs[0].reshape(shape)):
+        runs = [(batched_graph(float_graph, len(xs)), xs.reshape(len(xs), *shape[1:]))]
+    else:
+        runs = [(float_graph, s.reshape(shape)) for s in xs]
+    producer = {op.outputs[0]: i for i, op in enumerate(float_graph.ops)}
+    out = float_graph.outputs[0]
+    errors = dict.fromkeys(names, 0.0)
+    with np.errstate(all="ignore"):
+        for g, sample in runs:
+            base = run_float_graph(g, [sample], keep_all=True)
+            for name in names:
+                q = qgraph.t(name).quant
+                s, zp = float(q.s), int(q.zp)
+                values = dict(base)
+                values[name] = ((np.clip(np.round(base[name] / s) + zp, -128, 127) - zp) * s).astype(np.float32)
+                dirty = {name}
+                for op in float_graph.ops[producer[name] + 1:]:
+                    if dirty & set(op.inputs):
+                        args = [values[n] if n in values else g.t(n).data for n in op.inputs]
+                        values[op.outputs[0]] = run_float(op, g, args).astype(np.float32)
+                        dirty.add(op.outputs[0])
+                errors[name] += float(np.sum((values[out].astype(np.float64) - base[out]) ** 2))
+    return {n: e / len(xs) for n, e in errors.items()}
+
+
+def arena_bytes(graph: Graph) -> int:
+    """The arena edgeq's memory planner gives the graph with the reference kernels (which need no scratch)."""
+    from edgeq.lowering import lower_graph
+    from edgeq.memory.arena import plan_arena
+
+    return plan_arena(graph, lower_graph(graph)).size
+
+
+def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int,
+           arena_of: Callable[[Graph], int] = arena_bytes, echo=print) -> tuple[Graph, MixedPrecision]:
+    """The widened graph and the choice: candidates most sensitive first, each kept when the arena stays within
+    max_arena (bytes)."""
+    int8_arena = arena_of(qgraph)
+    if int8_arena > max_arena:
+        raise EdgeqError(f"--max-arena {max_arena} is below the {int8_arena} B arena of {qgraph.name} with int8 "
+                         "activations alone, and int16 ones only add memory: give a budget of at least "
+                         f"{int8_arena} (for instance {int(int8_arena * 1.25)}, 1.25x), or build without "
+                         "--mixed-precision.")
+    names = candidates(qgraph)
+    sens = sensitivities(float_graph, qgraph, x, names)
+    wide: set[str] = set()
+    graph, arena = qgraph, int8_arena
+    for name in sorted(names, key=lambda n: (-sens[n], n)):
+        trial = widen(qgraph, wide | {name})
+        size = arena_of(trial)
+        if size <= max_arena:
+            wide.add(name)
+            graph, arena = trial, size
+    chosen = [n for n in names if n in closure(qgraph, wide)] + \
+        sorted(closure(qgraph, wide) - set(names))
+    info = MixedPrecision(max_arena, int8_arena, arena, chosen, sens)
+    echo(f"{info.note()}; candidates {len(names)}")
+    graph.notes = list(graph.notes) + [info.note()]
+    return graph, info
+
+
+def board_arena(board, kernels: str) -> Callable[[Graph], int]:
+    """arena_of for `edgeq build`: the arena with the scratch memory of the kernels the board's libraries give each
+    layer (for auto, the library preferred first; the build checks the arena it finally plans)."""
+    from edgeq.codegen import backends
+    from edgeq.lowering import lower_graph
+    from edgeq.memory.arena import plan_arena
+
+    def arena_of(graph: Graph) -> int:
+        calls = lower_graph(graph)
+        impls = backends.select(calls, board, kernels)
+        return plan_arena(graph, calls, {i: impl.scratch_bytes for i, impl in enumerate(impls) if impl}).size
+    return arena_of
+
+
+def check_budget(arena: int, options) -> None:
+    """The built arena against --max-arena (auto may pick a library whose scratch differs from the one planned)."""
+    if options.mixed_precision and arena > options.max_arena:
+        raise EdgeqError(f"The arena of the mixed-precision build is {arena} B, over --max-arena {options.max_arena}: "
+                         "the kernels chosen while measuring need more scratch memory than the ones the budget was "
+                         "planned with. Name one library with --kernels, or give a larger --max-arena.")
