@@ -17,7 +17,7 @@ NOT_POT = {"QUANTIZE", "DEQUANTIZE"}
 # outputs that are not int8
 OUTPUT_DTYPES = {"ARG_MAX": "int32 indices"}
 # kernels that move or requantize elements of either width (the others are named _s8 or _s16)
-ANY_WIDTH = {"remap", "concat_s8", "rescale", "pad_s8"}
+ANY_WIDTH = {"remap", "concat_s8", "rescale", "pad_s8", "read_variable", "assign_variable"}
 
 
 @dataclass

@@ -35,23 +35,42 @@ def tflm_run(model: bytes, inputs: list[np.ndarray], n_outputs: int = 1) -> list
     return [np.array(it.get_output(i)) for i in range(n_outputs)]
 
 
+def tflm_run_sequence(model: bytes, samples: list[list[np.ndarray]], n_outputs: int = 1) -> list[list[np.ndarray]]:
+    """TFLite Micro on samples in turn, one interpreter: state (variable tensors, resource variables) carries over."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    it = runtime.Interpreter.from_bytes(model, arena_size=max(1 << 20, 10 * len(model)))
+    results = []
+    for inputs in samples:
+        for i, x in enumerate(inputs):
+            it.set_input(x, i)
+        it.invoke()
+        results.append([np.array(it.get_output(i)) for i in range(n_outputs)])
+    return results
+
+
 def random_inputs(graph, rng: np.random.Generator) -> list[np.ndarray]:
     return [rng.integers(-128, 128, size=graph.t(n).shape, dtype=np.int64).astype(np.int8) for n in graph.inputs]
 
 
 def check_model(model: bytes, n: int = 20, seed: int = 0, c: bool = True, sample=None) -> None:
-    """sample(graph, rng): one sample's inputs (default: uniformly random int8)."""
+    """sample(graph, rng): one sample's inputs (default: uniformly random int8). A model with state (recurrent
+    layers, variables) runs its samples in turn as successive invokes everywhere: state carries over."""
     from edgeq.frontends.tflite import load_tflite
     from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
+    from edgeq.quant.executor import initial_state, run_int
 
     graph = load_tflite(model, "model")
     calls = lower_graph(graph)
     rng = np.random.default_rng(seed)
     samples = [(sample or random_inputs)(graph, rng) for _ in range(n)]
-    expected = [tflm_run(model, xs, len(graph.outputs)) for xs in samples]
+    if graph.states:
+        expected = tflm_run_sequence(model, samples, len(graph.outputs))
+    else:
+        expected = [tflm_run(model, xs, len(graph.outputs)) for xs in samples]
+    state = initial_state(graph)
     for k, (xs, ref) in enumerate(zip(samples, expected)):
-        got = run_int(graph, xs, calls)
+        got = run_int(graph, xs, calls, state=state if graph.states else None)
         for j, name in enumerate(graph.outputs):
             np.testing.assert_array_equal(
                 got[name], ref[j].reshape(got[name].shape),

@@ -19,6 +19,7 @@ class T:
     zero_point: int | list[int] = 0
     data: np.ndarray | None = None
     axis: int = 0
+    variable: bool = False  # a variable tensor (recurrent state): neither a graph input nor constant
 
 
 @dataclass
@@ -62,6 +63,7 @@ def build(op_list: list[Op]) -> bytes:
         st.type = getattr(s.TensorType, _TYPES[t.dtype])
         st.name = f"t{len(sub.tensors)}".encode()
         st.buffer = 0
+        st.isVariable = t.variable
         if t.data is not None:
             b = s.BufferT()
             b.data = np.ascontiguousarray(t.data, dtype=t.dtype).tobytes()
@@ -95,7 +97,7 @@ def build(op_list: list[Op]) -> bytes:
                 continue
             k = tensor(t)
             o.inputs.append(k)
-            if t.data is None and id(t) not in produced and k not in sub.inputs:
+            if t.data is None and not t.variable and id(t) not in produced and k not in sub.inputs:
                 sub.inputs.append(k)
             consumed.add(id(t))
         o.outputs = [tensor(t) for t in op.outputs]

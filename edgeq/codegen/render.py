@@ -60,6 +60,7 @@ class CModel:
     libraries: dict[str, dict] = field(default_factory=dict)  # kernel library -> its build facts (write_sources)
     arrays: list[CArray] = field(default_factory=list)
     calls: list[CCall] = field(default_factory=list)
+    states: list[CArray] = field(default_factory=list)  # persistent buffers (Graph.states), symbol is the buffer's
 
 
 def _env() -> jinja2.Environment:
@@ -98,12 +99,17 @@ def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None]
     model = CModel(prefix, header, plan.size, _io(graph, graph.inputs, plan), _io(graph, graph.outputs, plan))
     used = sorted({impl.backend for impl in impls if impl is not None} | {"ref"})
     model.includes = [backend(name).include for name in used]
+    state_symbols = {}
+    for name, t in sorted(graph.states.items()):
+        state_symbols[name] = f"{prefix}_state_{c_identifier(name)}"
+        model.states.append(CArray(state_symbols[name], C_TYPES[t.dtype], _initializer(t.data), t.size))
     for index, (call, impl) in enumerate(zip(calls, impls)):
         if impl is None:
             continue
         base = f"{prefix}_{c_identifier(call.layer)}"
         symbols = {f"in{i}": f"{prefix}_arena + {plan.offsets[n]}" for i, n in enumerate(call.inputs)}
         symbols.update({f"out{i}": f"{prefix}_arena + {plan.offsets[n]}" for i, n in enumerate(call.outputs)})
+        symbols.update({f"state{i}": state_symbols[n] for i, n in enumerate(call.states)})
         symbols["inputs"] = "in"
         if index in plan.scratch:
             symbols["scratch"] = f"(void *)({prefix}_arena + {plan.scratch[index][0]})"

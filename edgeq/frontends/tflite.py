@@ -14,6 +14,7 @@ import numpy as np
 import tflite
 
 from edgeq.errors import EdgeqError
+from edgeq.frontends import tflite_state
 from edgeq.frontends.files import read_model_file
 from edgeq.frontends.tflite_verify import verify_tflite
 from edgeq.ir import Graph, Quant, Tensor, ops
@@ -46,13 +47,13 @@ SUPPORTED = (
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
     "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION EXP LOG "
     "EXPAND_DIMS GELU"
-).split()
+).split() + list(tflite_state.KINDS)
 # Operators that may compute a RESHAPE's shape operand, which edgeq drops (it takes the static output shape).
 SHAPE_ARITHMETIC = {"SHAPE", "CAST", "FILL"}
 # The IR operator each TFLite operator becomes where the names differ (one per output for SPLIT, SPLIT_V and
 # UNPACK; SPACE_TO_BATCH_ND's paddings become a PAD before it).
 IMPORTED_AS = {"SLICE": "STRIDED_SLICE", "SPLIT": "STRIDED_SLICE", "SPLIT_V": "STRIDED_SLICE",
-               "UNPACK": "STRIDED_SLICE", "EXPAND_DIMS": "RESHAPE"}
+               "UNPACK": "STRIDED_SLICE", "EXPAND_DIMS": "RESHAPE", **tflite_state.IMPORTED_AS}
 
 
 def load_tflite_file(path: str | Path) -> Graph:
@@ -105,6 +106,8 @@ class _Importer:
         self.live = self._live_ops(g)
         self._check_ops(g)
         self.tensors = [self._tensor(g, i) for i in range(g.TensorsLength())]
+        self.state = tflite_state.StateImporter(self)
+        self.state.scan(g)
         inputs = [self.tensors[i].name for i in g.InputsAsNumpy()]
         outputs = [self.tensors[i].name for i in g.OutputsAsNumpy()]
         tensors = {t.name: t for t in self.tensors}
@@ -114,7 +117,8 @@ class _Importer:
             o = self._op(g.Operators(i), i)
             op_list.extend(o if isinstance(o, list) else [o])
         tensors.update({t.name: t for t in self.extra})
-        graph = Graph(self.name, tensors, op_list, inputs, outputs, sha256_bytes(self.data), self.notes)
+        graph = Graph(self.name, tensors, op_list, inputs, outputs, sha256_bytes(self.data), self.notes,
+                      states=self.state.states)
         _fold_constant_dequantize(graph)
         _dequantize_hybrid_weights(graph)
         _strip_boundary_conversions(graph)
@@ -137,8 +141,9 @@ class _Importer:
             for t in g.Operators(i).OutputsAsNumpy():
                 producer[int(t)] = i
         live, stack = set(), [int(t) for t in g.OutputsAsNumpy()]
-        while stack:
-            i = producer.get(stack.pop())
+        roots = [i for i in range(g.OperatorsLength()) if self._opname(g.Operators(i)) == "ASSIGN_VARIABLE"]
+        while stack or roots:  # a variable's assignment is live: the next invoke reads it
+            i = roots.pop() if roots else producer.get(stack.pop())
             if i is None or i in live:
                 continue
             live.add(i)
@@ -174,6 +179,8 @@ class _Importer:
         name = f"{raw_name}" if not any(
             (g.Tensors(j).Name() or b"").decode(errors="replace") == raw_name for j in range(i)) else f"{raw_name}#{i}"
         ttype = t.Type()
+        if ttype == tflite.TensorType.RESOURCE:  # a variable's handle: the operators name the state instead
+            return Tensor(name, (), "int32")
         shape = tuple(int(d) for d in t.ShapeAsNumpy()) if t.ShapeLength() else ()
         if t.ShapeSignatureLength():
             sig = t.ShapeSignatureAsNumpy()
@@ -307,6 +314,8 @@ class _Importer:
             return ops.LeakyRelu(name, tin, tout, float(o.Alpha()) if o else 0.2)
         if kind in _MOVEMENT:
             return _MOVEMENT[kind](self, op, index, name, tin, tout, const)
+        if kind in tflite_state.KINDS:
+            return self.state.op(op, index, kind, name, ins, tin, tout)
         if kind == "SUB":
             o = _options(op, tflite.SubOptions)
             return ops.Sub(name, tin, tout, self._act(o.FusedActivationFunction() if o else 0, index, kind))

@@ -24,6 +24,9 @@ class Graph:
     # How int8 kernels rescale: "tflite" (multiplier and shift, bit-exact with TFLite Micro) or "shift"
     # (every scale a power of two, every rescale one rounding shift: graphs from --quant pot).
     requant: str = "tflite"
+    # Persistent state (TFLite's variable tensors and resource variables): kept across invokes, outside the
+    # arena; each tensor's data is its initial value. Operators name the state they read or write.
+    states: dict[str, Tensor] = field(default_factory=dict)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -398,6 +398,33 @@ class ArgMax(Op):
     kind = "ARG_MAX"
 
 
+@dataclass
+class Svdf(Op):
+    """inputs: x [B, I], weights_feature [F, I], weights_time [F, M], optional bias [F / rank]. `state` names the
+    graph state [B, M * F] (each filter's last M feature values), shifted and extended by every invoke."""
+
+    rank: int = 1
+    state: str = ""
+    activation: Activation = Activation.NONE
+    kind = "SVDF"
+
+
+@dataclass
+class ReadVariable(Op):
+    """The value of the graph state `state` (a resource variable)."""
+
+    state: str = ""
+    kind = "READ_VARIABLE"
+
+
+@dataclass
+class AssignVariable(Op):
+    """Writes its input into the graph state `state` (a resource variable); no outputs."""
+
+    state: str = ""
+    kind = "ASSIGN_VARIABLE"
+
+
 MOVEMENT_OPS = (Transpose, StridedSlice, Gather, DepthToSpace, SpaceToDepth, BatchToSpaceND, SpaceToBatchND,
                 ResizeNearestNeighbor, Tile)
 
@@ -406,3 +433,4 @@ ALL_OPS = [
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
     LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Gelu, Exp, Log, Rsqrt, ReduceMax, Sum, ArgMax,
 ]
+ALL_OPS += [Svdf, ReadVariable, AssignVariable]  # recurrent and stateful operators

@@ -29,6 +29,8 @@ class KernelCall:
     With `alias`, no code is emitted: the output is the input's memory (reshape, squeeze).
     requant: how the kernel rescales its accumulators, for kernels that do: "multiplier" (TFLite's
     multiplier and shift) or "shift" (power-of-two graphs: one rounding shift, no multiplier).
+    states: persistent buffers the C call takes after its outputs (the numpy kernel after its inputs, and updates
+    them in place).
     This is the semantic kernel; edgeq.codegen.backends picks the C function that implements it per board.
     """
 
@@ -41,6 +43,7 @@ class KernelCall:
     variadic: bool = False
     alias: bool = False
     requant: str | None = None
+    states: list[str] = field(default_factory=list)  # graph states (Graph.states) the kernel reads and updates
 
     @property
     def op_kind(self) -> str:
@@ -116,4 +119,5 @@ def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
 def _load_all():
     # Import for the registration side effect; modules are cached after the first call.
     from edgeq.lowering import (  # noqa: F401
-        activations, batch_matmul, conv, elementwise, movement, pooling, reductions, reshape, resize, transpose_conv)
+        activations, batch_matmul, conv, elementwise, movement, pooling, recurrent, reductions, reshape, resize,
+        transpose_conv)

@@ -20,15 +20,27 @@ def _check_inputs(graph: Graph, inputs: list[np.ndarray], dtype: str | None) -> 
             raise EdgeqError(f"Input '{name}' must be {dtype or t.dtype}; got {x.dtype}.")
 
 
+def initial_state(graph: Graph) -> dict[str, np.ndarray]:
+    """Fresh copies of the graph's persistent state (Graph.states), for run_int's `state`."""
+    return {name: t.data.copy() for name, t in graph.states.items()}
+
+
 def run_int(graph: Graph, inputs: list[np.ndarray], calls: list[KernelCall] | None = None,
-            keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Run one sample through the lowered integer graph. Returns the outputs (or every tensor)."""
+            keep_all: bool = False, state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Run one sample through the lowered integer graph. Returns the outputs (or every tensor).
+    state: the persistent state (initial_state(graph)), updated in place, so a sequence of calls sharing it runs
+    as successive invokes of the C model; None starts from the initial state."""
     calls = calls if calls is not None else lower_graph(graph)
     _check_inputs(graph, inputs, None)
+    state = initial_state(graph) if state is None else state
     values: dict[str, np.ndarray] = dict(zip(graph.inputs, inputs))
     for call in calls:
+        args = [values[n] for n in call.inputs] + [state[n] for n in call.states]
+        if not call.outputs:  # writes state only
+            run_kernel(call, args, ())
+            continue
         out = graph.t(call.outputs[0])
-        values[call.outputs[0]] = run_kernel(call, [values[n] for n in call.inputs], out.shape)
+        values[call.outputs[0]] = run_kernel(call, args, out.shape)
         assert values[call.outputs[0]].dtype == np.dtype(out.dtype), (call.layer, values[call.outputs[0]].dtype)
     return values if keep_all else {n: values[n] for n in graph.outputs}
 

@@ -10,5 +10,6 @@
 #include "eq_movement.h"
 #include "eq_reduce.h"
 #include "eq_batch_matmul.h"
+#include "eq_recurrent.h"
 
 #endif /* EQ_KERNELS_H */

@@ -22,7 +22,8 @@ class Ref(Backend):
             fields.append(("requant", REQUANT_ENUM[call.requant]))
         fields += [(k, f"${k}") for k in call.arrays]
         ins = ["$inputs"] if call.variadic else [f"$in{i}" for i in range(len(call.inputs))]
-        return Impl(self.name, f"eq_{call.kernel}", ["&$params", *ins, *(f"$out{i}" for i in range(len(call.outputs)))],
+        outs = [f"$out{i}" for i in range(len(call.outputs))] + [f"$state{i}" for i in range(len(call.states))]
+        return Impl(self.name, f"eq_{call.kernel}", ["&$params", *ins, *outs],
                     [CStruct(f"eq_{call.kernel}_params_t", "params", fields)], dict(call.arrays))
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:

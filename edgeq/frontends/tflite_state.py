@@ -1,0 +1,116 @@
+"""TFLite's stateful operators into Graph.states: SVDF's variable tensor, and the resource variables of streaming
+models (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE).
+
+A resource variable is named by VAR_HANDLE's container and shared_name. CALL_ONCE's init subgraph is run here, at
+import: it may only assign constants to variables (what the converter writes), and those constants become the
+states' initial values. As in TFLite Micro, a variable tensor starts at its zero point (int8) or at zero.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tflite
+
+from edgeq.errors import EdgeqError
+from edgeq.ir import Tensor, ops
+
+KINDS = ("SVDF", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
+# what each becomes in the IR (VAR_HANDLE and CALL_ONCE leave no operator: they name and initialise state)
+IMPORTED_AS = {"VAR_HANDLE": "READ_VARIABLE", "CALL_ONCE": "ASSIGN_VARIABLE"}
+
+
+def _options(op, cls):
+    table = op.BuiltinOptions()
+    if table is None:
+        return None
+    opt = cls()
+    opt.Init(table.Bytes, table.Pos)
+    return opt
+
+
+def _variable_key(op) -> str:
+    o = _options(op, tflite.VarHandleOptions)
+    container = (o.Container() or b"").decode(errors="replace") if o else ""
+    shared = (o.SharedName() or b"").decode(errors="replace") if o else ""
+    return f"{container}/{shared}" if container else shared or "variable"
+
+
+def initial_state(t: Tensor) -> np.ndarray:
+    """TFLM's ResetVariableTensors: int8 variables hold their zero point, others zero."""
+    fill = t.quant.zp if t.dtype == "int8" and t.quant is not None else 0
+    return np.full(t.shape, fill, dtype=t.dtype)
+
+
+class StateImporter:
+    """Per model: the resource tensors of the main subgraph, the initial values CALL_ONCE assigns, the states."""
+
+    def __init__(self, imp):
+        self.imp = imp
+        self.states: dict[str, Tensor] = {}
+        self.handles: dict[int, str] = {}  # resource tensor index (main subgraph) -> variable key
+        self.initial: dict[str, Tensor] = {}  # variable key -> constant assigned by an init subgraph
+
+    def scan(self, g) -> None:
+        for i in range(g.OperatorsLength()):
+            op = g.Operators(i)
+            kind = self.imp._opname(op)
+            if kind == "VAR_HANDLE":
+                self.handles[int(op.OutputsAsNumpy()[0])] = _variable_key(op)
+            elif kind == "CALL_ONCE":
+                o = _options(op, tflite.CallOnceOptions)
+                self._run_init(o.InitSubgraphIndex() if o else 0, i)
+
+    def _run_init(self, index: int, at: int) -> None:
+        m = self.imp.model
+        if not 0 < index < m.SubgraphsLength():
+            raise EdgeqError(f"Operator #{at} CALL_ONCE names subgraph {index}, which the model does not have; "
+                             "export the model again.")
+        g = m.Subgraphs(index)
+        handles = {}
+        for i in range(g.OperatorsLength()):
+            op = g.Operators(i)
+            kind = self.imp._opname(op)
+            ins = [int(t) for t in op.InputsAsNumpy()] if op.InputsLength() else []
+            if kind == "VAR_HANDLE":
+                handles[int(op.OutputsAsNumpy()[0])] = _variable_key(op)
+                continue
+            value = self.imp._tensor(g, ins[1]) if kind == "ASSIGN_VARIABLE" and len(ins) == 2 else None
+            if value is None or not value.is_const or ins[0] not in handles:
+                raise EdgeqError(f"Operator #{at} CALL_ONCE runs subgraph {index}, whose operator #{i} {kind} is not "
+                                 "VAR_HANDLE or an ASSIGN_VARIABLE of a constant; edgeq takes init subgraphs that "
+                                 "only set variables to constants, as the TFLite converter writes them.")
+            self.initial[handles[ins[0]]] = value
+
+    def _state(self, key: str, like: Tensor, index: int, kind: str) -> str:
+        """The state named key, created with like's type, shape and quantization (and the init value, if any)."""
+        if key not in self.states:
+            init = self.initial.get(key)
+            data = initial_state(like) if init is None else init.data.astype(like.dtype).reshape(like.shape)
+            if init is not None and init.size != like.size:
+                raise EdgeqError(f"Operator #{index} {kind}: variable '{key}' is initialised with {init.size} values "
+                                 f"but used as shape {like.shape}.")
+            self.states[key] = Tensor(key, like.shape, like.dtype, like.quant, data)
+        return key
+
+    def op(self, op, index: int, kind: str, name: str, ins: list[int], tin: list[str], tout: list[str]):
+        tensors = self.imp.tensors
+        if kind == "SVDF":
+            o = _options(op, tflite.SVDFOptions)
+            if len(ins) != 5 or ins[4] < 0:
+                raise EdgeqError(f"Operator #{index} SVDF has {len(ins)} inputs; TFLite's SVDF has five, the last "
+                                 "its state (a variable tensor).")
+            state = tensors[ins[4]]
+            key = self._state(f"{name}/state", Tensor(state.name, state.shape, state.dtype, state.quant), index, kind)
+            operands = [tensors[i].name for i in ins[:3]] + ([tensors[ins[3]].name] if ins[3] >= 0 else [])
+            act = self.imp._act(o.FusedActivationFunction(), index, kind) if o else ops.Activation.NONE
+            return ops.Svdf(name, operands, tout, int(o.Rank()) if o else 1, key, act)
+        if kind == "VAR_HANDLE":
+            return []
+        if ins[0] not in self.handles:
+            raise EdgeqError(f"Operator #{index} {kind} takes a resource that no VAR_HANDLE of the main subgraph "
+                             "makes; edgeq needs each variable named by a VAR_HANDLE.")
+        key = self.handles[ins[0]]
+        if kind == "READ_VARIABLE":
+            return ops.ReadVariable(name, [], tout, self._state(key, tensors[int(op.OutputsAsNumpy()[0])], index, kind))
+        if kind == "ASSIGN_VARIABLE":
+            return ops.AssignVariable(name, tin[1:2], [], self._state(key, tensors[ins[1]], index, kind))
+        raise EdgeqError(f"Operator #{index} CALL_ONCE must come before the operators that use its variables.")
