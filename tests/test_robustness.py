@@ -72,19 +72,23 @@ def test_failed_build_leaves_the_previous_build_intact(built):
     assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == snapshot
 
 
-def test_sigterm_during_build_cleans_up(tmp_path, built):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_build_cleans_up(tmp_path, built, sig):
     cc = tmp_path / "slowcc"
     cc.write_text("#!/bin/sh\nsleep 30\n")
     cc.chmod(0o755)
     snapshot = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    # SIGINT as from Ctrl-C (a shell's background jobs start with it ignored, so restore it)
     proc = subprocess.Popen([sys.executable, "-m", "edgeq", "build", str(EXAMPLE), "-o", str(built), *REF],
-                            env={**os.environ, "CC": str(cc)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            env={**os.environ, "CC": str(cc)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any(p.name.startswith(".edgeq-staging") for p in built.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(1.0)  # inside the compiler step
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     assert proc.wait(30) != 0
+    assert "Traceback" not in proc.stderr.read().decode()
     assert not [p for p in built.iterdir() if p.name.startswith(".")]
     assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == snapshot
     assert not subprocess.run(["pgrep", "-f", str(cc)], capture_output=True).stdout  # the compiler was stopped
@@ -158,6 +162,54 @@ def test_host_binary_that_never_returns_times_out(built, tmp_path):
                           env={**os.environ, "EDGEQ_TIMEOUT": "2"})
     assert time.monotonic() - start < 20
     assert_clean_error(proc, "did not finish within 2 s", "EDGEQ_TIMEOUT")
+
+
+def test_every_subprocess_has_a_timeout():
+    """edgeq runs other programs through targets/process.run (timeout, EDGEQ_TIMEOUT, process group stopped on
+    a timeout or a signal). Elsewhere only QEMU (bounded by its start-up wait and the serial link's reply
+    timeouts) and git (its own timeout) are started."""
+    import ast
+
+    calls = []
+    for path in sorted((Path(__file__).parents[1] / "edgeq").rglob("*.py")):
+        if path.name == "process.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                    isinstance(node.func.value, ast.Name) and node.func.value.id in ("subprocess", "os") and \
+                    node.func.attr in ("run", "call", "check_call", "check_output", "Popen", "system", "popen"):
+                bounded = any(k.arg == "timeout" for k in node.keywords)
+                if not bounded and not (path.name == "qemu.py" and node.func.attr == "Popen"):
+                    calls.append(f"{path.name}:{node.lineno} {node.func.value.id}.{node.func.attr}")
+    assert not calls, f"unbounded subprocesses (use edgeq.targets.process.run): {calls}"
+
+
+def test_a_hanging_firmware_build_times_out(tmp_path):
+    """cmake that never returns: a clear error within EDGEQ_TIMEOUT, the program stopped, no output left."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    cmake = fake / "cmake"
+    cmake.write_text("#!/bin/sh\nsleep 60\n")
+    cmake.chmod(0o755)
+    out = tmp_path / "fw"
+    start = time.monotonic()
+    proc = build(out, "--board", "qemu-mps2-an500",
+                 env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "EDGEQ_TIMEOUT": "3"})
+    assert time.monotonic() - start < 60
+    assert_clean_error(proc, "Configuring the firmware's CMake project for qemu-mps2-an500 did not finish within 3 s",
+                       "EDGEQ_TIMEOUT")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert not subprocess.run(["pgrep", "-f", str(cmake)], capture_output=True).stdout
+
+
+def test_vela_is_bounded_in_time(tmp_path, monkeypatch):
+    pytest.importorskip("ethosu.vela")
+    from edgeq.targets.npu import run_vela
+
+    monkeypatch.setenv("EDGEQ_TIMEOUT", "0.05")  # less than Vela takes to start
+    with pytest.raises(EdgeqError, match=r"Vela compiling digits_cnn_int8\.tflite did not finish within 0\.05 s.*"
+                                         r"set EDGEQ_TIMEOUT=SECONDS"):
+        run_vela(EXAMPLE, tmp_path / "vela", {"accelerator": "ethos-u55-128"})
 
 
 def test_inconsistent_shapes_are_refused():

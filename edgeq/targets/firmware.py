@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import edgeq
 from edgeq.codegen.render import CModel, render_template
 from edgeq.errors import EdgeqError
-from edgeq.targets import mlperf_tiny, protocol
+from edgeq.targets import mlperf_tiny, process, protocol
 from edgeq.targets.arch import arch_of
 from edgeq.targets.boards import Board
 from edgeq.targets.clocks import ClockPlan, clock_plan
@@ -141,6 +140,11 @@ def library_defines(model: CModel) -> dict[str, str]:
     return {f"FETCHCONTENT_SOURCE_DIR_{cmsis.get('cmake_name', 'cmsis_nn').upper()}": cmsis["root"]}
 
 
+# seconds, unless EDGEQ_TIMEOUT says otherwise: a large model's weights make big C files for the compiler
+CONFIGURE_TIMEOUT = 120.0
+COMPILE_TIMEOUT = 900.0
+
+
 def build_elf(folder: Path, prefix: str, board: Board, defines: dict[str, str] | None = None) -> tuple[Path, MemoryUse]:
     """Configures and builds the CMake project out of tree; the ELF (and map) land in folder."""
     with tempfile.TemporaryDirectory(prefix="edgeq-fw-") as tmp:
@@ -155,8 +159,9 @@ def _cmake_build(folder: Path, build: Path, prefix: str, board: Board, defines: 
     steps = [["cmake", "-S", str(folder), "-B", str(build), f"-DCMAKE_TOOLCHAIN_FILE={arch_of(board).toolchain_file}",
               "-DCMAKE_BUILD_TYPE=", "-G", "Unix Makefiles", *(f"-D{k}={v}" for k, v in sorted(defines.items()))],
              ["cmake", "--build", str(build), "--", "-j2"]]
-    for args in steps:
-        proc = subprocess.run(args, capture_output=True, text=True, cwd=folder)
+    for args, what, seconds in zip(steps, ("Configuring the firmware's CMake project", "Compiling the firmware"),
+                                   (CONFIGURE_TIMEOUT, COMPILE_TIMEOUT)):
+        proc = process.run(args, f"{what} for {board.name}", seconds, cwd=folder, text=True)
         if proc.returncode != 0:
             log = proc.stdout + proc.stderr
             over = re.findall(r"region `(\w+)' overflowed by (\d+) bytes", log)
@@ -171,6 +176,9 @@ def _cmake_build(folder: Path, build: Path, prefix: str, board: Board, defines: 
 
 def elf_memory(elf: Path, board: Board | None = None) -> MemoryUse:
     size = arch_of(board).size if board is not None else "arm-none-eabi-size"
-    out = subprocess.run([size, "-B", str(elf)], capture_output=True, text=True, check=True).stdout
+    proc = process.run([size, "-B", str(elf)], size, 60.0, text=True)
+    if proc.returncode != 0:
+        raise EdgeqError(f"{size} could not read {elf}: {proc.stderr.strip()[-500:]}. Rebuild the firmware.")
+    out = proc.stdout
     text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
     return MemoryUse(flash=text + data, ram=data + bss)

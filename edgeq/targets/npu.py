@@ -13,7 +13,6 @@ import importlib.util
 import json
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import tflite
 
 from edgeq.errors import EdgeqError
 from edgeq.export import write_tflite
+from edgeq.targets import process
 from edgeq.targets.boards import Board
 
 VELA_PACKAGE = "ethos-u-vela"
@@ -61,6 +61,9 @@ def write_npu(c, board: Board, folder: Path, echo=print) -> dict:
     return report
 
 
+VELA_TIMEOUT = 900.0  # seconds, unless EDGEQ_TIMEOUT says otherwise
+
+
 def run_vela(model: Path, out_dir: Path, npu: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-c", "import sys; from ethosu.vela.vela import main; sys.exit(main())",
@@ -69,7 +72,7 @@ def run_vela(model: Path, out_dir: Path, npu: dict) -> dict:
                       ("memory_mode", "--memory-mode")):
         if npu.get(key):
             args += [flag, npu[key]]
-    proc = subprocess.run(args + [str(model)], capture_output=True, text=True)
+    proc = process.run(args + [str(model)], f"Vela compiling {model.name}", VELA_TIMEOUT, text=True)
     (out_dir / "vela.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-6:])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeq.errors import EdgeqError
+from edgeq.targets import process
 
 FETCH_TIMEOUT_S = 120
 
@@ -98,7 +99,7 @@ def _fetch(library: KernelLibrary, dest: Path) -> Path:
             for args in (["init", "-q"], ["fetch", "-q", "--depth", "1", library.repository, library.commit],
                          ["checkout", "-q", "FETCH_HEAD"]):
                 proc = subprocess.run([git, "-C", str(tmp), *args], capture_output=True, text=True,
-                                      timeout=FETCH_TIMEOUT_S)
+                                      timeout=process.timeout_for(FETCH_TIMEOUT_S))
                 if proc.returncode != 0:
                     problem = (proc.stderr.strip().splitlines() or ["git failed"])[-1]
                     break
@@ -106,7 +107,8 @@ def _fetch(library: KernelLibrary, dest: Path) -> Path:
                 tmp.rename(dest)
                 return dest
         except subprocess.TimeoutExpired:
-            problem = f"fetching took over {FETCH_TIMEOUT_S} s"
+            problem = (f"fetching took over {process.timeout_for(FETCH_TIMEOUT_S):g} s; {process.TIMEOUT_ENV} "
+                       "sets the bound")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     raise EdgeqError(f"{library.title} (commit {library.commit[:8]}) is needed for these kernels and could not be "
@@ -154,7 +156,8 @@ def _sizes_library(library: KernelLibrary, root: Path, flags: tuple[str, ...]) -
                                  "-o", f"{objdir}/{k}.o", str(root / f)])
             commands.append([cc, "-shared", "-o", str(tmp), *(f"{objdir}/{k}.o" for k in range(len(files)))])
             for command in commands:
-                proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+                proc = process.run(command, f"Compiling {library.title}'s buffer-size functions for the host", 300.0,
+                                   text=True)
                 if proc.returncode != 0:
                     raise EdgeqError(f"Building {library.title}'s buffer-size functions for the host failed:\n"
                                      f"{proc.stderr[-2000:]}")
