@@ -120,6 +120,7 @@ class _Importer:
         graph = Graph(self.name, tensors, op_list, inputs, outputs, sha256_bytes(self.data), self.notes,
                       states=self.state.states)
         _fold_constant_dequantize(graph)
+        tflite_state.fold_float_variables(graph)
         _dequantize_hybrid_weights(graph)
         _strip_boundary_conversions(graph)
         _drop_unused_tensors(graph)
@@ -508,8 +509,7 @@ def _dequantize_const(t: Tensor) -> np.ndarray:
 
 def _dequantize_hybrid_weights(graph: Graph) -> None:
     for op in graph.ops:
-        x = graph.t(op.inputs[0])
-        if x.dtype != "float32":
+        if not op.inputs or graph.t(op.inputs[0]).dtype != "float32":  # READ_VARIABLE has no inputs
             continue
         for name in op.inputs[1:]:
             t = graph.t(name)

@@ -114,3 +114,44 @@ class StateImporter:
         if kind == "ASSIGN_VARIABLE":
             return ops.AssignVariable(name, tin[1:2], [], self._state(key, tensors[ins[1]], index, kind))
         raise EdgeqError(f"Operator #{index} CALL_ONCE must come before the operators that use its variables.")
+
+
+def fold_float_variables(graph) -> None:
+    """The converter keeps a variable float in an int8 model: DEQUANTIZE -> ASSIGN_VARIABLE, and READ_VARIABLE ->
+    QUANTIZE, each conversion with its own scale. edgeq keeps the variable in int8 with the assigned values'
+    scale and zero point (so assigning is a copy) and gives the READ_VARIABLE the QUANTIZE's output: it then
+    converts as TFLite does through the float it would hold (ReadVariable's lowering). The initial value must be
+    exactly representable in that int8 (zeros always are), or the first read would round twice."""
+    consumers, producers = graph.consumers(), graph.producers()
+    for key, state in graph.states.items():
+        if state.dtype != "float32":
+            continue
+        reads = [op for op in graph.ops if isinstance(op, ops.ReadVariable) and op.state == key]
+        writes = [op for op in graph.ops if isinstance(op, ops.AssignVariable) and op.state == key]
+        quantizes = [c for r in reads for c in consumers.get(r.outputs[0], [])]
+        dequantizes = [producers.get(w.inputs[0]) for w in writes]
+        stored = [graph.t(d.inputs[0]) for d in dequantizes if isinstance(d, ops.Dequantize)]
+        if len(reads) != 1 or len(quantizes) != 1 or not isinstance(quantizes[0], ops.Quantize) or \
+                graph.t(quantizes[0].outputs[0]).dtype != "int8" or len(stored) != len(writes) or \
+                any(t.dtype != "int8" or not t.quant.per_tensor for t in stored) or \
+                len({(t.quant.s, t.quant.zp) for t in stored}) > 1:
+            raise EdgeqError(f"Variable '{key}' is float32, and edgeq keeps variables in integers: it takes a float "
+                             "variable read by one READ_VARIABLE feeding one QUANTIZE to int8, and written only by "
+                             "ASSIGN_VARIABLEs of DEQUANTIZEs of int8 tensors of one scale and zero point (what the "
+                             "TFLite converter writes for an int8 model). Quantize the variable in the model, or "
+                             "convert it again.")
+        quant = stored[0].quant if stored else graph.t(quantizes[0].outputs[0]).quant
+        init = state.data.astype(np.float32)
+        q = np.clip(np.round(init / np.float32(quant.s)) + quant.zp, -128, 127)
+        if not np.array_equal(((q - quant.zp) * np.float64(quant.s)).astype(np.float32), init):
+            raise EdgeqError(f"Variable '{key}' starts at float values that its int8 scale {quant.s} (zero point "
+                             f"{quant.zp}) cannot hold exactly; edgeq keeps the variable in int8, so it takes initial "
+                             "values on that grid (zeros always are). Initialise the variable with zeros.")
+        state.data, state.dtype, state.quant = q.astype(np.int8), "int8", quant
+        reads[0].outputs = list(quantizes[0].outputs)
+        graph.ops.remove(quantizes[0])
+        for w, d in zip(writes, dequantizes):
+            w.inputs = list(d.inputs)
+            if len(consumers.get(d.outputs[0], [])) == 1 and d.outputs[0] not in graph.outputs:
+                graph.ops.remove(d)
+        graph.notes.append(f"float variable '{key}' kept in int8 (scale {quant.s}, zero point {quant.zp})")

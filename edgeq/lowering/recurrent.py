@@ -12,7 +12,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering import KernelCall, kernel, lowers
 from edgeq.lowering.common import INT8_MAX, INT8_MIN
-from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, wrap32
+from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away, wrap32
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -77,15 +77,33 @@ def svdf_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
 
 # --- resource variables ----------------------------------------------------------------------------
 
-@lowers(ops.ReadVariable, "read_variable")
+@lowers(ops.ReadVariable, "read_variable", "read_variable_s8")
 def lower_read_variable(op: ops.ReadVariable, graph: Graph) -> KernelCall:
-    return KernelCall(op.name, "read_variable", [], [op.outputs[0]], {"bytes": graph.states[op.state].nbytes},
+    """A copy; or, for a float variable kept in int8 (tflite_state.fold_float_variables), a table converting as
+    TFLite does through the float it holds: DEQUANTIZE's float(double(scale) * (q - zero point)), then QUANTIZE's
+    round(value / double(scale)) + zero point, clamped."""
+    state, y = graph.states[op.state], graph.t(op.outputs[0])
+    if state.dtype == y.dtype and (state.quant is None or (state.quant.s, state.quant.zp) == (y.quant.s, y.quant.zp)):
+        return KernelCall(op.name, "read_variable", [], [op.outputs[0]], {"bytes": state.nbytes}, states=[op.state])
+    if (state.dtype, y.dtype) != ("int8", "int8"):
+        raise EdgeqError(f"Operator {op.name} (READ_VARIABLE) reads {state.dtype} variable '{op.state}' into a "
+                         f"{y.dtype} tensor; edgeq converts between int8 scales only.")
+    values = np.arange(INT8_MIN, INT8_MAX + 1)
+    real = (np.float64(state.quant.s) * (values - state.quant.zp)).astype(np.float32)
+    q = [round_half_away(float(v) / float(y.quant.s)) + y.quant.zp for v in real]
+    table = np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+    return KernelCall(op.name, "read_variable_s8", [], [op.outputs[0]], {"size": state.size}, {"table": table},
                       states=[op.state])
 
 
 @kernel("read_variable")
 def read_variable(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return inputs[0].reshape(out_shape).copy()
+
+
+@kernel("read_variable_s8")
+def read_variable_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    return call.arrays["table"][inputs[0].astype(np.int16) + 128].reshape(out_shape)
 
 
 @lowers(ops.AssignVariable, "assign_variable")

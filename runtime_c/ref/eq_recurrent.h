@@ -21,8 +21,15 @@ typedef struct {
     int32_t bytes;
 } eq_read_variable_params_t, eq_assign_variable_params_t;
 
+/* READ_VARIABLE of a float variable kept in int8: each value converted through a table to the output's scale. */
+typedef struct {
+    int32_t size;
+    const int8_t *table; /* [256], indexed by value + 128 */
+} eq_read_variable_s8_params_t;
+
 eq_status_t eq_svdf_s8(const eq_svdf_s8_params_t *p, const int8_t *in, int8_t *out, int16_t *state);
 eq_status_t eq_read_variable(const eq_read_variable_params_t *p, int8_t *out, const void *state);
+eq_status_t eq_read_variable_s8(const eq_read_variable_s8_params_t *p, int8_t *out, const int8_t *state);
 eq_status_t eq_assign_variable(const eq_assign_variable_params_t *p, const int8_t *in, void *state);
 
 #endif /* EQ_RECURRENT_H */
