@@ -229,3 +229,147 @@ def test_real_board_firmware_compiles_and_links(tmp_path, name, clock):
     assert all(f"0x{s.addr:08X}u" in startup for s in plan.steps if s.addr)  # every step is in the code
     header = (out / "firmware" / "board.h").read_text()
     assert f"#define BOARD_CLOCK_HZ {plan.core_hz}u" in header
+
+
+# --- Every register the startup code and the serial driver touch, against the chip's SVD description ---------
+# Where a package ships the chip's SVD: pyocd's wheel (nrf52840.svd) and cmsis-svd 0.4 (STM32F446x.svd; an 800 MB
+# install, so not in the test extras). No package on PyPI, npm or Debian ships an STM32H743 or STM32L4R5 SVD.
+SVD_SOURCES = {
+    "nrf52840dk": ("pyocd", "debug/svd/svd_data.zip", "nrf52840.svd"),
+    "nucleo-f446re": ("cmsis_svd", "data/STMicro/STM32F446x.svd", None),
+    "nucleo-h743zi": None,
+    "nucleo-l4r5zi": None,
+}
+# Fields the reference manual describes that the packaged SVD (an old, F4-generic one) lacks
+SVD_OMISSIONS = {("nucleo-f446re", "RCC_PLLCFGR"): 7 << 28,  # RM0390 6.3.2: PLLR[2:0], reset value 2
+                 ("nucleo-f446re", "FLASH_ACR"): 1 << 3}  # RM0390 3.8.1: LATENCY[3:0], 4 bits, not 3
+CORE_PERIPHERALS = 0xE0000000  # SCB, DWT, SysTick: the Armv7-M architecture's, in no chip's SVD
+
+
+def svd_text(name: str) -> str:
+    import importlib.util
+    import zipfile
+
+    source = SVD_SOURCES[name]
+    if source is None:
+        pytest.skip(f"no package on PyPI, npm or Debian ships the SVD of {name}'s chip")
+    package, path, member = source
+    spec = importlib.util.find_spec(package)
+    if spec is None:
+        pytest.skip(f"the SVD of {name}'s chip comes with the `{package}` package, which is not installed "
+                    f"(pip install {'cmsis-svd==0.4' if package == 'cmsis_svd' else package})")
+    file = Path(list(spec.submodule_search_locations)[0]) / path
+    if member:
+        with zipfile.ZipFile(file) as z:
+            return z.read(member).decode()
+    return file.read_text()
+
+
+def svd_registers(text: str) -> dict[int, list[tuple[str, int]]]:
+    """address -> [(PERIPHERAL_REGISTER, mask of the bits its fields cover)], derivedFrom, clusters and dim
+    arrays expanded (CMSIS-SVD format)."""
+    import xml.etree.ElementTree as ET
+
+    def num(node, tag, default=None):
+        v = node.findtext(tag)
+        if v is None:
+            return default
+        v = v.strip().lower().replace("#", "0b")
+        return int(v, 10) if v.isdigit() else int(v, 0)  # decimal may carry leading zeros
+
+    def fields_mask(reg) -> int:
+        mask = 0
+        for f in reg.iter("field"):
+            if f.findtext("bitRange"):
+                msb, lsb = (int(x) for x in f.findtext("bitRange").strip("[]").split(":"))
+            elif f.findtext("lsb") is not None:
+                msb, lsb = num(f, "msb"), num(f, "lsb")
+            else:
+                lsb = num(f, "bitOffset")
+                msb = lsb + num(f, "bitWidth", 1) - 1
+            mask |= ((1 << (msb - lsb + 1)) - 1) << lsb
+        return mask
+
+    def copies(node, name):
+        n = num(node, "dim", 1)
+        step = num(node, "dimIncrement", 0)
+        index = (node.findtext("dimIndex") or "").split(",")
+        return [(name.replace("[%s]", str(k)).replace("%s", index[k] if len(index) == n else str(k)), k * step)
+                for k in range(n)]
+
+    def walk(container, base, prefix, out):
+        for node in container:
+            if node.tag not in ("register", "cluster"):
+                continue
+            for name, extra in copies(node, node.findtext("name")):
+                at = base + num(node, "addressOffset") + extra
+                if node.tag == "cluster":
+                    walk(node, at, f"{prefix}{name}_", out)
+                else:
+                    out.setdefault(at, []).append((f"{prefix}{name}", fields_mask(node)))
+
+    root = ET.fromstring(text)
+    peripherals = {p.findtext("name"): p for p in root.iter("peripheral")}
+    out: dict[int, list[tuple[str, int]]] = {}
+    for name, p in peripherals.items():
+        regs = p.find("registers")
+        if regs is None and p.get("derivedFrom"):
+            regs = peripherals[p.get("derivedFrom")].find("registers")
+        if regs is not None:
+            walk(regs, num(p, "baseAddress"), f"{name}_", out)
+    return out
+
+
+def firmware_sources(tmp_path, name: str) -> str:
+    from edgeq.build import compile_graph
+    from edgeq.frontends import load_model
+    from edgeq.targets.firmware import firmware_options, write_firmware
+
+    board = get_board(name)
+    c = compile_graph(load_model(ROOT / "examples" / "digits_cnn_int8.tflite"), "keep", board, kernels="ref")
+    write_firmware(c.cmodel, board, c.graph.source_hash, tmp_path, firmware_options(c.cmodel, board))
+    return "\n".join((tmp_path / "firmware" / f).read_text() for f in ("startup.c", "board.c"))
+
+
+def register_accesses(code: str) -> set[int]:
+    """Every constant register address the generated C reads or writes (gpio_alternate's MODER and AFR too)."""
+    import re
+
+    uart = int(re.search(r"#define UART_BASE (0x[0-9A-F]+)u", code).group(1), 16)
+    found, seen = set(), 0
+    for m in re.finditer(r"REG32\(((?:0x[0-9A-F]+u|UART_BASE)(?:\s*\+\s*0x[0-9A-F]+u)?)\)", code):
+        parts = [uart if p.strip() == "UART_BASE" else int(p.strip()[:-1], 16) for p in m.group(1).split("+")]
+        found.add(sum(parts))
+        seen += 1
+    for base, pin in re.findall(r"gpio_alternate\((0x[0-9A-F]+)u, (\d+)u", code):
+        found |= {int(base, 16), int(base, 16) + (0x20 if int(pin) < 8 else 0x24)}
+    # the only other uses: the macro's definition and gpio_alternate's accesses through its arguments
+    others = re.findall(r"REG32\(([^)]*)\)", code)
+    assert len(others) - seen == sum(o in ("addr", "base + 0x00u", "afr") for o in others), others
+    return {a for a in found if a < CORE_PERIPHERALS}
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_every_register_touched_is_in_the_chips_svd(tmp_path, name):
+    """Addresses: every register the startup code and the serial driver access is one the SVD describes. Names:
+    each clock step's register is the SVD's PERIPHERAL_REGISTER at that address. Bits: every bit a clock step
+    writes as 1, changes or waits on, and the clock-enable bits of the serial port, lie in fields the SVD names
+    (or in the fields SVD_OMISSIONS lists, which the reference manual has and the SVD lacks)."""
+    regs = svd_registers(svd_text(name))
+    board = get_board(name)
+    missing = sorted(f"0x{a:08X}" for a in register_accesses(firmware_sources(tmp_path, name)) if a not in regs)
+    assert not missing, f"{name}: registers accessed that {name}'s SVD does not describe: {missing}"
+    plan = clock_plan(board)
+    for s in plan.steps:
+        if not s.addr:
+            continue
+        names = {n for n, _ in regs[s.addr]}
+        assert s.name in names, f"{s.name} at 0x{s.addr:08X} is {names} in the SVD"
+        fields = next(m for n, m in regs[s.addr] if n == s.name) | SVD_OMISSIONS.get((name, s.name), 0)
+        bits = {"write": s.value, "modify": s.mask, "wait": s.mask}[s.op]
+        assert bits & ~fields == 0, f"{s.name} ({s.why}): bits 0x{bits & ~fields:08X} are in no field of the SVD's"
+    for key in ("rcc_enable", "gpio_rcc_enable"):
+        if key in board.uart:
+            addr, bits = board.uart[key]
+            fields = regs[addr][0][1]
+            assert bits & ~fields == 0, f"{name} uart.{key}: 0x{bits:08X} sets bits in no field of {regs[addr]}"
