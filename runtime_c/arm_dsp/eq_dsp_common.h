@@ -69,9 +69,13 @@ static EQ_ALWAYS_INLINE uint32_t eq_load4(const int8_t *p)
 
 /* How accumulators become int8: TFLite's multiplier and shift (per channel), or one rounding shift of
  * power-of-two graphs, rounded as LiteRT rounds convolutions or as it rounds fully connected layers. */
-enum { EQ_DSP_MULTIPLIER, EQ_DSP_MULTIPLIER_RIGHT, EQ_DSP_SHIFT_AS_CONV, EQ_DSP_SHIFT_AS_FC };
+enum { EQ_DSP_MULTIPLIER, EQ_DSP_MULTIPLIER_RIGHT, EQ_DSP_MULTIPLIER_FUSED, EQ_DSP_SHIFT_AS_CONV,
+       EQ_DSP_SHIFT_AS_FC };
 /* EQ_DSP_MULTIPLIER_RIGHT: the multiplier mode of a layer whose shifts all divide (shift <= 0, as in
- * nearly every TFLite layer), which needs no left shift. */
+ * nearly every TFLite layer), which needs no left shift.
+ * EQ_DSP_MULTIPLIER_FUSED: the same result in one 64-bit multiply-accumulate, for layers whose shifts all lie
+ * in -22..-2: mult holds per channel the pair (multiplier, k), shift holds -shift - 1, and the output offset is
+ * inside k (see eq_dsp_fused). */
 
 /* tflite::MultiplyByQuantizedMultiplier with 32x32->64 multiplies only (SMULL): the doubling high
  * multiply with a fixed +2^30 nudge and a floor shift equals gemmlowp's sign-dependent nudge and
@@ -86,6 +90,25 @@ static EQ_ALWAYS_INLINE int32_t eq_dsp_mbqm(int32_t x, int32_t multiplier, int32
     const int32_t remainder = high & mask;
     const int32_t threshold = (mask >> 1) + (high < 0 ? 1 : 0);
     return (high >> right) + (remainder > threshold ? 1 : 0);
+}
+
+/* tflite::MultiplyByQuantizedMultiplier(x, m, -r) + offset for 2 <= r <= 22, with both of its roundings in one
+ * sum: floor((x * m + 2^30 + (2^(r-1) + offset * 2^r - [x < 0]) * 2^31) / 2^(31 + r)). The build computes
+ * k = 2^(r-2) + offset * 2^(r-1), the sum's high word before the product, and r1 = r - 1: SMLAL, the sign's
+ * borrow, one shift, where the two-step form takes a dozen instructions. */
+static EQ_ALWAYS_INLINE int32_t eq_dsp_fused(int32_t x, int32_t m, int32_t k, int32_t r1)
+{
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+    uint32_t lo = 0x40000000u;
+    int32_t hi = k;
+    const int32_t sign = x >> 31;
+    __asm__("smlal %0, %1, %2, %3\n\tadds %0, %0, %4, lsl #31\n\tadc %1, %1, %4"
+            : "+&r"(lo), "+&r"(hi) : "r"(x), "r"(m), "r"(sign) : "cc");
+    return hi >> r1;
+#else
+    const int64_t sum = (int64_t)((uint64_t)(int64_t)k << 32) + 0x40000000 + (int64_t)x * m - (x < 0 ? 0x80000000LL : 0);
+    return (int32_t)(sum >> 32) >> r1;
+#endif
 }
 
 /* x * 2^-shift (shift >= 1) rounded on the magnitude, in 32-bit arithmetic: the twins of
@@ -104,8 +127,12 @@ static EQ_ALWAYS_INLINE int32_t eq_dsp_shift(int32_t x, int32_t shift, const int
 static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
                                                  int32_t offset, int32_t lo, int32_t hi, const int mode)
 {
+    if (mode == EQ_DSP_MULTIPLIER_FUSED) {
+        offset = 0;  /* inside k */
+    }
     const int32_t scaled = mode == EQ_DSP_MULTIPLIER         ? eq_dsp_mbqm(acc, mult[c], shift[c], 0)
                            : mode == EQ_DSP_MULTIPLIER_RIGHT ? eq_dsp_mbqm(acc, mult[c], shift[c], 1)
+                           : mode == EQ_DSP_MULTIPLIER_FUSED ? eq_dsp_fused(acc, mult[2 * c], mult[2 * c + 1], shift[c])
                                                              : eq_dsp_shift(acc, shift[c], mode);
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     if (lo == -128 && hi == 127) {  /* no fused activation: one saturating instruction */

@@ -15,31 +15,62 @@ from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, left_shift_declines
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
+from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
-MODES = {("multiplier", "conv"): "EQ_DSP_MULTIPLIER", ("multiplier", "fc"): "EQ_DSP_MULTIPLIER",
-         ("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
+MODES = {("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
 
 
-def _mode(call: KernelCall, kind: str) -> str:
-    """The kernel's requantization mode, a compile-time constant of the call."""
-    if call.requant == "multiplier" and np.all(call.arrays["out_shift"] <= 0):
-        return "EQ_DSP_MULTIPLIER_RIGHT"
-    return MODES[(call.requant, kind)]
+def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per channel the multiplier and the right shift r (2..22) as EQ_DSP_MULTIPLIER_FUSED takes them, or None.
+    A channel outside that range gets multiplier 0, which makes its output a constant, where that is exact:
+    TFLite's own when its weights are all zero (a dead channel: the accumulator is its bias), or the offset when
+    it is rescaled by more than 2^-22 and no accumulator its int8 inputs can make (|acc| <= |bias| +
+    128 * sum|w| < 2^(r-1)) reaches a step."""
+    if call.requant != "multiplier":
+        return None
+    mult, r = call.arrays["out_mult"].astype(np.int64), -call.arrays["out_shift"].astype(np.int64)
+    constant = np.zeros(len(r), np.int64)
+    dead = ~np.any(weights, axis=1) & ((r > 22) | (r < 2))
+    constant[dead] = multiply_by_quantized_multiplier(bias[dead].astype(np.int32), mult[dead].astype(np.int32),
+                                                      -r[dead].astype(np.int32))
+    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights.astype(np.int64)).sum(axis=1)
+    vanishing = dead | ((r > 22) & (bound < (1 << np.minimum(r - 1, 62)) - 1))
+    mult, r = np.where(vanishing, 0, mult), np.where(vanishing, 2, r)
+    if np.any((r < 2) | (r > 22)):
+        return None
+    level = np.clip(call.params["output_offset"] + constant, -1024, 1024)  # the clamp to int8 follows
+    k = (1 << (r - 2)) + level * (1 << (r - 1))  # m = 0, r = 2: k >> 1 is the output
+    return np.stack([mult, k], axis=1).reshape(-1).astype(np.int32), (r - 1).astype(np.int32)
 
 
-def _gemm(call: KernelCall, depth: int, channels: int) -> tuple[list[tuple[str, str]], dict[str, np.ndarray]]:
-    """The eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the channel's weight sum)."""
+def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
+    """The kernel's requantization mode (a compile-time constant of the call) and the out_mult and out_shift
+    arrays as it reads them. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
+    k = 2^(r-2) + output_offset * 2^(r-1), and r - 1, for the rescale by 2^-r (eq_dsp_fused)."""
+    a = call.arrays
+    fused = _fused_rescale(call, bias, weights)
+    if fused is not None:
+        return "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1]}
+    if call.requant == "multiplier":
+        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(a["out_shift"] <= 0) else "EQ_DSP_MULTIPLIER"
+        return mode, {"out_mult": a["out_mult"], "out_shift": a["out_shift"]}
+    return MODES[("shift", kind)], {"out_shift": a["out_shift"]}
+
+
+def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, list[tuple[str, str]], dict[str, np.ndarray]]:
+    """The requantization mode, the eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the
+    channel's weight sum)."""
     p, a = call.params, call.arrays
     weights = a["weights"].reshape(channels, depth)
-    arrays = {"weights": a["weights"], "bias": folded_bias(call, weights.sum(axis=1)), "out_shift": a["out_shift"]}
-    if call.requant == "multiplier":
-        arrays["out_mult"] = a["out_mult"]
+    bias = folded_bias(call, weights.sum(axis=1))
+    mode, rescale = _rescale(call, kind, bias, weights)
+    arrays = {"weights": a["weights"], "bias": bias, **rescale}
     fields = [("weights", "$weights"), ("bias", "$bias"),
               ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
               ("depth", str(depth)), ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
               ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
-    return fields, arrays
+    return mode, fields, arrays
 
 
 def _split_quads(weights: np.ndarray) -> np.ndarray:
@@ -77,12 +108,11 @@ class ArmDsp(Backend):
         if declined:
             return declined
         depth = p["filter_h"] * p["filter_w"] * p["input_c"]
-        gemm, arrays = _gemm(call, depth, p["output_c"])
+        mode, gemm, arrays = _gemm(call, depth, p["output_c"], "conv")
         fields = conv_fields(p, gemm)
         function, scratch = ("eq_dsp_conv_1x1_s8", _unpacked_rows(depth)) if is_pointwise(p) else \
             ("eq_dsp_conv_s8", _unpacked_rows(depth) + 2 * depth)
-        return Impl(self.name, function, ["&$params", "$in0", "$out0", "$scratch" if scratch else "NULL",
-                                          _mode(call, "conv")],
+        return Impl(self.name, function, ["&$params", "$in0", "$out0", "$scratch" if scratch else "NULL", mode],
                     [CStruct("eq_dsp_conv_t", "params", fields)], arrays, scratch_bytes=scratch)
 
     def _depthwise_conv_s8(self, call: KernelCall) -> Impl | str:
@@ -93,9 +123,9 @@ class ArmDsp(Backend):
             return "a batch of several images"
         channels = p["output_c"]
         weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
-        arrays = {"weights": weights, "bias": folded_bias(call, weights.sum(axis=1)), "out_shift": a["out_shift"]}
-        if call.requant == "multiplier":
-            arrays["out_mult"] = a["out_mult"]
+        bias = folded_bias(call, weights.sum(axis=1))
+        mode, rescale = _rescale(call, "conv", bias, weights)
+        arrays = {"weights": weights, "bias": bias, **rescale}
         names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",
                  "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w",
                  "output_offset", "act_min", "act_max")
@@ -104,7 +134,6 @@ class ArmDsp(Backend):
                   ("channels", str(channels)), *((k, str(p[k])) for k in names),
                   ("pad_value", str(-p["input_offset"]))]
         struct = [CStruct("eq_dsp_depthwise_t", "params", fields)]
-        mode = _mode(call, "conv")
         if p["depth_multiplier"] == 1 and channels % 4 == 0:  # the split weights alone (border pixels too)
             arrays["split_weights"] = _split_quads(arrays.pop("weights"))
             struct[0].fields[0] = ("weights", "NULL")
@@ -118,11 +147,10 @@ class ArmDsp(Backend):
         p = call.params
         if p["weights_offset"] != 0:
             return "weights with a zero point"
-        gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"])
+        mode, gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"], "fc")
         scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0
         return Impl(self.name, "eq_dsp_fully_connected_s8",
-                    ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL",
-                     _mode(call, "fc")],
+                    ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL", mode],
                     [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
