@@ -16,6 +16,7 @@ import tflite
 from edgeq.errors import EdgeqError
 from edgeq.frontends import tflite_state
 from edgeq.frontends.files import read_model_file
+from edgeq.frontends.float_islands import fold_float_neg
 from edgeq.frontends.tflite_verify import verify_tflite
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.ir.graph import sha256_bytes
@@ -46,7 +47,7 @@ SUPPORTED = (
     "TRANSPOSE STRIDED_SLICE SLICE SPLIT SPLIT_V PACK UNPACK GATHER DEPTH_TO_SPACE SPACE_TO_DEPTH "
     "BATCH_TO_SPACE_ND SPACE_TO_BATCH_ND RESIZE_NEAREST_NEIGHBOR SUB MAXIMUM MINIMUM ABS RSQRT REDUCE_MAX SUM "
     "ARG_MAX TILE SQUARED_DIFFERENCE PRELU TRANSPOSE_CONV BATCH_MATMUL RESIZE_BILINEAR L2_NORMALIZATION EXP LOG "
-    "EXPAND_DIMS GELU"
+    "EXPAND_DIMS GELU NEG"
 ).split() + list(tflite_state.KINDS)
 # Operators that may compute a RESHAPE's shape operand, which edgeq drops (it takes the static output shape).
 SHAPE_ARITHMETIC = {"SHAPE", "CAST", "FILL"}
@@ -121,6 +122,7 @@ class _Importer:
                       states=self.state.states)
         _fold_constant_dequantize(graph)
         tflite_state.fold_float_variables(graph)
+        fold_float_neg(graph)
         _dequantize_hybrid_weights(graph)
         _strip_boundary_conversions(graph)
         _drop_unused_tensors(graph)
@@ -332,7 +334,8 @@ class _Importer:
         simple = {"QUANTIZE": ops.Quantize, "DEQUANTIZE": ops.Dequantize, "RELU": ops.Relu, "RELU6": ops.Relu6,
                   "LOGISTIC": ops.Logistic, "TANH": ops.Tanh, "HARD_SWISH": ops.HardSwish, "MAXIMUM": ops.Maximum,
                   "MINIMUM": ops.Minimum, "ABS": ops.Abs, "RSQRT": ops.Rsqrt,
-                  "SQUARED_DIFFERENCE": ops.SquaredDifference, "PRELU": ops.Prelu, "EXP": ops.Exp, "LOG": ops.Log}
+                  "SQUARED_DIFFERENCE": ops.SquaredDifference, "PRELU": ops.Prelu, "EXP": ops.Exp, "LOG": ops.Log,
+                  "NEG": ops.Neg}
         return simple[kind](name, tin, tout)
 
     def _act(self, code: int, index: int, kind: str) -> ops.Activation:
@@ -431,8 +434,11 @@ def _gather(imp: "_Importer", op, index, name, tin, tout, const) -> ops.Op:
     x = imp.tensors[int(op.InputsAsNumpy()[0])]
     if o is not None and o.BatchDims() != 0:
         raise EdgeqError(f"Operator #{index} GATHER has batch_dims {o.BatchDims()}; edgeq gathers with batch_dims 0.")
-    idx = const(1)
     axis = (o.Axis() if o else 0) % len(x.shape)
+    indices = imp.tensors[int(op.InputsAsNumpy()[1])]
+    if indices.data is None:  # computed at run time
+        return ops.Gather(name, tin[:2], tout, axis, (), tuple(indices.shape))
+    idx = const(1)
     flat = [int(v) + x.shape[axis] if v < 0 else int(v) for v in idx.reshape(-1)]
     return ops.Gather(name, tin[:1], tout, axis, tuple(flat), tuple(int(d) for d in idx.shape))
 
@@ -549,6 +555,7 @@ def _drop_unused_tensors(graph: Graph) -> None:
 
 def _check_activation_types(graph: Graph, origin: str) -> None:
     indices = {op.outputs[0] for op in graph.ops if isinstance(op, ops.ArgMax)}
+    indices |= {op.inputs[1] for op in graph.ops if isinstance(op, ops.Gather) and len(op.inputs) > 1}
     for t in graph.activations():
         if t.dtype not in ("int8", "int16", "float32") and not (t.name in indices and t.dtype in ("int32", "int64")):
             raise EdgeqError(

@@ -235,7 +235,8 @@ class StridedSlice(Op):
 
 @dataclass
 class Gather(Op):
-    """x taken at constant indices along axis: output shape x[:axis] + indices_shape + x[axis+1:]."""
+    """x taken at constant indices along axis, or, with a second input, at the int32 indices it holds at run
+    time (then `indices` is empty): output shape x[:axis] + indices_shape + x[axis+1:]."""
 
     axis: int = 0
     indices: tuple[int, ...] = ()  # flattened, non-negative
@@ -352,6 +353,7 @@ class Abs(Op):
 
 @dataclass
 class Neg(Op):
+    float_roundtrip: bool = False  # TFLite's DEQUANTIZE -> float NEG -> QUANTIZE, folded: rounded as that trip
     kind = "NEG"
 
 

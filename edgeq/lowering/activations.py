@@ -244,8 +244,15 @@ def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
 
 @lowers(ops.Neg, "lut_s8")
 def lower_neg(op: ops.Neg, graph: Graph) -> KernelCall:
-    """-(v - zp_in) rescaled to the output as TFLite rescales (TFLite Micro has no int8 NEG)."""
+    """-(v - zp_in) rescaled to the output as TFLite rescales (TFLite Micro has no int8 NEG). Folded from TFLite's
+    float round trip: TFLite Micro's Dequantize (float32 of the double product) and AffineQuantize (the float32
+    quotient rounded half away from zero)."""
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
+    if op.float_roundtrip:
+        def f(v: int) -> int:
+            x = -np.float32(float(s_in) * (v - zp_in))
+            return _clamp8(int(round_half_away(float(np.float32(x / s_out)))) + zp_out)
+        return _finish_lut(_lut_call(op, f), graph)
     rescale = _rescaler(s_in, s_out)
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(zp_in - v) + zp_out)), graph)
 

@@ -7,6 +7,7 @@ float implementation, its shape rule, and, applied to the input's element indice
 The lowering splits that index map into one offset table per output axis (`eq_remap`: the input element is
 the sum of each axis's table entry), merging the axes whose offsets do not add up separately (a GATHER with
 2-D indices), so the C kernel has no per-operator code and its tables are the size of the output's sides.
+A GATHER whose indices are computed at run time (an input, an ARG_MAX) copies one row per index (`eq_gather`).
 """
 from __future__ import annotations
 
@@ -52,8 +53,15 @@ def _strided_slice(op: ops.StridedSlice, graph: Graph, x: np.ndarray) -> np.ndar
     return y.reshape([d for k, d in enumerate(y.shape) if k not in op.shrink_axes])
 
 
+def dynamic_gather(op: ops.Op) -> bool:
+    """A GATHER whose indices are a tensor computed at run time (its second input), not constants."""
+    return isinstance(op, ops.Gather) and len(op.inputs) > 1
+
+
 @semantics(ops.Gather)
 def _gather(op: ops.Gather, graph: Graph, x: np.ndarray) -> np.ndarray:
+    if dynamic_gather(op):  # the shape only: the values come at run time
+        return np.take(x, np.zeros(op.indices_shape, dtype=np.int64), axis=op.axis)
     idx = np.array(op.indices, dtype=np.int64).reshape(op.indices_shape)
     if idx.size and (idx.min() < 0 or idx.max() >= x.shape[op.axis]):
         raise ValueError(f"indices {idx.min()}..{idx.max()} are outside 0..{x.shape[op.axis] - 1}")
@@ -202,6 +210,53 @@ def _lower_remap(op: ops.Op, graph: Graph) -> KernelCall:
 for _op_type in ops.MOVEMENT_OPS:
     lowers(_op_type, "remap")(_lower_remap)
     float_impl(_op_type)(lambda op, graph, inputs: SEMANTICS[type(op)](op, graph, inputs[0]))
+
+
+# --- GATHER at computed indices: one row copy per index, checked at run time --------------------------
+
+@lowers(ops.Gather, "remap", "gather", "gather_table")
+def lower_gather(op: ops.Gather, graph: Graph) -> KernelCall:
+    """A constant x (an embedding table, a label list) goes into the parameters: `gather_table`."""
+    if not dynamic_gather(op):
+        return _lower_remap(op, graph)
+    x, idx, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
+    if (x.dtype, idx.dtype, y.dtype) != ("int8", "int32", "int8"):
+        raise EdgeqError(f"Operator {op.name} (GATHER) takes {x.dtype} at {idx.dtype} indices into {y.dtype}; at "
+                         "indices computed at run time edgeq gathers int8 values at int32 indices, as TFLite Micro does "
+                         "for quantized models.")
+    params = {"outer": math.prod(x.shape[:op.axis]), "axis_size": x.shape[op.axis], "n_indices": idx.size,
+              "inner": math.prod(x.shape[op.axis + 1:])}
+    if x.is_const:
+        table = np.asarray(x.data, dtype=np.int8).reshape(-1)
+        return KernelCall(op.name, "gather_table", [op.inputs[1]], [op.outputs[0]], params, {"table": table})
+    return KernelCall(op.name, "gather", [op.inputs[0], op.inputs[1]], [op.outputs[0]], params)
+
+
+def _gather_rows(call: KernelCall, x: np.ndarray, indices: np.ndarray, out_shape) -> np.ndarray:
+    p = call.params
+    idx = indices.astype(np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= p["axis_size"]):
+        # TFLite Micro fails the invoke; the C kernel returns EQ_ERR_ARG
+        raise EdgeqError(f"Layer {call.layer} (GATHER): index {int(idx.min() if idx.min() < 0 else idx.max())} is "
+                         f"outside 0..{p['axis_size'] - 1}.")
+    return x.reshape(p["outer"], p["axis_size"], -1)[:, idx].reshape(out_shape)
+
+
+@kernel("gather")
+def gather(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    return _gather_rows(call, inputs[0], inputs[1], out_shape)
+
+
+@kernel("gather_table")
+def gather_table(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    return _gather_rows(call, call.arrays["table"], inputs[0], out_shape)
+
+
+@float_impl(ops.Gather)
+def float_gather(op, graph, inputs):
+    if dynamic_gather(op):
+        return np.take(inputs[0], inputs[1].astype(np.int64), axis=op.axis)
+    return SEMANTICS[ops.Gather](op, graph, inputs[0])
 
 
 @kernel("remap")
