@@ -83,3 +83,53 @@ def test_variable_initial_value_off_the_int8_grid_is_refused():
 
     with pytest.raises(EdgeqError, match="cannot hold exactly"):
         load_tflite(_variable_model(0.123), "streaming")
+
+
+def _lstm(rng, batches, steps, n_in, units, time_major=False, wide=False, s_x=0.05, zp_x=-3, s_h=2 ** -7,
+          zp_h=5, cell_power=-11, cell_clip=0.0) -> Op:
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM with the tensors TFLite's converter gives a Keras LSTM: per-tensor int8
+    weights, biases in input scale x weight scale, an int16 cell state of a power-of-two scale, the hidden state
+    (a variable) quantized as the output."""
+    act, bias_type = ("int16", "int64") if wide else ("int8", "int32")
+    if wide:
+        zp_x = zp_h = 0
+
+    def weights(shape, scale):
+        return T(shape, "int8", scale, 0, rng.integers(-127, 128, shape).astype(np.int8))
+
+    w_in = [weights((units, n_in), s) for s in rng.uniform(0.002, 0.02, 4)]
+    w_rec = [weights((units, units), s) for s in rng.uniform(0.002, 0.02, 4)]
+    bias = [T((units,), bias_type, s_x * w.scale, 0, rng.integers(-3000, 3000, units).astype(bias_type))
+            for w in w_in]
+    shape_x = (steps, batches, n_in) if time_major else (batches, steps, n_in)
+    shape_y = shape_x[:2] + (units,)
+    x = T(shape_x, act, s_x, zp_x)
+    hidden = T((batches, units), act, s_h, zp_h, variable=True)
+    cell = T((batches, units), "int16", 2.0 ** cell_power, 0, variable=True)
+    y = T(shape_y, act, s_h, zp_h)
+    inputs = [x, *w_in, *w_rec, None, None, None, *bias, None, None, hidden, cell, None, None, None, None]
+    return Op("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y], "UnidirectionalSequenceLSTMOptions",
+              {"fusedActivationFunction": 4, "cellClip": cell_clip, "timeMajor": time_major}, version=1)
+
+
+def test_lstm_int8():
+    """Shapes, batch- and time-major layouts, scales, zero points, a clipped cell; 8 invokes in sequence."""
+    rng = np.random.default_rng(2)
+    op_list = [_lstm(rng, 1, 5, 3, 4), _lstm(rng, 2, 3, 6, 5, time_major=True),
+               _lstm(rng, 1, 4, 10, 8, s_x=0.2, zp_x=40, s_h=0.01, zp_h=-20, cell_power=-10),
+               _lstm(rng, 3, 2, 4, 3, cell_power=-12, cell_clip=3.0), _lstm(rng, 1, 1, 1, 1),
+               _lstm(rng, 2, 6, 8, 16, cell_power=-9, s_h=2 ** -8, zp_h=0)]
+    check_model(build(op_list), n=8)
+
+
+def test_lstm_16x8():
+    """16x8: int16 input, hidden state and output (zero point 0), int64 biases."""
+    rng = np.random.default_rng(3)
+    op_list = [_lstm(rng, 1, 5, 3, 4, wide=True, s_x=2 ** -10, s_h=2 ** -14),
+               _lstm(rng, 2, 3, 6, 5, wide=True, time_major=True, s_x=3e-4, s_h=1e-4, cell_power=-12),
+               _lstm(rng, 1, 4, 12, 8, wide=True, s_x=1e-3, s_h=4e-5, cell_power=-10, cell_clip=2.0)]
+    check_model(build(op_list), n=8, sample=_int16_inputs)
+
+
+def _int16_inputs(graph, rng):
+    return [rng.integers(-2**15, 2**15, size=graph.t(n).shape).astype(np.int16) for n in graph.inputs]

@@ -1,5 +1,5 @@
-"""TFLite's stateful operators into Graph.states: SVDF's variable tensor, and the resource variables of streaming
-models (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE).
+"""TFLite's stateful operators into Graph.states: the variable tensors of SVDF and UNIDIRECTIONAL_SEQUENCE_LSTM, and
+the resource variables of streaming models (VAR_HANDLE, READ_VARIABLE, ASSIGN_VARIABLE, CALL_ONCE).
 
 A resource variable is named by VAR_HANDLE's container and shared_name. CALL_ONCE's init subgraph is run here, at
 import: it may only assign constants to variables (what the converter writes), and those constants become the
@@ -13,9 +13,13 @@ import tflite
 from edgeq.errors import EdgeqError
 from edgeq.ir import Tensor, ops
 
-KINDS = ("SVDF", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
+KINDS = ("SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE")
 # what each becomes in the IR (VAR_HANDLE and CALL_ONCE leave no operator: they name and initialise state)
 IMPORTED_AS = {"VAR_HANDLE": "READ_VARIABLE", "CALL_ONCE": "ASSIGN_VARIABLE"}
+LSTM_REQUIRED = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15, 18, 19)  # tflite/kernels/lstm_shared.h's indices
+LSTM_VARIANTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection", 17: "projection",
+                 20: "layer normalization", 21: "layer normalization", 22: "layer normalization",
+                 23: "layer normalization"}
 
 
 def _options(op, cls):
@@ -91,6 +95,31 @@ class StateImporter:
             self.states[key] = Tensor(key, like.shape, like.dtype, like.quant, data)
         return key
 
+    def _lstm(self, op, index: int, name: str, ins: list[int], tout: list[str]):
+        tensors = self.imp.tensors
+        given = {k for k, i in enumerate(ins) if i >= 0}
+        missing = [k for k in LSTM_REQUIRED if k not in given]
+        variants = sorted({LSTM_VARIANTS[k] for k in given if k in LSTM_VARIANTS})
+        if missing or variants:
+            why = f"lacks inputs {missing} (CIFG, coupled input and forget gates)" if missing else \
+                f"is a {' and '.join(variants)} LSTM"
+            raise EdgeqError(f"Operator #{index} UNIDIRECTIONAL_SEQUENCE_LSTM {why}; edgeq, like TFLite Micro's integer "
+                             "LSTM, runs the standard LSTM of Keras' LSTM layer (four gates, no peephole, projection or "
+                             "layer normalization).")
+        o = _options(op, tflite.UnidirectionalSequenceLSTMOptions)
+        act = o.FusedActivationFunction() if o else tflite.ActivationFunctionType.TANH
+        if act != tflite.ActivationFunctionType.TANH:
+            raise EdgeqError(f"Operator #{index} UNIDIRECTIONAL_SEQUENCE_LSTM has cell activation {act}; edgeq runs the "
+                             "integer LSTM with TANH, as TFLite Micro does.")
+        hidden, cell = tensors[ins[18]], tensors[ins[19]]
+        h = self._state(f"{name}/hidden_state", Tensor(hidden.name, hidden.shape, hidden.dtype, hidden.quant), index,
+                        "UNIDIRECTIONAL_SEQUENCE_LSTM")
+        c = self._state(f"{name}/cell_state", Tensor(cell.name, cell.shape, cell.dtype, cell.quant), index,
+                        "UNIDIRECTIONAL_SEQUENCE_LSTM")
+        operands = [tensors[ins[k]].name for k in (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14, 15)]
+        return ops.UnidirectionalSequenceLstm(name, operands, tout, h, c, bool(o.TimeMajor()) if o else False,
+                                              float(o.CellClip()) if o else 0.0)
+
     def op(self, op, index: int, kind: str, name: str, ins: list[int], tin: list[str], tout: list[str]):
         tensors = self.imp.tensors
         if kind == "SVDF":
@@ -103,6 +132,8 @@ class StateImporter:
             operands = [tensors[i].name for i in ins[:3]] + ([tensors[ins[3]].name] if ins[3] >= 0 else [])
             act = self.imp._act(o.FusedActivationFunction(), index, kind) if o else ops.Activation.NONE
             return ops.Svdf(name, operands, tout, int(o.Rank()) if o else 1, key, act)
+        if kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+            return self._lstm(op, index, name, ins, tout)
         if kind == "VAR_HANDLE":
             return []
         if ins[0] not in self.handles:
@@ -114,6 +145,8 @@ class StateImporter:
         if kind == "ASSIGN_VARIABLE":
             return ops.AssignVariable(name, tin[1:2], [], self._state(key, tensors[ins[1]], index, kind))
         raise EdgeqError(f"Operator #{index} CALL_ONCE must come before the operators that use its variables.")
+
+
 
 
 def fold_float_variables(graph) -> None:

@@ -412,6 +412,20 @@ class Svdf(Op):
 
 
 @dataclass
+class UnidirectionalSequenceLstm(Op):
+    """inputs: x [B, T, I] ([T, B, I] when time_major), then per gate in the order input, forget, cell, output:
+    the input weights [U, I] (4), the recurrent weights [U, U] (4) and the biases [U] (4). hidden_state and
+    cell_state name the graph states [B, U] carried across time steps and invokes. Output: every step's hidden
+    state, [B, T, U] ([T, B, U])."""
+
+    hidden_state: str = ""
+    cell_state: str = ""
+    time_major: bool = False
+    cell_clip: float = 0.0
+    kind = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+
+
+@dataclass
 class ReadVariable(Op):
     """The value of the graph state `state` (a resource variable)."""
 
@@ -435,4 +449,4 @@ ALL_OPS = [
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
     LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Gelu, Exp, Log, Rsqrt, ReduceMax, Sum, ArgMax,
 ]
-ALL_OPS += [Svdf, ReadVariable, AssignVariable]  # recurrent and stateful operators
+ALL_OPS += [Svdf, UnidirectionalSequenceLstm, ReadVariable, AssignVariable]  # recurrent and stateful operators

@@ -1,8 +1,12 @@
-"""Recurrent and stateful operators: SVDF, and resource variables (READ_VARIABLE, ASSIGN_VARIABLE).
+"""Recurrent and stateful operators: SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM, and resource variables (READ_VARIABLE,
+ASSIGN_VARIABLE).
 
 Their state lives in Graph.states, outside the arena: the C model keeps it in static buffers across invokes
 (`<model>_reset()` restores the initial value), the numpy executor in the `state` dict run_int is given.
-SVDF is TFLM's EvalIntegerSvdfReference (svdf_common.cc) with int16 state and time weights.
+SVDF is TFLM's EvalIntegerSvdfReference (svdf_common.cc) with int16 state and time weights. The LSTM is TFLM's
+integer LSTM (lstm_eval.h's LstmStep, lstm_eval_common.cc's parameters): int8 activations or 16x8 (int16
+activations, int64 bias), int16 cell state of a power-of-two scale, gates in int16 (FC outputs in 2^-12,
+sigmoid/tanh outputs in 2^-15).
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering import KernelCall, kernel, lowers
 from edgeq.lowering.common import INT8_MAX, INT8_MIN
-from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier, round_half_away, wrap32
+from edgeq.lowering.fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
+                                       quantize_multiplier, round_half_away, wrap32)
+from edgeq.lowering.lut16 import SIGMOID_TABLE, checked_log2, sigmoid_tanh_s16
 
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
@@ -73,6 +79,126 @@ def svdf_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
     acc = wrap32(per_filter.reshape(b, p["units"], p["rank"]).sum(-1) + a["bias"].astype(np.int64)[None])
     out = multiply_by_quantized_multiplier(acc, p["time_multiplier"], p["time_shift"]) + p["output_zp"]
     return np.clip(out, INT8_MIN, INT8_MAX).astype(np.int8).reshape(out_shape)
+
+
+# --- UNIDIRECTIONAL_SEQUENCE_LSTM --------------------------------------------------------------------
+
+GATES = ("input", "forget", "cell", "output")
+GATE_INPUT_SCALE = 2.0 ** -12  # the int16 FC outputs, Q3.12
+GATE_OUTPUT_SCALE = 2.0 ** -15  # sigmoid and tanh outputs, Q0.15
+
+
+def _lstm_tensors(op: ops.UnidirectionalSequenceLstm, graph: Graph):
+    x = graph.t(op.inputs[0])
+    w_in = [graph.t(n) for n in op.inputs[1:5]]
+    w_rec = [graph.t(n) for n in op.inputs[5:9]]
+    bias = [graph.t(n) for n in op.inputs[9:13]]
+    return x, w_in, w_rec, bias, graph.t(op.outputs[0]), graph.states[op.hidden_state], graph.states[op.cell_state]
+
+
+@lowers(ops.UnidirectionalSequenceLstm, "lstm_s8", "lstm_s16")
+def lower_lstm(op: ops.UnidirectionalSequenceLstm, graph: Graph) -> KernelCall:
+    _refuse_pot(op, graph)
+    x, w_in, w_rec, bias, y, hidden, cell = _lstm_tensors(op, graph)
+    wide = x.dtype == "int16"
+    act, bias_type = ("int16", "int64") if wide else ("int8", "int32")
+    if (x.dtype, y.dtype, hidden.dtype, cell.dtype) != (act, act, act, "int16") or any(
+            w.dtype != "int8" for w in w_in + w_rec) or any(b.dtype != bias_type for b in bias):
+        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM): edgeq runs TFLite's integer LSTM with "
+                         "int8 activations and int32 biases, or int16 activations and int64 biases (16x8), int8 "
+                         "weights and an int16 cell state; this one has input "
+                         f"{x.dtype}, output {y.dtype}, hidden state {hidden.dtype}, cell state {cell.dtype}, "
+                         f"biases {bias[0].dtype}. Convert it with full integer quantization.")
+    if not all(t.quant is not None and t.quant.per_tensor for t in [x, y, hidden, cell, *w_in, *w_rec]):
+        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM) has per-channel weights; TFLite's "
+                         "integer LSTM takes one scale per tensor.")
+    pot, power = checked_log2(cell.quant.s)
+    if not pot:
+        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM): the cell state's scale "
+                         f"{cell.quant.s} is not a power of two, which TFLite's integer LSTM requires.")
+    if wide and (x.quant.zp or hidden.quant.zp or y.quant.zp):
+        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM): int16 activations need zero point 0.")
+    if op.time_major:
+        steps, batches, input_size = x.shape
+    else:
+        batches, steps, input_size = x.shape
+    units = w_in[0].shape[0]
+    f32 = np.float32
+
+    def fc(s_in, w):  # CalculateOpDataFullyConnected: float product, then double, over the int16 output's 2^-12
+        return quantize_multiplier(float(f32(s_in) * f32(w.quant.s)) / GATE_INPUT_SCALE)
+
+    params = {"batches": batches, "steps": steps, "input_size": input_size, "units": units,
+              "time_major": int(op.time_major), "input_zp": x.quant.zp, "hidden_zp": hidden.quant.zp}
+    for g, wi, wr in zip(GATES, w_in, w_rec):
+        params[f"{g}_in_mult"], params[f"{g}_in_shift"] = fc(x.quant.s, wi)
+        params[f"{g}_rec_mult"], params[f"{g}_rec_shift"] = fc(hidden.quant.s, wr)
+    s_cell = float(cell.quant.s)
+    params["forget_cell_mult"], params["forget_cell_shift"] = quantize_multiplier(GATE_OUTPUT_SCALE)
+    params["input_cell_mult"], params["input_cell_shift"] = quantize_multiplier(GATE_OUTPUT_SCALE ** 2 / s_cell)
+    params["hidden_mult"], params["hidden_shift"] = quantize_multiplier(GATE_OUTPUT_SCALE ** 2 / float(hidden.quant.s))
+    params["cell_clip"] = int(np.trunc(min(max(float(f32(op.cell_clip)) / s_cell, -32768.0), 32767.0))) \
+        if op.cell_clip > 0 else 0
+    left = 15 + power - 3  # lstm_internal::Tanh's input shift for the cell state
+    params["tanh_mult"], params["tanh_shift"] = (3, -left) if left < 0 else (3 << left, 0)
+    arrays = {"input_weights": np.concatenate([w.data.reshape(-1) for w in w_in]).astype(np.int8),
+              "recurrent_weights": np.concatenate([w.data.reshape(-1) for w in w_rec]).astype(np.int8),
+              "bias": np.concatenate([b.data.reshape(-1) for b in bias]).astype(bias_type),
+              "sigmoid_table": SIGMOID_TABLE}
+    return KernelCall(op.name, "lstm_s16" if wide else "lstm_s8", [op.inputs[0]], [op.outputs[0]], params, arrays,
+                      states=[op.hidden_state, op.cell_state])
+
+
+def _clamp16(v):
+    return np.clip(v, INT16_MIN, INT16_MAX)
+
+
+@kernel("lstm_s8")
+@kernel("lstm_s16")
+def lstm(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    """LstmStep for each batch row and time step: four gates (FC of the input with the bias, FC of the hidden
+    state, each clamped to int16, a saturating sum, sigmoid or tanh), the cell update, the new hidden state."""
+    p, a = call.params, call.arrays
+    wide = call.kernel == "lstm_s16"
+    x, hidden, cell = inputs
+    b_count, t_count, n_in, units = p["batches"], p["steps"], p["input_size"], p["units"]
+    x = x.astype(np.int64).reshape((t_count, b_count, n_in) if p["time_major"] else (b_count, t_count, n_in))
+    out = np.empty(x.shape[:2] + (units,), dtype=np.int64)
+    w_in = a["input_weights"].astype(np.int64).reshape(4, units, n_in)
+    w_rec = a["recurrent_weights"].astype(np.int64).reshape(4, units, units)
+    bias = a["bias"].astype(np.int64).reshape(4, units)
+    h_state, c_state = hidden.reshape(b_count, units), cell.reshape(b_count, units)
+    mbqm = multiply_by_quantized_multiplier_int64 if wide else multiply_by_quantized_multiplier
+    acc = (lambda v: v) if wide else wrap32
+    for b in range(b_count):
+        for t in range(t_count):
+            xt = x[t, b] if p["time_major"] else x[b, t]
+            h = h_state[b].astype(np.int64)
+            gates = []
+            for g, name in enumerate(GATES):
+                fc_in = _clamp16(mbqm(acc(w_in[g] @ (xt - p["input_zp"]) + bias[g]), p[f"{name}_in_mult"],
+                                      p[f"{name}_in_shift"]))
+                fc_rec = _clamp16(mbqm(acc(w_rec[g] @ (h - p["hidden_zp"])), p[f"{name}_rec_mult"],
+                                       p[f"{name}_rec_shift"]))
+                gates.append(sigmoid_tanh_s16(_clamp16(fc_in + fc_rec), 3, 0, tanh=name == "cell").astype(np.int64))
+            i_gate, f_gate, g_gate, o_gate = gates
+            c = c_state[b].astype(np.int64)
+            c = _clamp16(multiply_by_quantized_multiplier(f_gate * c, p["forget_cell_mult"], p["forget_cell_shift"]))
+            c = _clamp16(c + _clamp16(multiply_by_quantized_multiplier(i_gate * g_gate, p["input_cell_mult"],
+                                                                       p["input_cell_shift"])))
+            if p["cell_clip"] > 0:
+                c = np.clip(c, -p["cell_clip"], p["cell_clip"])
+            c_state[b] = c
+            tanh_c = sigmoid_tanh_s16(c, p["tanh_mult"], p["tanh_shift"], tanh=True).astype(np.int64)
+            lo, hi = (INT16_MIN, INT16_MAX) if wide else (INT8_MIN, INT8_MAX)
+            new_h = np.clip(multiply_by_quantized_multiplier(tanh_c * o_gate, p["hidden_mult"], p["hidden_shift"])
+                            + p["hidden_zp"], lo, hi)
+            h_state[b] = new_h
+            if p["time_major"]:
+                out[t, b] = new_h
+            else:
+                out[b, t] = new_h
+    return out.astype(np.int16 if wide else np.int8).reshape(out_shape)
 
 
 # --- resource variables ----------------------------------------------------------------------------

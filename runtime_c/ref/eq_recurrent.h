@@ -16,6 +16,27 @@ typedef struct {
     const int32_t *bias;                       /* [units] */
 } eq_svdf_s8_params_t;
 
+/* TFLite's integer LSTM (TFLM's LstmStep), gates in the order input, forget, cell, output. Activations are int8
+ * (lstm_s8: int32 biases) or int16 (lstm_s16: int64 biases); the cell state is int16. */
+typedef struct {
+    int32_t batches, steps, input_size, units, time_major;
+    int32_t input_zp, hidden_zp;
+    /* each gate's input and recurrent FC into int16 at 2^-12 */
+    int32_t input_in_mult, input_in_shift, input_rec_mult, input_rec_shift;
+    int32_t forget_in_mult, forget_in_shift, forget_rec_mult, forget_rec_shift;
+    int32_t cell_in_mult, cell_in_shift, cell_rec_mult, cell_rec_shift;
+    int32_t output_in_mult, output_in_shift, output_rec_mult, output_rec_shift;
+    /* forget x cell, input x cell gate (into the cell state), tanh(cell) x output (into the hidden state) */
+    int32_t forget_cell_mult, forget_cell_shift, input_cell_mult, input_cell_shift, hidden_mult, hidden_shift;
+    int32_t cell_clip;            /* 0: none */
+    int32_t tanh_mult, tanh_shift; /* the cell state's rescale for tanh */
+    const int8_t *input_weights;     /* [4][units][input_size] */
+    const int8_t *recurrent_weights; /* [4][units][units] */
+    const void *bias;                /* [4][units], int32_t (lstm_s8) or int64_t (lstm_s16) */
+    const uint16_t *sigmoid_table;   /* TFLite's sigmoid_table_uint16 [256] */
+} eq_lstm_params_t;
+typedef eq_lstm_params_t eq_lstm_s8_params_t, eq_lstm_s16_params_t;
+
 /* A copy of a resource variable's bytes into a tensor, or of a tensor into the variable. */
 typedef struct {
     int32_t bytes;
@@ -28,6 +49,9 @@ typedef struct {
 } eq_read_variable_s8_params_t;
 
 eq_status_t eq_svdf_s8(const eq_svdf_s8_params_t *p, const int8_t *in, int8_t *out, int16_t *state);
+/* hidden: int8_t (lstm_s8) or int16_t (lstm_s16) [batches][units]; cell: [batches][units] */
+eq_status_t eq_lstm_s8(const eq_lstm_s8_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
+eq_status_t eq_lstm_s16(const eq_lstm_s16_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
 eq_status_t eq_read_variable(const eq_read_variable_params_t *p, int8_t *out, const void *state);
 eq_status_t eq_read_variable_s8(const eq_read_variable_s8_params_t *p, int8_t *out, const int8_t *state);
 eq_status_t eq_assign_variable(const eq_assign_variable_params_t *p, const int8_t *in, void *state);
