@@ -240,6 +240,24 @@ def test_calibration_data_checks(tmp_path):
             load_calibration(tmp_path / f"{name}.npy", graph)
 
 
+def test_outputs_that_collapse_on_the_calibration_data_are_an_error():
+    """A quantized model giving one output for every calibration sample while the float model's differ (the
+    issue's uint8-scaled calibration data) is refused; outputs that differ by less than two steps are not."""
+    from edgeq.quant.calibration import check_outcome, collapse_error
+
+    x = np.random.default_rng(0).uniform(0, 255, (8, 8, 8, 1)).astype(np.float32)
+    reference = np.linspace(0, 1, 8 * 3).reshape(8, 3)  # the float model tells the samples apart
+    same = np.zeros((8, 3))
+    assert check_outcome("m", x, reference, same, output_step=1 / 256)
+    assert not check_outcome("m", x, reference, same, output_step=1.0)  # within two int8 steps: no evidence
+    assert not check_outcome("m", x, reference, reference)
+    assert not check_outcome("m", x[:1], reference[:1], same[:1])
+    message = str(collapse_error("m", x))
+    assert "same output for all 8 calibration samples" in message and "wrong scaling" in message
+    with pytest.raises(EdgeqError, match="NaN or infinite outputs on calibration sample 2"):
+        check_outcome("m", x, np.where(np.arange(24).reshape(8, 3) == 7, np.inf, reference))
+
+
 def test_models_beyond_the_board_are_refused_before_calibration():
     from edgeq.frontends import load_model
     from edgeq.ir.shapes import check_sizes
