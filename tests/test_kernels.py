@@ -8,6 +8,7 @@ each), built for the host with ASan/UBSan, and every layer's chosen implementati
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,18 +39,19 @@ class Case:
     cmsis: dict = field(default_factory=dict)  # mode ("keep"/"pot") -> function, or "*" for both
     dsp: dict = field(default_factory=dict)  # the same for edgeq's own DSP kernels (arm-dsp); empty: none
     gain: float = 16.0  # output step in accumulator steps per sqrt(depth); below ~1, rescales multiply (shift > 0)
+    dead: tuple[int, ...] = ()  # output channels whose weights are all zero (every other one with a tiny scale)
 
 
-def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", **attrs):
-    return Case(name, ops.Conv2D, shape, attrs, out_c, filt, groups, cmsis=cmsis, dsp={"*": dsp})
+def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", dead=(), **attrs):
+    return Case(name, ops.Conv2D, shape, attrs, out_c, filt, groups, cmsis=cmsis, dsp={"*": dsp}, dead=dead)
 
 
-def dw(name, shape, filt, cmsis, dsp=None, **attrs):
+def dw(name, shape, filt, cmsis, dsp=None, dead=(), **attrs):
     if dsp is None:  # four channels per pass where they come in fours
         four = attrs.get("depth_multiplier", 1) == 1 and shape[3] % 4 == 0
         dsp = "eq_dsp_depthwise4_s8" if four else "eq_dsp_depthwise_s8"
     return Case(name, ops.DepthwiseConv2D, shape, attrs, shape[3] * attrs.get("depth_multiplier", 1), filt,
-                cmsis=cmsis, dsp={"*": dsp})
+                cmsis=cmsis, dsp={"*": dsp}, dead=dead)
 
 
 PLAN = {
@@ -71,6 +73,9 @@ PLAN = {
         conv("grouped", (1, 6, 6, 8), 6, (3, 3), {"*": None}, groups=2, dsp=None, padding=P.SAME),
         conv("batch2", (2, 5, 5, 4), 3, (3, 3), {"*": "arm_convolve_s8"}, dsp=None, padding=P.SAME),
         conv("3x3_odd_depth", (1, 7, 6, 5), 7, (3, 3), {"*": "arm_convolve_s8"}, padding=P.SAME, stride_w=2),
+        conv("1x1_dead", (1, 6, 6, 16), 12, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}, dsp="eq_dsp_conv_1x1_s8",
+             dead=(0, 3, 4, 11), activation=A.RELU),
+        conv("3x3_dead", (1, 7, 6, 4), 6, (3, 3), {"*": "arm_convolve_s8"}, dead=(1, 2, 5), padding=P.SAME),
         Case("1x1_gain", ops.Conv2D, (1, 4, 5, 12), {}, 6, (1, 1), cmsis={"keep": "arm_convolve_1x1_s8_fast", "pot": None},
              dsp={"keep": "eq_dsp_conv_1x1_s8", "pot": None}, gain=0.05),
     ],
@@ -89,6 +94,7 @@ PLAN = {
         dw("dilated", (1, 12, 12, 4), (3, 3), {"*": "arm_depthwise_conv_s8"}, padding=P.SAME, dilation_h=2,
            dilation_w=2),
         dw("5x3_s2_same", (1, 9, 10, 6), (5, 3), {"*": "arm_depthwise_conv_s8_opt"}, padding=P.SAME, stride_h=2),
+        dw("3x3_dead", (1, 6, 7, 8), (3, 3), {"*": "arm_depthwise_conv_3x3_s8"}, dead=(2, 5, 6), padding=P.SAME),
     ],
     "fully_connected": [
         Case("per_channel", ops.FullyConnected, (1, 37), {"activation": A.RELU}, 9,
@@ -97,6 +103,9 @@ PLAN = {
              cmsis={"keep": "arm_fully_connected_s8", "pot": None}, dsp={"*": "eq_dsp_fully_connected_s8"}),
         Case("rows", ops.FullyConnected, (3, 16), {}, 5, cmsis={"keep": "arm_fully_connected_s8", "pot": None},
              dsp={"*": "eq_dsp_fully_connected_s8"}),
+        Case("per_channel_dead", ops.FullyConnected, (2, 24), {}, 7,
+             cmsis={"keep": "arm_fully_connected_per_channel_s8", "pot": None},
+             dsp={"*": "eq_dsp_fully_connected_s8"}, dead=(0, 3, 6)),
     ],
     "pool": [
         Case("avg_2", ops.AveragePool2D, (1, 8, 9, 3), {"filter_h": 2, "filter_w": 2, "stride_h": 2, "stride_w": 2},
@@ -162,12 +171,16 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
         else:
             w_shape = depth = (oc, case.shape[-1])
             depth = case.shape[-1]
-        per_channel = case.op is not ops.FullyConnected or name == "per_channel"
+        per_channel = case.op is not ops.FullyConnected or name.startswith("per_channel")
         w_scale = (np.full(1, 2.0 ** -7) if pot else
                    rng.uniform(0.002, 0.01, oc if per_channel else 1).astype(np.float32))
         axis = 3 if case.op is ops.DepthwiseConv2D else 0
-        w = add(f"{name}/w", w_shape, "int8", Quant(w_scale, [0], axis),
-                rng.integers(-127, 128, w_shape).astype(np.int8))
+        w_data = rng.integers(-127, 128, w_shape).astype(np.int8)
+        dead = list(case.dead)
+        np.moveaxis(w_data, axis, 0)[dead] = 0
+        if len(w_scale) > 1:  # a dead channel's scale as a converter leaves it: tiny, a rescale far below 2^-22
+            w_scale[dead[::2]] = 1e-12
+        w = add(f"{name}/w", w_shape, "int8", Quant(w_scale, [0], axis), w_data)
         acc_scale = float(graph.t(x).quant.scale[0]) * float(np.max(w_scale))
         b = add(f"{name}/b", (oc,), "int32", Quant(np.full(1, acc_scale), [0]),
                 rng.integers(-3000, 3000, oc).astype(np.int32))
@@ -274,3 +287,21 @@ def check_on_emulated_board(tmp_path: Path, graph: Graph, board_name: str, mode:
             np.testing.assert_array_equal(got[offset:offset + n], want[name].reshape(-1),
                                           err_msg=f"{kernels} on {board_name} != golden model: {name}, sample {k}")
             offset += n
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
+                    reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
+def test_arm_dsp_plan_on_emulated_cortex_m7(tmp_path):
+    """The host runs arm-dsp's plain-C twins of the DSP instructions; this runs the real ones (SMLAD, SMLAL's
+    fused requantization, SSAT) on the plan's convolutions, depthwise and fully connected layers, TFLite
+    multipliers (the mode of every int8 model; power-of-two layers take the same C on host and core)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(sum(map(ord, "dsp-m7")))
+    graph = Graph("kernels_dsp_m7", {}, [], [], [], requant="tflite")
+    expected = []
+    for family in ("conv", "depthwise", "fully_connected"):
+        for case in PLAN[family]:
+            _layer(graph, replace(case, name=f"{family}_{case.name}"), "keep", rng)
+            expected.append(case.dsp.get("keep", case.dsp.get("*")))
+    check_on_emulated_board(tmp_path, graph, "qemu-mps2-an500", "keep", "arm-dsp", expected, seed=17)

@@ -24,7 +24,7 @@ static EQ_ALWAYS_INLINE const int8_t *eq_dsp_pixel(const eq_dsp_conv_t *p, const
 static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_1x1_s8(const eq_dsp_conv_t *p, const int8_t *in, int8_t *out,
                                                        void *scratch, const int mode)
 {
-    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels;
+    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.out_channels;
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
         eq_dsp_gemm_2rows_s8(&p->gemm, eq_dsp_pixel(p, in, r), eq_dsp_pixel(p, in, r + 1), (uint32_t *)scratch,
@@ -67,7 +67,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_im2col(const eq_dsp_conv_t *p, const int8_t 
 static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_s8(const eq_dsp_conv_t *p, const int8_t *in, int8_t *out,
                                                    void *scratch, const int mode)
 {
-    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.channels;
+    const int32_t rows = p->output_h * p->output_w, channels = p->gemm.out_channels;
     uint32_t *u = (uint32_t *)scratch;
     int8_t *col0 = (int8_t *)scratch + EQ_DSP_GEMM_SCRATCH(p->gemm.depth), *col1 = col0 + p->gemm.depth;
     int32_t r = 0;
@@ -92,10 +92,10 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_fully_connected_s8(const eq_dsp_gemm_
     int32_t b = 0;
     for (; b + 2 <= batches; b += 2) {
         eq_dsp_gemm_2rows_s8(g, in + (size_t)b * g->depth, in + (size_t)(b + 1) * g->depth, (uint32_t *)scratch,
-                             out + (size_t)b * g->channels, out + (size_t)(b + 1) * g->channels, mode);
+                             out + (size_t)b * g->out_channels, out + (size_t)(b + 1) * g->out_channels, mode);
     }
     if (b < batches) {
-        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, out + (size_t)b * g->channels, mode);
+        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, out + (size_t)b * g->out_channels, mode);
     }
     return EQ_OK;
 }

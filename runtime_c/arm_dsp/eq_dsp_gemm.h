@@ -7,13 +7,31 @@
 
 #include "eq_dsp_common.h"
 
+/* Channels whose weights are all zero (dead channels, frequent in pruned or regularised MobileNets) give one
+ * constant whatever the input: the build leaves them out of weights and tables, and each output row starts as a
+ * copy of fill, which holds their constants, before the computed channels are written over it. */
 typedef struct {
-    const int8_t *weights;  /* [channels][depth] */
+    const int8_t *weights;  /* [channels][depth]: the computed channels only */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
     const int32_t *mult;    /* [channels], multiplier mode only */
     const int32_t *shift;   /* [channels] */
-    int32_t depth, channels, output_offset, act_min, act_max;
+    const uint16_t *live;   /* [channels]: each computed channel's place in the output row; NULL: in order */
+    const int8_t *fill;     /* [out_channels]: the output row's dead channels; NULL: none */
+    int32_t depth, channels, out_channels, output_offset, act_min, act_max;
 } eq_dsp_gemm_t;
+
+/* Where computed channel c goes in an output row. */
+static EQ_ALWAYS_INLINE int32_t eq_dsp_out(const eq_dsp_gemm_t *g, int32_t c)
+{
+    return g->live ? g->live[c] : c;
+}
+
+static EQ_ALWAYS_INLINE void eq_dsp_fill(const eq_dsp_gemm_t *g, int8_t *y)
+{
+    if (g->fill) {
+        memcpy(y, g->fill, (size_t)g->out_channels);
+    }
+}
 
 static EQ_ALWAYS_INLINE int32_t eq_dsp_dot4(uint32_t x, const int8_t *w, int32_t acc)
 {
@@ -41,6 +59,8 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_2rows(const eq_dsp_gemm_t *g, const int
     const int32_t depth = g->depth, pairs = g->channels / 2, body = depth & ~3;
     const uint32_t *u1 = u + body / 2;
     const int8_t *wa = g->weights;
+    eq_dsp_fill(g, y0);
+    eq_dsp_fill(g, y1);
     for (int32_t q = 0; q < pairs; q++, wa += 2 * depth) {
         const int32_t c = 2 * q;
         const int8_t *wb = wa + depth;
@@ -65,10 +85,11 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_2rows(const eq_dsp_gemm_t *g, const int
             b0 += x0[k] * wb[k];
             b1 += x1[k] * wb[k];
         }
-        y0[c] = eq_dsp_requantize(a0, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
-        y1[c] = eq_dsp_requantize(a1, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
-        y0[c + 1] = eq_dsp_requantize(b0, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
-        y1[c + 1] = eq_dsp_requantize(b1, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
+        const int32_t o = eq_dsp_out(g, c), o1 = eq_dsp_out(g, c + 1);
+        y0[o] = eq_dsp_requantize(a0, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y1[o] = eq_dsp_requantize(a1, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y0[o1] = eq_dsp_requantize(b0, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
+        y1[o1] = eq_dsp_requantize(b1, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
     }
     if (g->channels % 2) {
         const int32_t c = g->channels - 1;
@@ -82,8 +103,8 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_2rows(const eq_dsp_gemm_t *g, const int
             a0 += x0[k] * wa[k];
             a1 += x1[k] * wa[k];
         }
-        y0[c] = eq_dsp_requantize(a0, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
-        y1[c] = eq_dsp_requantize(a1, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y0[eq_dsp_out(g, c)] = eq_dsp_requantize(a0, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y1[eq_dsp_out(g, c)] = eq_dsp_requantize(a1, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
     }
 }
 
@@ -104,6 +125,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8
 {
     const int32_t depth = g->depth, quads = g->channels / 4;
     const int8_t *w = g->weights;
+    eq_dsp_fill(g, y);
     for (int32_t q = 0; q < quads; q++, w += 4 * depth) {
         const int32_t c = 4 * q;
         int32_t a = g->bias[c], b = g->bias[c + 1], d = g->bias[c + 2], e = g->bias[c + 3];
@@ -121,10 +143,10 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8
             d += x[k] * w[2 * depth + k];
             e += x[k] * w[3 * depth + k];
         }
-        y[c] = eq_dsp_requantize(a, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
-        y[c + 1] = eq_dsp_requantize(b, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
-        y[c + 2] = eq_dsp_requantize(d, g->mult, g->shift, c + 2, g->output_offset, g->act_min, g->act_max, mode);
-        y[c + 3] = eq_dsp_requantize(e, g->mult, g->shift, c + 3, g->output_offset, g->act_min, g->act_max, mode);
+        y[eq_dsp_out(g, c)] = eq_dsp_requantize(a, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y[eq_dsp_out(g, c + 1)] = eq_dsp_requantize(b, g->mult, g->shift, c + 1, g->output_offset, g->act_min, g->act_max, mode);
+        y[eq_dsp_out(g, c + 2)] = eq_dsp_requantize(d, g->mult, g->shift, c + 2, g->output_offset, g->act_min, g->act_max, mode);
+        y[eq_dsp_out(g, c + 3)] = eq_dsp_requantize(e, g->mult, g->shift, c + 3, g->output_offset, g->act_min, g->act_max, mode);
     }
     for (int32_t c = 4 * quads; c < g->channels; c++, w += depth) {
         int32_t a = g->bias[c];
@@ -135,7 +157,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8
         for (; k < depth; k++) {
             a += x[k] * w[k];
         }
-        y[c] = eq_dsp_requantize(a, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+        y[eq_dsp_out(g, c)] = eq_dsp_requantize(a, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
     }
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, left_shift_declines
-from edgeq.lowering import KernelCall
+from edgeq.lowering import KernelCall, run_kernel
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier
 
@@ -21,7 +21,8 @@ RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
 MODES = {("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
 
 
-def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray,
+                   keep: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Per channel the multiplier and the right shift r (2..22) as EQ_DSP_MULTIPLIER_FUSED takes them, or None.
     A channel outside that range gets multiplier 0, which makes its output a constant, where that is exact:
     TFLite's own when its weights are all zero (a dead channel: the accumulator is its bias), or the offset when
@@ -29,7 +30,7 @@ def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray) -> t
     128 * sum|w| < 2^(r-1)) reaches a step."""
     if call.requant != "multiplier":
         return None
-    mult, r = call.arrays["out_mult"].astype(np.int64), -call.arrays["out_shift"].astype(np.int64)
+    mult, r = call.arrays["out_mult"][keep].astype(np.int64), -call.arrays["out_shift"][keep].astype(np.int64)
     constant = np.zeros(len(r), np.int64)
     dead = ~np.any(weights, axis=1) & ((r > 22) | (r < 2))
     constant[dead] = multiply_by_quantized_multiplier(bias[dead].astype(np.int32), mult[dead].astype(np.int32),
@@ -44,32 +45,56 @@ def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray) -> t
     return np.stack([mult, k], axis=1).reshape(-1).astype(np.int32), (r - 1).astype(np.int32)
 
 
-def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
+def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
+             keep: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
     """The kernel's requantization mode (a compile-time constant of the call) and the out_mult and out_shift
-    arrays as it reads them. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
+    arrays of the channels in keep as it reads them. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
     k = 2^(r-2) + output_offset * 2^(r-1), and r - 1, for the rescale by 2^-r (eq_dsp_fused)."""
     a = call.arrays
-    fused = _fused_rescale(call, bias, weights)
+    fused = _fused_rescale(call, bias, weights, keep)
     if fused is not None:
         return "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1]}
     if call.requant == "multiplier":
-        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(a["out_shift"] <= 0) else "EQ_DSP_MULTIPLIER"
-        return mode, {"out_mult": a["out_mult"], "out_shift": a["out_shift"]}
-    return MODES[("shift", kind)], {"out_shift": a["out_shift"]}
+        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(a["out_shift"][keep] <= 0) else "EQ_DSP_MULTIPLIER"
+        return mode, {"out_mult": a["out_mult"][keep], "out_shift": a["out_shift"][keep]}
+    return MODES[("shift", kind)], {"out_shift": a["out_shift"][keep]}
+
+
+def _dead_channel_outputs(call: KernelCall, kind: str) -> np.ndarray:
+    """Every output channel's value for an all-zero input, from the golden model: a dead channel's constant."""
+    p = call.params
+    if kind == "fc":
+        x, y = (1, p["input_depth"]), (1, p["output_depth"])
+        call = KernelCall(call.layer, call.kernel, call.inputs, call.outputs, {**p, "batches": 1}, call.arrays,
+                          requant=call.requant)
+    else:
+        x, y = (p["batches"], p["input_h"], p["input_w"], p["input_c"]), \
+               (p["batches"], p["output_h"], p["output_w"], p["output_c"])
+    zero = np.full(x, -p["input_offset"], np.int8)  # the input's zero point: the folded offset makes it 0
+    return run_kernel(call, [zero], y).reshape(-1, y[-1])[0]
 
 
 def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, list[tuple[str, str]], dict[str, np.ndarray]]:
     """The requantization mode, the eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the
-    channel's weight sum)."""
+    channel's weight sum); dead channels (all-zero weights) left out, their constants in the fill row."""
     p, a = call.params, call.arrays
     weights = a["weights"].reshape(channels, depth)
-    bias = folded_bias(call, weights.sum(axis=1))
-    mode, rescale = _rescale(call, kind, bias, weights)
-    arrays = {"weights": a["weights"], "bias": bias, **rescale}
+    live = np.flatnonzero(np.any(weights, axis=1))
+    if len(live) == channels:
+        live = np.arange(channels)
+    bias = folded_bias(call, weights.sum(axis=1))[live]
+    mode, rescale = _rescale(call, kind, bias, weights[live], live)
+    arrays = {"weights": np.ascontiguousarray(weights[live]).reshape(-1), "bias": bias, **rescale}
+    dead = len(live) < channels
+    if dead:
+        arrays["live"] = live.astype(np.uint16)
+        arrays["fill"] = _dead_channel_outputs(call, kind).astype(np.int8)
     fields = [("weights", "$weights"), ("bias", "$bias"),
               ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
-              ("depth", str(depth)), ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
-              ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
+              ("live", "$live" if dead else "NULL"), ("fill", "$fill" if dead else "NULL"),
+              ("depth", str(depth)), ("channels", str(len(live))), ("out_channels", str(channels)),
+              ("output_offset", str(p["output_offset"])), ("act_min", str(p["act_min"])),
+              ("act_max", str(p["act_max"]))]
     return mode, fields, arrays
 
 
@@ -107,6 +132,8 @@ class ArmDsp(Backend):
         declined = conv_declines(p)
         if declined:
             return declined
+        if not np.any(call.arrays["weights"]):
+            return "every weight is zero"
         depth = p["filter_h"] * p["filter_w"] * p["input_c"]
         mode, gemm, arrays = _gemm(call, depth, p["output_c"], "conv")
         fields = conv_fields(p, gemm)
@@ -124,7 +151,7 @@ class ArmDsp(Backend):
         channels = p["output_c"]
         weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
         bias = folded_bias(call, weights.sum(axis=1))
-        mode, rescale = _rescale(call, "conv", bias, weights)
+        mode, rescale = _rescale(call, "conv", bias, weights, np.arange(channels))
         arrays = {"weights": weights, "bias": bias, **rescale}
         names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",
                  "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w",
@@ -147,6 +174,8 @@ class ArmDsp(Backend):
         p = call.params
         if p["weights_offset"] != 0:
             return "weights with a zero point"
+        if not np.any(call.arrays["weights"]):
+            return "every weight is zero"
         mode, gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"], "fc")
         scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0
         return Impl(self.name, "eq_dsp_fully_connected_s8",
