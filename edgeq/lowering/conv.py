@@ -207,12 +207,28 @@ def conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
 @kernel("depthwise_conv_s16")
 def depthwise_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p, a = call.params, call.arrays
-    x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int32)
-    cols = _patches(x, p, -p["input_offset"]).astype(np.int64) + p["input_offset"]
-    cols = np.repeat(cols, p["depth_multiplier"], axis=-1)  # channel c*M+m reads input channel c
+    x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.int64)
     w = a["weights"].astype(np.int64).reshape(p["filter_h"], p["filter_w"], p["output_c"])
-    acc = np.einsum("nyxhwc,hwc->nyxc", cols, w) + a["bias"].astype(np.int64)
+    acc = _depthwise_taps(x + p["input_offset"], w, p) + a["bias"].astype(np.int64)
     return _requantize(acc, call).reshape(out_shape)
+
+
+def _depthwise_taps(x: np.ndarray, w: np.ndarray, p: dict) -> np.ndarray:
+    """sum over the filter's taps of the zero-padded input's strided view times the tap's weights ([N, OH, OW,
+    OC]); x already offset, so padding is 0. No window copies: one view per tap (channel c*M+m reads channel c)."""
+    n, ih, iw, c = x.shape
+    oh, ow, sh, sw, dh, dw = (p[k] for k in ("output_h", "output_w", "stride_h", "stride_w", "dilation_h",
+                                             "dilation_w"))
+    ph, pw, m = p["pad_h"], p["pad_w"], w.shape[2] // c
+    xp = np.zeros((n, max((oh - 1) * sh + (p["filter_h"] - 1) * dh + 1, ph + ih),
+                   max((ow - 1) * sw + (p["filter_w"] - 1) * dw + 1, pw + iw), c), x.dtype)
+    xp[:, ph:ph + ih, pw:pw + iw, :] = x
+    acc = np.zeros((n, oh, ow, c * m), x.dtype)
+    for ky in range(p["filter_h"]):
+        for kx in range(p["filter_w"]):
+            view = xp[:, ky * dh:ky * dh + (oh - 1) * sh + 1:sh, kx * dw:kx * dw + (ow - 1) * sw + 1:sw, :]
+            acc += (np.repeat(view, m, axis=-1) if m > 1 else view) * w[ky, kx]
+    return acc
 
 
 @kernel("fully_connected_s8")
@@ -252,8 +268,8 @@ def float_conv(op: ops.Conv2D, graph: Graph, inputs: list[np.ndarray]) -> np.nda
 def float_depthwise(op: ops.DepthwiseConv2D, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
     x, w = inputs[0], inputs[1].astype(np.float64)
     y_shape = graph.t(op.outputs[0]).shape
-    cols = np.repeat(_float_patches(x, op, w.shape[1:3], y_shape), op.depth_multiplier, axis=-1)
-    out = np.einsum("nyxhwc,hwc->nyxc", cols, w[0])
+    p = _spatial_params(op, x.shape, w.shape[1:3], y_shape)
+    out = _depthwise_taps(x.astype(np.float64), w[0], p)
     if len(inputs) > 2:
         out += inputs[2]
     return float_activation(op.activation, out).astype(np.float32).reshape(y_shape)
