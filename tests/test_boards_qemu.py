@@ -328,3 +328,33 @@ def test_flash_leaves_qemu_running_for_later_commands(example_builds, tmp_path):
     finally:
         os.kill(info["pid"], signal.SIGTERM)
         (d / DEVICE_FILE).unlink()
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_run_stops_the_emulator(example_builds, tmp_path, sig):
+    """Ctrl-C or SIGTERM while `edgeq run` talks to an emulated board: edgeq exits without a traceback and the
+    QEMU it started is gone, with its monitor socket's temporary folder."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    elf = next(example_builds["qemu-mps2-an500"].glob("*.elf"))
+    qemus = lambda: set(subprocess.run(["pgrep", "-f", str(elf)], capture_output=True, text=True).stdout.split())  # noqa: E731
+    monitors = lambda: set(Path(tempfile.gettempdir()).glob("edgeq-qemu-*"))  # noqa: E731
+    before, folders = qemus(), monitors()
+    np.save(tmp_path / "x.npy", np.zeros((20000, 1, 8, 8, 1), np.int8))  # long enough to be interrupted
+    proc = subprocess.Popen([sys.executable, "-m", "edgeq", "run", str(elf.parent), "--input", str(tmp_path / "x.npy"),
+                             "--output", str(tmp_path / "y.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not qemus() - before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = qemus() - before
+    assert started, "edgeq run did not start QEMU"
+    time.sleep(1.0)  # inside the samples
+    proc.send_signal(getattr(signal, sig))
+    assert proc.wait(30) != 0
+    assert "Traceback" not in proc.stderr.read().decode()
+    assert not started & qemus(), "the emulator outlived edgeq"
+    assert not monitors() - folders and not (tmp_path / "y.npy").exists()
