@@ -27,11 +27,11 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_1x1_s8(const eq_dsp_conv_t *p, c
     const int32_t rows = p->output_h * p->output_w, channels = p->gemm.out_channels;
     int32_t r = 0;
     for (; r + 2 <= rows; r += 2) {
-        eq_dsp_gemm_2rows_s8(&p->gemm, eq_dsp_pixel(p, in, r), eq_dsp_pixel(p, in, r + 1), (uint32_t *)scratch,
-                             out + (size_t)r * channels, out + (size_t)(r + 1) * channels, mode);
+        eq_dsp_gemm_2rows(&p->gemm, eq_dsp_pixel(p, in, r), eq_dsp_pixel(p, in, r + 1), (uint32_t *)scratch,
+                          out + (size_t)r * channels, out + (size_t)(r + 1) * channels, mode);
     }
     if (r < rows) {
-        eq_dsp_gemm_1row(&p->gemm, eq_dsp_pixel(p, in, r), out + (size_t)r * channels, mode);
+        eq_dsp_gemm_1row(&p->gemm, eq_dsp_pixel(p, in, r), (uint32_t *)scratch, out + (size_t)r * channels, mode);
     }
     return EQ_OK;
 }
@@ -74,28 +74,28 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_s8(const eq_dsp_conv_t *p, const
     for (; r + 2 <= rows; r += 2) {
         eq_dsp_im2col(p, in, r, col0);
         eq_dsp_im2col(p, in, r + 1, col1);
-        eq_dsp_gemm_2rows_s8(&p->gemm, col0, col1, u, out + (size_t)r * channels, out + (size_t)(r + 1) * channels,
-                             mode);
+        eq_dsp_gemm_2rows(&p->gemm, col0, col1, u, out + (size_t)r * channels, out + (size_t)(r + 1) * channels,
+                          mode);
     }
     if (r < rows) {
         eq_dsp_im2col(p, in, r, col0);
-        eq_dsp_gemm_1row(&p->gemm, col0, out + (size_t)r * channels, mode);
+        eq_dsp_gemm_1row(&p->gemm, col0, u, out + (size_t)r * channels, mode);
     }
     return EQ_OK;
 }
 
-/* scratch: EQ_DSP_GEMM_SCRATCH(depth) bytes, word-aligned, when batches > 1. */
+/* scratch: EQ_DSP_GEMM_SCRATCH(depth) bytes, word-aligned. */
 static EQ_ALWAYS_INLINE eq_status_t eq_dsp_fully_connected_s8(const eq_dsp_gemm_t *g, int32_t batches,
                                                               const int8_t *in, int8_t *out, void *scratch,
                                                               const int mode)
 {
     int32_t b = 0;
     for (; b + 2 <= batches; b += 2) {
-        eq_dsp_gemm_2rows_s8(g, in + (size_t)b * g->depth, in + (size_t)(b + 1) * g->depth, (uint32_t *)scratch,
-                             out + (size_t)b * g->out_channels, out + (size_t)(b + 1) * g->out_channels, mode);
+        eq_dsp_gemm_2rows(g, in + (size_t)b * g->depth, in + (size_t)(b + 1) * g->depth, (uint32_t *)scratch,
+                          out + (size_t)b * g->out_channels, out + (size_t)(b + 1) * g->out_channels, mode);
     }
     if (b < batches) {
-        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, out + (size_t)b * g->out_channels, mode);
+        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, (uint32_t *)scratch, out + (size_t)b * g->out_channels, mode);
     }
     return EQ_OK;
 }

@@ -84,7 +84,7 @@ def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, 
         live = np.arange(channels)
     bias = folded_bias(call, weights.sum(axis=1))[live]
     mode, rescale = _rescale(call, kind, bias, weights[live], live)
-    arrays = {"weights": np.ascontiguousarray(weights[live]).reshape(-1), "bias": bias, **rescale}
+    arrays = {"weights": _grouped(weights[live]), "bias": bias, **rescale}
     dead = len(live) < channels
     if dead:
         arrays["live"] = live.astype(np.uint16)
@@ -96,6 +96,22 @@ def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, 
               ("output_offset", str(p["output_offset"])), ("act_min", str(p["act_min"])),
               ("act_max", str(p["act_max"]))]
     return mode, fields, arrays
+
+
+def _grouped(weights: np.ndarray) -> np.ndarray:
+    """[channels][depth] int8 in the order eq_dsp_gemm.h reads them: channels in groups of 4 (then 2, then 1);
+    per group, each four-deep chunk's words of its channels side by side, then their depth % 4 tails, padded
+    to whole words."""
+    channels, depth = weights.shape
+    body, out, c = depth & ~3, [], 0
+    while c < channels:
+        n = 4 if channels - c >= 4 else 2 if channels - c >= 2 else 1
+        group = weights[c:c + n]
+        out.append(group[:, :body].reshape(n, body // 4, 4).transpose(1, 0, 2).reshape(-1))
+        tails = group[:, body:].reshape(-1)
+        out += [tails, np.zeros(-len(tails) % 4, np.int8)]
+        c += n
+    return np.concatenate(out).astype(np.int8)
 
 
 def _split_quads(weights: np.ndarray) -> np.ndarray:
@@ -177,7 +193,7 @@ class ArmDsp(Backend):
         if not np.any(call.arrays["weights"]):
             return "every weight is zero"
         mode, gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"], "fc")
-        scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0
+        scratch = _unpacked_rows(p["input_depth"]) // (1 if p["batches"] > 1 else 2)  # one unpacked row or two
         return Impl(self.name, "eq_dsp_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL", mode],
                     [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
