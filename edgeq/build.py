@@ -82,6 +82,9 @@ def manifest(c: Compiled, board: Board, quant: str) -> dict:
         "layers": [_layer(call, impl, c.plan.scratch.get(step)) for step, (call, impl) in enumerate(zip(c.calls, c.impls))],
         "tensors": [tensor(n) for n in sorted(g.tensors)],
         "arena": c.plan.to_json(g),
+        # kept across invokes in static buffers beside the arena (<model>_reset() restores the initial values)
+        "states": [{"name": n, "dtype": t.dtype, "shape": list(t.shape), "bytes": t.nbytes}
+                   for n, t in sorted(g.states.items())],
         "notes": g.notes,
     }
 

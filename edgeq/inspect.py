@@ -32,7 +32,7 @@ def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto
         op_reports.append({
             "index": i, "name": op.name, "kind": op.kind,
             "input_shapes": [list(graph.t(n).shape) for n in op.inputs if not graph.t(n).is_const],
-            "output_shape": list(graph.t(op.outputs[0]).shape),
+            "output_shape": list(graph.t(op.outputs[0]).shape) if op.outputs else [],  # ASSIGN_VARIABLE: none
             "macs": macs(op, graph), "weights_bytes": int(w),
             **({"backend": impl.backend, "impl": impl.function, "scratch_bytes": impl.scratch_bytes,
                 "declined": impl.declined, "measured_instructions": impl.measured} if impl is not None else {}),
@@ -42,6 +42,7 @@ def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto
         "inputs": [{"name": n, "shape": list(graph.t(n).shape), "dtype": graph.t(n).dtype} for n in graph.inputs],
         "outputs": [{"name": n, "shape": list(graph.t(n).shape), "dtype": graph.t(n).dtype} for n in graph.outputs],
         "arena_bytes": plan.size, "arena_lower_bound_bytes": plan.lower_bound,
+        "state_bytes": sum(t.nbytes for t in graph.states.values()),  # static, beside the arena
         "weights_bytes": int(sum(weights)), "macs": int(sum(r["macs"] for r in op_reports)),
         "ops": op_reports, "notes": graph.notes,
     }

@@ -145,7 +145,7 @@ def validate_build(build_dir: Path, xs: list[np.ndarray], port: str | None = Non
     integer graph the build stored as data (reference_graph.json/.npz)."""
     from edgeq.ir.serialize import load_graph
     from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
+    from edgeq.quant.executor import initial_state, run_int
 
     build_dir = Path(build_dir)
     m = load_manifest(build_dir)
@@ -156,7 +156,8 @@ def validate_build(build_dir: Path, xs: list[np.ndarray], port: str | None = Non
                          "folder with `edgeq build`.")
     calls = lower_graph(graph)
     n = len(xq[0])
-    expected = [list(run_int(graph, [x[k] for x in xq], calls).values()) for k in range(n)]
+    state = initial_state(graph)  # the board runs the samples in turn: recurrent state carries over
+    expected = [list(run_int(graph, [x[k] for x in xq], calls, state=state).values()) for k in range(n)]
     got = _outputs_on_board(build_dir, m, xq, port)
     mismatched = [k for k in range(n) if not all(np.array_equal(a.reshape(-1), b.reshape(-1))
                                                  for a, b in zip(got[k], expected[k]))]

@@ -166,3 +166,33 @@ def test_svdf_keyword_model():
     95.3% of the 64 held-out digits right with the state reset per digit (float model 96.3%)."""
     model = (EXAMPLES / "svdf_digits_int8.tflite").read_bytes()
     check_model(model, n=96, sample=_digit_stream(model, "row"))
+
+
+def test_command_line_with_state(tmp_path):
+    """edgeq inspect, build, run and validate on stateful models: the variable model's ASSIGN_VARIABLE (no output)
+    is inspected, model.json lists the states, and validate compares the host's outputs (its state carrying over
+    the samples) with the reference run the same way; the SVDF model's every eighth output is its digit's class."""
+    import json
+
+    from tests.test_cli import edgeq
+
+    variables = tmp_path / "streaming.tflite"
+    variables.write_bytes(_variable_model(0.0))
+    report = json.loads(edgeq("inspect", variables, "--json").stdout)
+    assert [op["kind"] for op in report["ops"]][::2] == ["READ_VARIABLE", "ASSIGN_VARIABLE"]
+    assert report["state_bytes"] == 6
+
+    model = EXAMPLES / "svdf_digits_int8.tflite"
+    samples = np.load(EXAMPLES / "recurrent_digits_samples.npz")
+    rows = samples["x"][:6].reshape(48, 1, 8).astype(np.float32)
+    np.save(tmp_path / "rows.npy", rows)
+    np.savez(tmp_path / "rows.npz", x=rows)
+    out = tmp_path / "build"
+    assert edgeq("build", model, "--board", "host", "-o", out).returncode == 0
+    states = json.loads((out / "model.json").read_text())["states"]
+    assert [(s["dtype"], s["shape"]) for s in states] == [("int16", [1, 256])] * 2
+    assert edgeq("run", out, "--input", tmp_path / "rows.npy", "--output", tmp_path / "y.npy").returncode == 0
+    classes = np.load(tmp_path / "y.npy").reshape(48, -1)[7::8].argmax(-1)
+    assert (classes == samples["y"][:6]).mean() >= 5 / 6
+    proc = edgeq("validate", out, "--data", tmp_path / "rows.npz")
+    assert proc.returncode == 0 and "48 of 48 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr

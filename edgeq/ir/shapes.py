@@ -38,8 +38,33 @@ def _rank(shape, n: int, what: str) -> None:
 def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
     """The output shape op's semantics give from its inputs' shapes (raises _Bad when they disagree)."""
     shapes = [graph.t(n).shape for n in op.inputs]
+    if isinstance(op, ops.ReadVariable):
+        _need(op.state in graph.states, f"it reads variable '{op.state}', which the model does not have")
+        out, state = graph.t(op.outputs[0]).shape, graph.states[op.state].shape
+        _need(math.prod(out) == math.prod(state), f"it reads variable {list(state)} into {list(out)}")
+        return out
     _need(len(shapes) >= 1, "it has no input")
     x = shapes[0]
+    if isinstance(op, ops.Svdf):
+        _need(len(shapes) in (3, 4) and op.state in graph.states, "it lacks weights, time weights or its state")
+        _rank(x, 2, "the input")
+        (filters, inputs), (filters_t, memory) = shapes[1], shapes[2]
+        _need(inputs == x[1] and filters_t == filters and op.rank >= 1 and filters % op.rank == 0,
+              f"weights {list(shapes[1])} and time weights {list(shapes[2])} do not fit the input {list(x)} and "
+              f"rank {op.rank}")
+        _need(graph.states[op.state].shape == (x[0], memory * filters), "its state is not [batch, memory x filters]")
+        return (x[0], filters // op.rank)
+    if isinstance(op, ops.UnidirectionalSequenceLstm):
+        _need(len(shapes) == 13, f"it has {len(shapes)} operands, not the input, 8 weights and 4 biases")
+        _rank(x, 3, "the input")
+        units = shapes[1][0]
+        _need(all(s == (units, x[2]) for s in shapes[1:5]) and all(s == (units, units) for s in shapes[5:9]) and
+              all(math.prod(s) == units for s in shapes[9:13]),
+              f"its weights and biases do not all fit {units} units and {x[2]} inputs")
+        batch = x[1] if op.time_major else x[0]
+        _need(all(math.prod(graph.states[n].shape) == batch * units for n in (op.hidden_state, op.cell_state)),
+              "its hidden and cell states are not [batch, units]")
+        return (x[0], x[1], units)
     if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D)):
         _need(len(shapes) in (2, 3), f"it has {len(shapes)} inputs, not 2 or 3")
         w = shapes[1]
@@ -183,6 +208,10 @@ def check_graph(graph: Graph, origin: str = "the model") -> None:
                 refuse(f"{where} reads tensor '{name}', which does not exist")
             if name not in available:
                 refuse(f"{where} reads tensor '{name}' before any operator writes it")
+        if isinstance(op, ops.AssignVariable) and not op.outputs:  # writes state only
+            if op.state not in graph.states or graph.t(op.inputs[0]).size != graph.states[op.state].size:
+                refuse(f"{where} writes {list(graph.t(op.inputs[0]).shape)} into variable '{op.state}'")
+            continue
         if len(op.outputs) != 1 or op.outputs[0] not in graph.tensors:
             refuse(f"{where} has outputs {op.outputs}, not one tensor of the model")
         out = graph.t(op.outputs[0])

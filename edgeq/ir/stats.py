@@ -7,7 +7,15 @@ from edgeq.ir import Graph, ops
 
 
 def macs(op: ops.Op, graph: Graph) -> int:
+    if not op.outputs:  # ASSIGN_VARIABLE
+        return 0
     out = graph.t(op.outputs[0])
+    if isinstance(op, ops.UnidirectionalSequenceLstm):  # per step and batch row: four gates' input and recurrent FCs
+        units, inputs = graph.t(op.inputs[1]).shape
+        return int(np.prod(out.shape[:2], dtype=np.int64)) * 4 * units * (inputs + units)
+    if isinstance(op, ops.Svdf):  # the feature FC, then every filter over its memory
+        filters, memory = graph.t(op.inputs[2]).shape
+        return graph.t(op.inputs[0]).shape[0] * filters * (graph.t(op.inputs[0]).shape[1] + memory)
     if isinstance(op, ops.Conv2D):
         w = graph.t(op.inputs[1])
         return int(np.prod(out.shape, dtype=np.int64)) * w.shape[1] * w.shape[2] * w.shape[3]
