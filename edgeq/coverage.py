@@ -14,6 +14,8 @@ from pathlib import Path
 BEGIN, END = "<!-- ops:begin -->", "<!-- ops:end -->"
 # IR ops float graphs cannot hold (the quantizer refuses them: they are the model's own quantization)
 NOT_POT = {"QUANTIZE", "DEQUANTIZE"}
+# operators with state, which the power-of-two quantizer refuses (its float executor keeps none)
+NOT_POT |= {"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "READ_VARIABLE", "ASSIGN_VARIABLE"}
 # outputs that are not int8
 OUTPUT_DTYPES = {"ARG_MAX": "int32 indices"}
 # kernels that move or requantize elements of either width (the others are named _s8 or _s16)

@@ -157,10 +157,10 @@ def fold_float_variables(graph) -> None:
     exactly representable in that int8 (zeros always are), or the first read would round twice."""
     consumers, producers = graph.consumers(), graph.producers()
     for key, state in graph.states.items():
-        if state.dtype != "float32":
-            continue
         reads = [op for op in graph.ops if isinstance(op, ops.ReadVariable) and op.state == key]
         writes = [op for op in graph.ops if isinstance(op, ops.AssignVariable) and op.state == key]
+        if state.dtype != "float32" or not reads + writes:  # a float model's LSTM or SVDF state stays float
+            continue
         quantizes = [c for r in reads for c in consumers.get(r.outputs[0], [])]
         dequantizes = [producers.get(w.inputs[0]) for w in writes]
         stored = [graph.t(d.inputs[0]) for d in dequantizes if isinstance(d, ops.Dequantize)]

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
-from edgeq.lowering import KernelCall, kernel, lowers
+from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import INT8_MAX, INT8_MIN
 from edgeq.lowering.fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
                                        quantize_multiplier, round_half_away, wrap32)
@@ -28,6 +28,16 @@ def _refuse_pot(op: ops.Op, graph: Graph) -> None:
         raise EdgeqError(f"Operator {op.name} ({op.kind}): edgeq's power-of-two quantization does not handle "
                          "recurrent state yet; quantize the model to int8 with the TFLite converter and build it "
                          "with --quant keep.")
+
+
+def _float_refusal(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    raise EdgeqError(f"Operator {op.name} ({op.kind}) keeps state across invokes, which edgeq's power-of-two "
+                     "quantization (--quant pot) does not handle yet; quantize the model to int8 with the TFLite "
+                     "converter and build it with --quant keep.")
+
+
+for _op in (ops.Svdf, ops.UnidirectionalSequenceLstm, ops.ReadVariable, ops.AssignVariable):
+    float_impl(_op)(_float_refusal)
 
 
 # --- SVDF -----------------------------------------------------------------------------------------
