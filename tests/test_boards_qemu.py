@@ -337,12 +337,13 @@ def test_a_signal_during_run_stops_the_emulator(example_builds, tmp_path, sig):
     import signal
     import subprocess
     import sys
-    import tempfile
 
     elf = next(example_builds["qemu-mps2-an500"].glob("*.elf"))
-    qemus = lambda: set(subprocess.run(["pgrep", "-f", str(elf)], capture_output=True, text=True).stdout.split())  # noqa: E731
-    monitors = lambda: set(Path(tempfile.gettempdir()).glob("edgeq-qemu-*"))  # noqa: E731
-    before, folders = qemus(), monitors()
+
+    def qemus() -> set[str]:
+        return set(subprocess.run(["pgrep", "-f", str(elf)], capture_output=True, text=True).stdout.split())
+
+    before = qemus()
     np.save(tmp_path / "x.npy", np.zeros((20000, 1, 8, 8, 1), np.int8))  # long enough to be interrupted
     proc = subprocess.Popen([sys.executable, "-m", "edgeq", "run", str(elf.parent), "--input", str(tmp_path / "x.npy"),
                              "--output", str(tmp_path / "y.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -352,9 +353,12 @@ def test_a_signal_during_run_stops_the_emulator(example_builds, tmp_path, sig):
         time.sleep(0.05)
     started = qemus() - before
     assert started, "edgeq run did not start QEMU"
+    args = Path(f"/proc/{next(iter(started))}/cmdline").read_bytes().decode().split("\0")
+    monitor = Path(args[args.index("-monitor") + 1].split(",")[0].removeprefix("unix:")).parent
+    assert monitor.is_dir()
     time.sleep(1.0)  # inside the samples
     proc.send_signal(getattr(signal, sig))
     assert proc.wait(30) != 0
     assert "Traceback" not in proc.stderr.read().decode()
     assert not started & qemus(), "the emulator outlived edgeq"
-    assert not monitors() - folders and not (tmp_path / "y.npy").exists()
+    assert not monitor.exists() and not (tmp_path / "y.npy").exists()

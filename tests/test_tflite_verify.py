@@ -99,7 +99,8 @@ def test_vtables_strings_and_unions_are_checked():
 def test_an_unused_operator_tflite_micro_cannot_run_is_refused():
     """Mutant 267: the SHAPE operator feeding RESHAPE's shape operand became STABLEHLO_COMPARE."""
     m = tflite.Model.GetRootAsModel(EXAMPLE, 0)
-    k = next(i for i in range(m.OperatorCodesLength()) if m.OperatorCodes(i).BuiltinCode() == tflite.BuiltinOperator.SHAPE)
+    k = next(i for i in range(m.OperatorCodesLength())
+             if m.OperatorCodes(i).BuiltinCode() == tflite.BuiltinOperator.SHAPE)
     model = _deref(EXAMPLE, 0)
     code = _deref(EXAMPLE, _deref(EXAMPLE, _field_pos(EXAMPLE, model, 1)) + 4 + 4 * k)
     bad = bytearray(EXAMPLE)

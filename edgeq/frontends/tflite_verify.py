@@ -1,12 +1,12 @@
 """A flatbuffer verifier for TFLite models: the checks flatbuffers::Verifier makes when TFLite loads a model
 (VerifyModelBuffer over schema.fbs), before edgeq reads a single field.
 
-The `tflite` bindings read wherever a damaged offset points, so without this a file whose metadata or signature
-offsets are broken was built by edgeq while TFLite Micro's loader refused it. Every table, vtable, vector and
-string the schema names, wherever it is reached from the root, must lie inside the file and be aligned as
-flatbuffers lays it out; strings end in a zero byte; union members are checked as their declared table. A field the
-schema gives no type (an unknown union member's, or one newer than edgeq's schema) must at least start inside
-the file.
+The `tflite` bindings read wherever an offset points and never look at fields edgeq does not use, so a file with
+broken signature or metadata offsets would build while TFLite Micro refuses it. Every table, vtable, vector and
+string the schema names, wherever it is reached from the root, must lie inside the file, with offsets, lengths,
+vtables and scalars aligned as the verifier demands; strings end in a zero byte; union members are checked as
+their declared table. A field the schema gives no type (an unknown union member's, or one newer than edgeq's
+schema) must at least start inside the file.
 """
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ class _Verifier:
         n = self.u32(pos, f"the length of {what}")
         if n * elem > self.n:
             raise _Damaged(f"{what} at byte {pos} claims {n} elements")
-        self.need(pos + 4, n * elem, min(elem, 8) if n else 1, what)
+        self.need(pos + 4, n * elem, 1, what)  # flatbuffers' verifier aligns the length only
         return n
 
     def table(self, pos: int, name: str | None, what: str, depth: int) -> None:
