@@ -124,7 +124,7 @@ static EQ_ALWAYS_INLINE int32_t eq_dsp_shift(int32_t x, int32_t shift, const int
     return -(int32_t)(((0u - (uint32_t)x) + nudge) >> shift);
 }
 
-static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int32_t *shift, int32_t c,
+static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int8_t *shift, int32_t c,
                                                  int32_t offset, int32_t lo, int32_t hi, const int mode)
 {
     if (mode == EQ_DSP_MULTIPLIER_FUSED) {

@@ -12,7 +12,7 @@ typedef struct {
     const int8_t *weights;  /* [channels][filter_h][filter_w] (repacked from [1][h][w][channels]) */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
     const int32_t *mult;    /* [channels], multiplier mode only */
-    const int32_t *shift;   /* [channels] */
+    const int8_t *shift;    /* [channels] (every shift fits a byte) */
     int32_t input_h, input_w, input_c, output_h, output_w, channels, depth_multiplier;
     int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
     int32_t pad_value, output_offset, act_min, act_max;

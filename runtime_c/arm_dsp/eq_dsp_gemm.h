@@ -21,7 +21,7 @@ typedef struct {
     const int8_t *weights;  /* the computed channels, grouped as above */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
     const int32_t *mult;    /* [channels], multiplier mode only */
-    const int32_t *shift;   /* [channels] */
+    const int8_t *shift;    /* [channels] (every shift fits a byte) */
     const uint16_t *live;   /* [channels]: each computed channel's place in the output row; NULL: in order */
     const int8_t *fill;     /* [out_channels]: the output row's dead channels; NULL: none */
     int32_t depth, channels, out_channels, output_offset, act_min, act_max;

@@ -53,11 +53,12 @@ def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
     a = call.arrays
     fused = _fused_rescale(call, bias, weights, keep)
     if fused is not None:
-        return "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1]}
+        return "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1].astype(np.int8)}
+    shift = a["out_shift"][keep].astype(np.int8)  # TFLite's shifts and power-of-two ones all lie in -31..31
     if call.requant == "multiplier":
-        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(a["out_shift"][keep] <= 0) else "EQ_DSP_MULTIPLIER"
-        return mode, {"out_mult": a["out_mult"][keep], "out_shift": a["out_shift"][keep]}
-    return MODES[("shift", kind)], {"out_shift": a["out_shift"][keep]}
+        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(shift <= 0) else "EQ_DSP_MULTIPLIER"
+        return mode, {"out_mult": a["out_mult"][keep], "out_shift": shift}
+    return MODES[("shift", kind)], {"out_shift": shift}
 
 
 def _dead_channel_outputs(call: KernelCall, kind: str) -> np.ndarray:
