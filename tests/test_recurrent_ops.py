@@ -15,25 +15,31 @@ pytest.importorskip("tflite_micro")
 
 
 def _svdf(rng, batches, input_size, units, rank, memory, s_in=0.05, zp_in=3, s_out=0.1, zp_out=-4,
-          act=0) -> Op:
+          act=0, state_zp=None) -> Op:
+    """state_zp None: int16 state and time weights; else int8 ones, the state with that zero point."""
     filters = units * rank
-    s_wf, s_state, s_wt = 0.01, 2.0 ** -10, 2.0 ** -12
+    wide = state_zp is None
+    s_wf, s_state, s_wt = 0.01, 2.0 ** -10 if wide else 0.2, 2.0 ** -12 if wide else 0.01
     wf = T((filters, input_size), "int8", s_wf, 0, rng.integers(-127, 128, (filters, input_size)).astype(np.int8))
-    wt = T((filters, memory), "int16", s_wt, 0, rng.integers(-2000, 2001, (filters, memory)).astype(np.int16))
+    t_type, t_max = ("int16", 2000) if wide else ("int8", 127)
+    wt = T((filters, memory), t_type, s_wt, 0, rng.integers(-t_max, t_max + 1, (filters, memory)).astype(t_type))
     bias = T((units,), "int32", s_state * s_wt, 0, rng.integers(-5000, 5001, units).astype(np.int32))
-    state = T((batches, memory * filters), "int16", s_state, 0, variable=True)
+    state = T((batches, memory * filters), t_type, s_state, state_zp or 0, variable=True)
     return Op("SVDF", [q8((batches, input_size), s_in, zp_in), wf, wt, bias, state],
               [q8((batches, units), s_out, zp_out)], "SVDFOptions", {"rank": rank, "fusedActivationFunction": act},
               version=3)
 
 
 def test_svdf():
-    """Shapes (batches, inputs, units, rank, memory) and zero points; RELU is in the options but, as in TFLM's
-    integer SVDF, not applied. 12 invokes in sequence."""
+    """Shapes (batches, inputs, units, rank, memory) and zero points, int16 and int8 state (with a zero point,
+    which TFLM's variable starts at); RELU is in the options but, as in TFLM's integer SVDF, not applied.
+    12 invokes in sequence."""
     rng = np.random.default_rng(1)
     cases = [(1, 8, 4, 1, 5), (2, 3, 3, 2, 4), (1, 16, 8, 2, 10), (3, 5, 1, 1, 1), (1, 40, 6, 1, 8)]
     op_list = [_svdf(rng, *c) for c in cases]
     op_list.append(_svdf(rng, 1, 12, 4, 2, 3, s_in=0.2, zp_in=-100, s_out=0.02, zp_out=90, act=1))
+    op_list += [_svdf(rng, *c, state_zp=zp) for c, zp in [((1, 8, 4, 1, 5), 0), ((2, 6, 3, 2, 4), 7),
+                                                          ((1, 20, 8, 1, 6), -30)]]
     check_model(build(op_list), n=12)
 
 

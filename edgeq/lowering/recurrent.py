@@ -3,7 +3,7 @@ ASSIGN_VARIABLE).
 
 Their state lives in Graph.states, outside the arena: the C model keeps it in static buffers across invokes
 (`<model>_reset()` restores the initial value), the numpy executor in the `state` dict run_int is given.
-SVDF is TFLM's EvalIntegerSvdfReference (svdf_common.cc) with int16 state and time weights. The LSTM is TFLM's
+SVDF is TFLM's EvalIntegerSvdfReference (svdf_common.cc) with int16 (or int8) state and time weights. The LSTM is TFLM's
 integer LSTM (lstm_eval.h's LstmStep, lstm_eval_common.cc's parameters): int8 activations or 16x8 (int16
 activations, int64 bias), int16 cell state of a power-of-two scale, gates in int16 (FC outputs in 2^-12,
 sigmoid/tanh outputs in 2^-15).
@@ -42,16 +42,17 @@ for _op in (ops.Svdf, ops.UnidirectionalSequenceLstm, ops.ReadVariable, ops.Assi
 
 # --- SVDF -----------------------------------------------------------------------------------------
 
-@lowers(ops.Svdf, "svdf_s8")
+@lowers(ops.Svdf, "svdf_s8", "svdf_state8_s8")
 def lower_svdf(op: ops.Svdf, graph: Graph) -> KernelCall:
     _refuse_pot(op, graph)
     x, wf, wt = (graph.t(n) for n in op.inputs[:3])
     y, state = graph.t(op.outputs[0]), graph.states[op.state]
-    if (x.dtype, wf.dtype, y.dtype) != ("int8", "int8", "int8") or wt.dtype != "int16" or state.dtype != "int16":
+    if (x.dtype, wf.dtype, y.dtype) != ("int8", "int8", "int8") or wt.dtype != state.dtype or \
+            state.dtype not in ("int8", "int16"):
         raise EdgeqError(f"Operator {op.name} (SVDF): edgeq runs TFLite's integer SVDF with int8 input, feature "
-                         f"weights and output and int16 time weights and state; this one has {x.dtype}, "
-                         f"{wf.dtype}, {y.dtype}, {wt.dtype} and {state.dtype}. Convert it with full int8 "
-                         "quantization.")
+                         f"weights and output, and time weights and state both int16 or both int8; this one has "
+                         f"{x.dtype}, {wf.dtype}, {y.dtype}, {wt.dtype} and {state.dtype}. Convert it with full "
+                         "int8 quantization.")
     if not all(t.quant.per_tensor for t in (x, wf, wt, y, state)):
         raise EdgeqError(f"Operator {op.name} (SVDF) has per-channel weights; TFLite's SVDF takes one scale per "
                          "tensor.")
@@ -67,13 +68,16 @@ def lower_svdf(op: ops.Svdf, graph: Graph) -> KernelCall:
               "memory": memory, "input_zp": x.quant.zp, "state_zp": state.quant.zp, "output_zp": y.quant.zp,
               "feature_multiplier": m1, "feature_shift": s1, "time_multiplier": m2, "time_shift": s2}
     arrays = {"weights_feature": wf.data.astype(np.int8).reshape(-1),
-              "weights_time": wt.data.astype(np.int16).reshape(-1), "bias": bias.reshape(-1)}
-    return KernelCall(op.name, "svdf_s8", [op.inputs[0]], [op.outputs[0]], params, arrays, states=[op.state])
+              "weights_time": wt.data.reshape(-1), "bias": bias.reshape(-1)}
+    return KernelCall(op.name, "svdf_s8" if state.dtype == "int16" else "svdf_state8_s8", [op.inputs[0]],
+                      [op.outputs[0]], params, arrays, states=[op.state])
 
 
 @kernel("svdf_s8")
+@kernel("svdf_state8_s8")
 def svdf_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
-    """EvalIntegerSvdfReference<int16_t>: the fused activation is not applied (TFLM's integer SVDF ignores it)."""
+    """EvalIntegerSvdfReference<int16_t or int8_t>: the fused activation is not applied (TFLM's integer SVDF
+    ignores it)."""
     p, a = call.params, call.arrays
     x, state = inputs[0].astype(np.int64), inputs[1]
     b, f, m = p["batches"], p["filters"], p["memory"]
@@ -83,7 +87,10 @@ def svdf_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray
     wf = a["weights_feature"].astype(np.int64).reshape(f, p["input_size"])
     feature = (x.reshape(b, 1, -1) - p["input_zp"]) * wf[None]
     feature = multiply_by_quantized_multiplier(feature.sum(-1), p["feature_multiplier"], p["feature_shift"])
-    s[:, :, m - 1] = np.clip(feature + p["state_zp"], INT16_MIN, INT16_MAX)
+    info = np.iinfo(state.dtype)
+    # as the tflite-micro package computes it: clamped, then the zero point added, and the store wraps (its newer
+    # sources add the zero point before the clamp; the two differ only for an int8 state with a zero point)
+    s[:, :, m - 1] = (np.clip(feature, info.min, info.max) + p["state_zp"]).astype(state.dtype)
     wt = a["weights_time"].astype(np.int64).reshape(f, m)
     per_filter = wrap32((wt[None] * (s.astype(np.int64) - p["state_zp"])).sum(-1))
     acc = wrap32(per_filter.reshape(b, p["units"], p["rank"]).sum(-1) + a["bias"].astype(np.int64)[None])

@@ -5,16 +5,18 @@
 
 #include "eq_common.h"
 
-/* TFLite's integer SVDF with int16 state and time weights (TFLM's EvalIntegerSvdfReference). */
+/* TFLite's integer SVDF (TFLM's EvalIntegerSvdfReference): int16 state and time weights (svdf_s8), or int8 ones
+ * (svdf_state8_s8). */
 typedef struct {
     int32_t batches, input_size, filters, units, rank, memory;
     int32_t input_zp, state_zp, output_zp;
     int32_t feature_multiplier, feature_shift; /* input * feature weights -> state */
     int32_t time_multiplier, time_shift;       /* state * time weights -> output */
     const int8_t *weights_feature;             /* [filters][input_size] */
-    const int16_t *weights_time;               /* [filters][memory] */
+    const void *weights_time;                  /* [filters][memory], int16_t or int8_t as the state */
     const int32_t *bias;                       /* [units] */
 } eq_svdf_s8_params_t;
+typedef eq_svdf_s8_params_t eq_svdf_state8_s8_params_t;
 
 /* TFLite's integer LSTM (TFLM's LstmStep), gates in the order input, forget, cell, output. Activations are int8
  * (lstm_s8: int32 biases) or int16 (lstm_s16: int64 biases); the cell state is int16. */
@@ -49,6 +51,7 @@ typedef struct {
 } eq_read_variable_s8_params_t;
 
 eq_status_t eq_svdf_s8(const eq_svdf_s8_params_t *p, const int8_t *in, int8_t *out, int16_t *state);
+eq_status_t eq_svdf_state8_s8(const eq_svdf_state8_s8_params_t *p, const int8_t *in, int8_t *out, int8_t *state);
 /* hidden: int8_t (lstm_s8) or int16_t (lstm_s16) [batches][units]; cell: [batches][units] */
 eq_status_t eq_lstm_s8(const eq_lstm_s8_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
 eq_status_t eq_lstm_s16(const eq_lstm_s16_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
