@@ -48,6 +48,7 @@ TRANSLATED = sorted([
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
     "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log", "Gelu",
+    "LayerNormalization",
 ])  # Conv takes 1-D convolutions ([N, C, L]) too
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
@@ -1119,6 +1120,46 @@ class Importer:
 
     def _op_Gelu(self, n: Node) -> None:
         self._unary(n, ops.Gelu, approximate=n.attrs.get("approximate", "none") == "tanh")
+
+    def _op_LayerNormalization(self, n: Node) -> None:
+        """(x - mean) / sqrt(var + epsilon) * scale + bias over the axes from `axis` on, as IR ops: MEAN, SUB, MUL,
+        MEAN, RSQRT, MUL. The constant steps (+ epsilon, the affine scale and bias) are 1x1 depthwise convolutions
+        over the flattened normalized axes, which the power-of-two quantizer takes as weights and bias."""
+        if any(n.outputs[1:]):
+            raise self.fail("LayerNormalization's Mean and InvStdDev outputs are not supported; use only Y.")
+        x = self._act()
+        rank = len(x.shape)
+        axis = int(n.attrs.get("axis", -1)) % rank
+        src, shape = self._plain(x), x.shape
+        axes = tuple(range(axis, rank))
+        reduced = tuple(1 if i in axes else d for i, d in enumerate(shape))
+        base = n.outputs[0]
+        mean = self._emit(ops.Mean, [src], reduced, f"{base}_mean", axes=axes, keep_dims=True)
+        centred = self._emit(ops.Sub, [src, mean], shape, f"{base}_centred")
+        square = self._emit(ops.Mul, [centred, centred], shape, f"{base}_square")
+        var = self._emit(ops.Mean, [square], reduced, f"{base}_var", axes=axes, keep_dims=True)
+        eps = float(n.attrs.get("epsilon", 1e-5))
+        var = self._channel_affine(var, reduced, np.ones(1), np.full(1, eps), f"{base}_var_eps")
+        inv = self._emit(ops.Rsqrt, [var], reduced, f"{base}_inv_std")
+        out = self._emit(ops.Mul, [centred, inv], shape, f"{base}_normalized")
+        width = int(np.prod(shape[axis:]))
+        scale, bias = self._cval(1, "scale"), self._cval(2, "bias", optional=True)
+        scale, bias = (np.broadcast_to(np.asarray(c, np.float32), shape[axis:]).reshape(width)
+                       for c in (scale, np.zeros(1) if bias is None else bias))
+        out = self._channel_affine(out, shape, scale, bias, f"{base}_affine", n.inputs[1])
+        self._set(base, out, shape, identity(rank), None, False)
+
+    def _channel_affine(self, src: str, shape, scale: np.ndarray, bias: np.ndarray, name: str,
+                        source: str | None = None) -> str:
+        """src * scale + bias with one scale and bias per element of the trailing len(scale) values: a 1x1
+        depthwise convolution of src seen as [1, 1, rows, len(scale)]."""
+        width = scale.size
+        rows = int(np.prod(shape)) // width
+        flat = self._emit(ops.Reshape, [src], (1, 1, rows, width), f"{name}_rows")
+        w = self._const(scale.reshape(1, 1, 1, width).astype(np.float32), f"{name}_scale", source)
+        b = self._const(bias.reshape(width).astype(np.float32), f"{name}_bias")
+        y = self._emit(ops.DepthwiseConv2D, [flat, w, b], (1, 1, rows, width), f"{name}_conv")
+        return self._emit(ops.Reshape, [y], tuple(shape), name)
 
     def _op_Exp(self, n: Node) -> None:
         self._unary(n, ops.Exp, nonneg=True)
