@@ -221,3 +221,58 @@ def test_power_of_two_quantization_refuses_state(tmp_path):
     proc = edgeq("build", model, "--board", "host", "-o", tmp_path / "out", "--quant", "pot", "--calib",
                  tmp_path / "calib.npz")
     assert_clean_error(proc, "svdf_0 (SVDF) keeps state across invokes", "--quant keep")
+
+
+RESET_MAIN = r"""
+#include <stdio.h>
+#include "PREFIX.h"
+
+/* invoke(x0), invoke(x1), reset, invoke(x0): the third output must be the first again */
+int main(void)
+{
+    static int8_t x[2][PREFIX_UPPER_INPUT0_BYTES], y[3][PREFIX_UPPER_OUTPUT0_BYTES];
+    if (fread(x, 1, sizeof x, stdin) != sizeof x) {
+        return 2;
+    }
+    int status = PREFIX_invoke(x[0], y[0]) | PREFIX_invoke(x[1], y[1]);
+    PREFIX_reset();
+    status |= PREFIX_invoke(x[0], y[2]);
+    fwrite(y, 1, sizeof y, stdout);
+    return status;
+}
+"""
+
+
+def test_reset_restores_the_initial_state(tmp_path):
+    """The generated <model>_reset() puts the LSTM model's state back: after invoke(x0), invoke(x1) and reset,
+    invoke(x0) gives the first output again, TFLite Micro's output for x0 on a fresh interpreter (compiled with
+    -std=c99 -pedantic -Wall -Wextra -Werror and ASan/UBSan)."""
+    import shutil
+    import subprocess
+
+    from tests.oracles import tflm_run_sequence
+    from tests.test_cli import edgeq
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    model = EXAMPLES / "lstm_digits_int8.tflite"
+    out = tmp_path / "build"
+    assert edgeq("build", model, "--board", "host", "-o", out).returncode == 0
+    prefix = "lstm_digits_int8"
+    main = RESET_MAIN.replace("PREFIX_UPPER", prefix.upper()).replace("PREFIX", prefix)
+    (out / "reset_main.c").write_text(main)
+    sources = [out / f"{prefix}.c", out / f"{prefix}_weights.c", *sorted((out / "runtime").glob("*.c")),
+               out / "reset_main.c"]
+    exe = tmp_path / "reset"
+    subprocess.run([cc, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+                    "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{out}", f"-I{out / 'runtime'}",
+                    *map(str, sources), "-o", str(exe)], check=True, capture_output=True)
+    stream = _digit_stream(model.read_bytes(), "digit")
+    x = [stream(None, None)[0] for _ in range(2)]
+    proc = subprocess.run([str(exe)], input=b"".join(v.tobytes() for v in x), capture_output=True, check=True)
+    y = np.frombuffer(proc.stdout, dtype=np.int8).reshape(3, -1)
+    first, second = (r[0].reshape(-1) for r in tflm_run_sequence(model.read_bytes(), [[x[0]], [x[1]]]))
+    np.testing.assert_array_equal(y[0], first)
+    np.testing.assert_array_equal(y[1], second)
+    np.testing.assert_array_equal(y[2], first)
