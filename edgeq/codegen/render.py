@@ -100,8 +100,8 @@ def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None]
     used = sorted({impl.backend for impl in impls if impl is not None} | {"ref"})
     model.includes = [backend(name).include for name in used]
     state_symbols = {}
-    for name, t in sorted(graph.states.items()):
-        state_symbols[name] = f"{prefix}_state_{c_identifier(name)}"
+    for k, (name, t) in enumerate(sorted(graph.states.items())):  # numbered: names may differ only in punctuation
+        state_symbols[name] = f"{prefix}_state{k}_{c_identifier(name)}"
         model.states.append(CArray(state_symbols[name], C_TYPES[t.dtype], _initializer(t.data), t.size))
     for index, (call, impl) in enumerate(zip(calls, impls)):
         if impl is None:

@@ -23,12 +23,9 @@ LSTM_VARIANTS = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection"
 
 
 def _options(op, cls):
-    table = op.BuiltinOptions()
-    if table is None:
-        return None
-    opt = cls()
-    opt.Init(table.Bytes, table.Pos)
-    return opt
+    from edgeq.frontends.tflite import _options as options  # tflite.py imports this module
+
+    return options(op, cls)
 
 
 def _variable_key(op) -> str:
