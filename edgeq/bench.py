@@ -268,6 +268,40 @@ def resampled_table(shared: Path, splits: int = 3, options=None) -> str:
     return "\n".join(rows)
 
 
+M_BEGIN, M_END = "<!-- bench:mixed:begin -->", "<!-- bench:mixed:end -->"
+MIXED_BUDGETS = (1.0, 1.25, 1.5)  # --max-arena as multiples of the int8 power-of-two build's arena
+
+
+def mixed_table(shared: Path, budgets=MIXED_BUDGETS) -> str:
+    """--mixed-precision under arena budgets of budgets x the int8 build's (edgeq's planner, reference kernels):
+    arena, int16 tensors and agreement with the float model on the shared eval sets, beside the int8 default."""
+    from edgeq.quant.calibration import load_calibration
+    from edgeq.quant.driver import QuantOptions, quantize
+    from edgeq.quant.mixed import arena_bytes
+    from edgeq.quant.pot import paired_outputs
+
+    rows = ["| model (metric) | int8 default: arena, agreement | " +
+            " | ".join(f"budget {b:g}x: arena, int16 tensors, agreement" for b in budgets) + " |",
+            "| --- | ---: | " + " | ".join("---:" for _ in budgets) + " |"]
+    for name, rel, data, _ in QUANT_MODELS:
+        graph = load_tflite_file(shared / rel)
+        x = load_calibration(shared / "data" / data / "eval.npz", graph)
+        calib = shared / "data" / data / "calib.npz"
+        plain = quantize(graph, calib, QuantOptions(), echo=lambda *_: None)
+        a8 = arena_bytes(plain.graph)
+        cells = [f"{a8:,} B, {_cell(name, *fidelity(name, x, *paired_outputs(graph, plain.graph, x)))}"]
+        for budget in budgets:
+            result = quantize(graph, calib, QuantOptions(mixed_precision=True, max_arena=int(a8 * budget)),
+                              echo=lambda *_: None)
+            info = result.summary.mixed_precision
+            cells.append(f"{info['arena']:,} B, {len(info['int16_tensors'])}, "
+                         f"{_cell(name, *fidelity(name, x, *paired_outputs(graph, result.graph, x)))}")
+            print(f"{name} mixed {budget:g}x: {cells[-1]}", flush=True)
+        metric = "anomaly score r" if name == "ad01" else "top-1 agreement"
+        rows.append(f"| {name} ({metric}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _replace_block(text: str, begin: str, end: str, table: str) -> str:
     block = f"{begin}\n{table}\n{end}"
     if begin in text:
@@ -369,14 +403,18 @@ def main() -> None:
     print(quant)
     resampled = resampled_table(args.shared)
     print(resampled)
+    mixed = mixed_table(args.shared)
+    print(mixed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n\n" + latency + "\n\n" + layers + "\n\n" + quant + "\n\n" + resampled + "\n")
+    args.out.write_text(table + "\n\n" + latency + "\n\n" + layers + "\n\n" + quant + "\n\n" + resampled + "\n\n"
+                        + mixed + "\n")
     if args.readme:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
         text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
         text = _replace_block(text, LAYER_BEGIN, LAYER_END, layers)
         text = _replace_block(text, Q_BEGIN, Q_END, quant)
-        args.readme.write_text(_replace_block(text, R_BEGIN, R_END, resampled))
+        text = _replace_block(text, R_BEGIN, R_END, resampled)
+        args.readme.write_text(_replace_block(text, M_BEGIN, M_END, mixed))
         print(f"updated {args.readme}")
     riscv_bench(args.shared, args.out, args.readme)
 

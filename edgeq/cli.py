@@ -219,6 +219,9 @@ def quantize_cmd(model, calib, quant_options, out_dir, tflite_path):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.quant.driver import quantize
     from edgeq.quant.report import build_report, write_html, write_json
+    if tflite_path and quant_options.mixed_precision:
+        raise EdgeqError("--tflite writes int8 models, and --mixed-precision gives some activations int16: drop one of "
+                         "the two (build the mixed-precision model with `edgeq build` instead).")
     result = quantize(_load(model), calib, quant_options, click.echo)
     if tflite_path:  # exported before any file is written: a graph the export refuses leaves nothing behind
         from edgeq.export import to_tflite

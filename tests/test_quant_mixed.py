@@ -74,7 +74,7 @@ def test_choice_within_budget_and_more_accurate(residual_model):
     assert len(same.summary.mixed_precision["int16_tensors"]) < len(info["int16_tensors"])
 
 
-def test_options_refused_with_reason(residual_model):
+def test_options_refused_with_reason(residual_model, tmp_path):
     from edgeq.quant.mixed import arena_bytes
 
     path, root = residual_model
@@ -85,6 +85,10 @@ def test_options_refused_with_reason(residual_model):
     a8 = arena_bytes(_quantize(path, root).graph)
     with pytest.raises(EdgeqError, match=f"below the {a8} B arena"):
         _quantize(path, root, mixed_precision=True, max_arena=a8 - 1)
+    proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--mixed-precision", "--max-arena", 2 * a8,
+                 "-o", tmp_path / "q", "--tflite", tmp_path / "m.tflite")
+    assert proc.returncode != 0 and "--tflite writes int8 models" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "q").exists()
 
 
 def _build_and_validate(path, root, out, budget, *board):
