@@ -1,6 +1,7 @@
-"""16x8 LOGISTIC, TANH and SOFTMAX (int16 activations) against TFLite Micro: many input scales side by side in
-one model (power-of-two scales that take TFLite's multiplier-free path, and general ones), every int16 value
-fed through the element-wise ones, compared bit for bit in numpy and in the generated C (ASan/UBSan)."""
+"""16x8 LOGISTIC, TANH, SOFTMAX and TRANSPOSE_CONV (int16 activations) against TFLite Micro: many configurations
+side by side in one model (input scales that take TFLite's multiplier-free power-of-two path and general ones;
+every int16 value through the element-wise ones), compared bit for bit in numpy and in the generated C
+(ASan/UBSan)."""
 from __future__ import annotations
 
 import numpy as np
@@ -84,3 +85,31 @@ def test_16x8_activation_refusals(code, out_scale, message):
     graph = load_tflite(build([Op(code, [q16((2, 4), in_scale)], [q16((2, 4), out_scale)], *opts, version=3)]), "m")
     with pytest.raises(EdgeqError, match=message):
         lower_graph(graph)
+
+
+def test_transpose_conv_16x8():
+    """16x8 TRANSPOSE_CONV (int64 bias and accumulators): SAME and VALID, strides 1-3, per-tensor and
+    per-channel weights, with and without bias, fused RELU and RELU6."""
+    rng = np.random.default_rng(6)
+
+    def layer(in_hw, k, stride, padding, ci, co, per_channel=True, bias=True, act=0):
+        kh, kw = (k, k) if isinstance(k, int) else k
+        sh, sw = (stride, stride) if isinstance(stride, int) else stride
+        (ih, iw), s_x = in_hw, 0.0005
+        oh, ow = (ih * sh, iw * sw) if padding == "SAME" else ((ih - 1) * sh + kh, (iw - 1) * sw + kw)
+        s_w = list(rng.uniform(0.002, 0.02, co)) if per_channel else 0.01
+        w = T((co, kh, kw, ci), "int8", s_w, [0] * co if per_channel else 0,
+              rng.integers(-127, 128, (co, kh, kw, ci)).astype(np.int8))
+        ins = [T((4,), "int32", data=np.array([1, oh, ow, co], np.int32)), w, q16((1, ih, iw, ci), s_x)]
+        if bias:
+            s_b = np.atleast_1d(s_w) * s_x
+            ins.append(T((co,), "int64", list(s_b) if per_channel else float(s_b[0]), [0] * co if per_channel else 0,
+                         rng.integers(-2**20, 2**20, co).astype(np.int64)))
+        return Op("TRANSPOSE_CONV", ins, [q16((1, oh, ow, co), 0.01)], "TransposeConvOptions",
+                  {"padding": {"SAME": 0, "VALID": 1}[padding], "strideH": sh, "strideW": sw,
+                   "fusedActivationFunction": act}, version=4)
+
+    op_list = [layer((3, 4), 3, 2, "SAME", 4, 5), layer((3, 4), 3, 2, "VALID", 4, 5, per_channel=False),
+               layer((4, 4), 2, 2, "SAME", 3, 2, bias=False), layer((2, 5), (3, 1), (3, 1), "VALID", 2, 3),
+               layer((5, 3), 3, 1, "SAME", 6, 4, act=1), layer((3, 3), 4, 3, "SAME", 2, 2, act=3)]
+    check_model(build(op_list), n=6, sample=_random_int16)

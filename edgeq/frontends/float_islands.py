@@ -27,6 +27,6 @@ def fold_float_neg(graph: Graph) -> None:
         graph.notes.append(f"{neg.name}: float NEG between DEQUANTIZE and QUANTIZE folded into an int8 NEG")
     for neg in graph.ops:
         if isinstance(neg, ops.Neg) and not neg.float_roundtrip and graph.t(neg.inputs[0]).dtype != "float32":
-            raise EdgeqError(f"Operator {neg.name} (NEG) is {graph.t(neg.inputs[0]).dtype}: TFLite Micro has no integer "
-                             "NEG and LiteRT negates the raw values whatever their zero point, so edgeq takes NEG as "
-                             "TFLite's converter writes it, in float between a DEQUANTIZE and a QUANTIZE.")
+            raise EdgeqError(f"Operator {neg.name} (NEG) is {graph.t(neg.inputs[0]).dtype}: TFLite Micro has no "
+                             "integer NEG and LiteRT negates the raw values whatever their zero point, so edgeq takes "
+                             "NEG as TFLite's converter writes it, in float between a DEQUANTIZE and a QUANTIZE.")

@@ -409,11 +409,13 @@ def _lower_softmax_16(op: ops.Softmax, graph: Graph) -> KernelCall:
     if abs(float(np.float32(y.quant.s)) - 1 / 32768) > 0.001 / 32768:
         raise EdgeqError(f"Operator {op.name} (SOFTMAX): an int16 output needs scale 1/32768 (got {y.quant.s}), as "
                          "TFLite requires; convert the model again with TFLite's 16x8 mode.")
-    multiplier, shift = quantize_multiplier(float(np.float32(x.quant.s)) * float(np.float32(op.beta)) / (10.0 / 65535.0))
+    rescale = float(np.float32(x.quant.s)) * float(np.float32(op.beta)) / (10.0 / 65535.0)
+    multiplier, shift = quantize_multiplier(rescale)
     exp_lut, recip_lut = lut16.softmax_luts()
     depth = x.shape[-1]
     return KernelCall(op.name, "softmax_s16", [op.inputs[0]], [op.outputs[0]],
-                      {"rows": x.size // depth, "depth": depth, "input_multiplier": multiplier, "input_left_shift": shift},
+                      {"rows": x.size // depth, "depth": depth, "input_multiplier": multiplier,
+                       "input_left_shift": shift},
                       {"exp_lut": exp_lut, "recip_lut": recip_lut})
 
 

@@ -222,8 +222,8 @@ def lower_gather(op: ops.Gather, graph: Graph) -> KernelCall:
     x, idx, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
     if (x.dtype, idx.dtype, y.dtype) != ("int8", "int32", "int8"):
         raise EdgeqError(f"Operator {op.name} (GATHER) takes {x.dtype} at {idx.dtype} indices into {y.dtype}; at "
-                         "indices computed at run time edgeq gathers int8 values at int32 indices, as TFLite Micro does "
-                         "for quantized models.")
+                         "indices computed at run time edgeq gathers int8 values at int32 indices, as TFLite Micro "
+                         "does for quantized models.")
     params = {"outer": math.prod(x.shape[:op.axis]), "axis_size": x.shape[op.axis], "n_indices": idx.size,
               "inner": math.prod(x.shape[op.axis + 1:])}
     if x.is_const:

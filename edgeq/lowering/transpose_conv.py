@@ -1,14 +1,17 @@
 """TRANSPOSE_CONV: TFLM's reference_integer_ops TransposeConv (each input pixel scatters its weighted values
-into the output, accumulated in int32, then the per-channel requantization of convolutions). The C kernel
-gathers instead (each output sums the input pixels that reach it), which adds the same integers."""
+into the output, accumulated in int32, then the per-channel requantization of convolutions; 16x8 layers
+accumulate in int64 with an int64 bias and TFLite's 64-bit rescaling). The C kernels gather instead (each output
+sums the input pixels that reach it), which adds the same integers."""
 from __future__ import annotations
 
 import numpy as np
 
 from edgeq.ir import Graph, ops
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
-from edgeq.lowering.common import float_activation, pad_before, require_int8
-from edgeq.lowering.conv import _bias, _check_weights, _quant_params, _requant_mode, _requantize, _rescale_arrays
+from edgeq.lowering.common import float_activation, pad_before, variant
+from edgeq.lowering.conv import (
+    _bias, _check_weights, _finish, _quant_params, _requant_mode, _requantize, _rescale_arrays,
+)
 
 
 def _geometry(op: ops.TransposeConv, x_shape, w_shape, y_shape) -> dict[str, int]:
@@ -21,16 +24,16 @@ def _geometry(op: ops.TransposeConv, x_shape, w_shape, y_shape) -> dict[str, int
             "pad_h": pad_before(op.padding, oh, kh, op.stride_h), "pad_w": pad_before(op.padding, ow, kw, op.stride_w)}
 
 
-@lowers(ops.TransposeConv, "transpose_conv_s8")
+@lowers(ops.TransposeConv, "transpose_conv_s8", "transpose_conv_s16")
 def lower_transpose_conv(op: ops.TransposeConv, graph: Graph) -> KernelCall:
-    require_int8(op, graph, [op.inputs[0], op.outputs[0]])
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     _check_weights(op, graph)
     x, w, y = graph.t(op.inputs[0]), graph.t(op.inputs[1]), graph.t(op.outputs[0])
     params = _geometry(op, x.shape, w.shape, y.shape)
     params.update(_quant_params(op, graph))
-    return KernelCall(op.name, "transpose_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
-        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0]),
-        **_rescale_arrays(op, graph, w.shape[0])}, requant=_requant_mode(graph))
+    return _finish(KernelCall(op.name, "transpose_conv_s8", [op.inputs[0]], [op.outputs[0]], params, {
+        "weights": w.data.astype(np.int8), "bias": _bias(op, graph, w.shape[0], kind),
+        **_rescale_arrays(op, graph, w.shape[0], kind)}, requant=_requant_mode(graph)), kind)
 
 
 def _scatter(x: np.ndarray, w: np.ndarray, p: dict) -> np.ndarray:
@@ -49,7 +52,9 @@ def _scatter(x: np.ndarray, w: np.ndarray, p: dict) -> np.ndarray:
 
 
 @kernel("transpose_conv_s8")
-def transpose_conv_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+@kernel("transpose_conv_s16")
+def transpose_conv(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    """float64 sums of integer products stay exact: below 2^53 for any int16 layer edgeq can hold."""
     p, a = call.params, call.arrays
     x = inputs[0].reshape(p["batches"], p["input_h"], p["input_w"], p["input_c"]).astype(np.float64)
     acc = _scatter(x + p["input_offset"], a["weights"].astype(np.float64), p)

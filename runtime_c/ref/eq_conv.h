@@ -89,10 +89,24 @@ typedef struct {
     const int32_t *out_shift;
 } eq_fully_connected_s16_params_t;
 
+/* 16x8 TRANSPOSE_CONV: eq_transpose_conv_s8's geometry, int16 activations, int64 bias and accumulators. */
+typedef struct {
+    int32_t batches, input_h, input_w, input_c;
+    int32_t output_h, output_w, output_c;
+    int32_t filter_h, filter_w;
+    int32_t stride_h, stride_w, pad_h, pad_w;
+    int32_t input_offset, output_offset, act_min, act_max;
+    const int8_t *weights;   /* [output_c][filter_h][filter_w][input_c] */
+    const int64_t *bias;     /* [output_c] */
+    const int32_t *out_mult;
+    const int32_t *out_shift;
+} eq_transpose_conv_s16_params_t;
+
 eq_status_t eq_conv_s16(const eq_conv_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_depthwise_conv_s16(const eq_depthwise_conv_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_fully_connected_s16(const eq_fully_connected_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_transpose_conv_s8(const eq_transpose_conv_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_transpose_conv_s16(const eq_transpose_conv_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_conv_s8(const eq_conv_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_depthwise_conv_s8(const eq_depthwise_conv_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_fully_connected_s8(const eq_fully_connected_s8_params_t *p, const int8_t *in, int8_t *out);
