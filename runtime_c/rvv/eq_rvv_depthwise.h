@@ -10,7 +10,8 @@
 typedef struct {
     const int8_t *weights;  /* [filter_h][filter_w][channels] */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
-    const int32_t *rq;      /* [5][channels] */
+    const int32_t *rq;      /* [4][channels]: see eq_rvv_common.h */
+    const int16_t *shift;   /* [channels]: right shifts */
     int32_t input_h, input_w, channels, output_h, output_w;
     int32_t filter_h, filter_w, stride_h, stride_w, pad_h, pad_w;
     int32_t input_offset, output_offset, act_min, act_max;
@@ -23,7 +24,7 @@ static EQ_ALWAYS_INLINE vint32m8_t eq_rvv_dw_tap(vint32m8_t acc, const int8_t *x
 }
 
 static EQ_ALWAYS_INLINE eq_status_t eq_rvv_depthwise_conv_s8(const eq_rvv_dw_t *p, const int8_t *in, int8_t *out,
-                                                             const int mode)
+                                                             const int flags)
 {
     const int32_t C = p->channels, fh = p->filter_h, fw = p->filter_w;
     const size_t row = (size_t)p->input_w * C;
@@ -60,8 +61,8 @@ static EQ_ALWAYS_INLINE eq_status_t eq_rvv_depthwise_conv_s8(const eq_rvv_dw_t *
                         }
                     }
                 }
-                eq_rvv_requant_store_m8(acc, p->rq, C, c, vl, p->output_offset, p->act_min, p->act_max, out + c,
-                                        mode);
+                eq_rvv_requant_store_m8(acc, p->rq, p->shift, C, c, vl, p->output_offset, p->act_min, p->act_max,
+                                        out + c, flags);
                 c += (int32_t)vl;
             }
         }
