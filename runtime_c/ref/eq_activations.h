@@ -45,11 +45,18 @@ static inline uint32_t eq_sigmoid_interp(const uint16_t *table, int32_t v, int f
     return (ua << frac_bits) + (a & ((1u << frac_bits) - 1)) * (ub - ua);
 }
 
-/* TFLite's int16 rescale for LOGISTIC and TANH; a multiplier below 2^15 keeps the product in int32. */
-static inline int32_t eq_sigmoid_input(int32_t x, int32_t multiplier, int32_t shift)
+/* TFLite's int16 rescale for LOGISTIC and TANH of element i; a multiplier below 2^15 keeps the product in int32. */
+static inline int32_t eq_sigmoid_input(const eq_logistic_s16_params_t *p, const int8_t *in, int32_t i)
 {
+    const int32_t shift = p->input_left_shift;
     const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
-    return (x * multiplier + round) >> shift;
+    return (eq_load(in, (size_t)i, 1) * p->input_multiplier + round) >> shift;
+}
+
+static inline int eq_sigmoid_params_ok(const eq_logistic_s16_params_t *p, const int8_t *in, const int8_t *out)
+{
+    return p != NULL && in != NULL && out != NULL && p->table != NULL && p->input_left_shift >= 0 &&
+           p->input_left_shift <= 31 && p->input_multiplier >= 0 && p->input_multiplier <= INT16_MAX;
 }
 
 /* Each row of depth values divided by its L2 norm; the output is in 1/128 with zero point 0. */

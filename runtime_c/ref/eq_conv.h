@@ -89,6 +89,37 @@ typedef struct {
     const int32_t *out_shift;
 } eq_fully_connected_s16_params_t;
 
+/* TRANSPOSE_CONV's gather, shared by both widths: the sum, over the input pixels of one batch whose scattered
+ * taps reach output pixel (oy, ox), of w (one output channel's [filter_h][filter_w][input_c] weights) times the
+ * input plus input_offset (int16 inputs when wide). */
+typedef struct {
+    int32_t input_h, input_w, input_c, filter_h, filter_w, stride_h, stride_w, pad_h, pad_w, input_offset;
+} eq_transpose_geometry_t;
+
+static inline int64_t eq_transpose_conv_sum(const eq_transpose_geometry_t *g, const int8_t *in, int wide,
+                                            const int8_t *w, int32_t oy, int32_t ox)
+{
+    int64_t acc = 0;
+    for (int32_t ky = 0; ky < g->filter_h; ky++) {
+        const int32_t ty = oy + g->pad_h - ky; /* = iy * stride_h */
+        if (ty < 0 || ty % g->stride_h != 0 || ty / g->stride_h >= g->input_h) {
+            continue;
+        }
+        for (int32_t kx = 0; kx < g->filter_w; kx++) {
+            const int32_t tx = ox + g->pad_w - kx;
+            if (tx < 0 || tx % g->stride_w != 0 || tx / g->stride_w >= g->input_w) {
+                continue;
+            }
+            const size_t x = ((size_t)(ty / g->stride_h) * g->input_w + tx / g->stride_w) * g->input_c;
+            const int8_t *wk = w + ((size_t)ky * g->filter_w + kx) * g->input_c;
+            for (int32_t c = 0; c < g->input_c; c++) {
+                acc += (int64_t)wk[c] * (eq_load(in, x + (size_t)c, wide) + g->input_offset);
+            }
+        }
+    }
+    return acc;
+}
+
 /* 16x8 TRANSPOSE_CONV: eq_transpose_conv_s8's geometry, int16 activations, int64 bias and accumulators. */
 typedef struct {
     int32_t batches, input_h, input_w, input_c;

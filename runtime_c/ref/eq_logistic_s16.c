@@ -3,12 +3,11 @@
 
 eq_status_t eq_logistic_s16(const eq_logistic_s16_params_t *p, const int8_t *in, int8_t *out)
 {
-    if (p == NULL || in == NULL || out == NULL || p->input_left_shift < 0 || p->input_left_shift > 31 ||
-        p->input_multiplier < 0 || p->input_multiplier > INT16_MAX) {
+    if (!eq_sigmoid_params_ok(p, in, out)) {
         return EQ_ERR_ARG;
     }
     for (int32_t i = 0; i < p->size; i++) {
-        const int32_t v = eq_sigmoid_input(eq_load(in, (size_t)i, 1), p->input_multiplier, p->input_left_shift);
+        const int32_t v = eq_sigmoid_input(p, in, i);
         uint32_t r = eq_sigmoid_interp(p->table, v, 9, 0x7FFFu << 10);
         /* sigmoid(-x) = 1 - sigmoid(x), rounded back to 1/32768 */
         r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1;

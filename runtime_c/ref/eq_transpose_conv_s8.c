@@ -9,30 +9,16 @@ static EQ_ALWAYS_INLINE eq_status_t transpose_conv_loops(const eq_transpose_conv
     if (p == NULL || in == NULL || out == NULL || p->stride_h < 1 || p->stride_w < 1) {
         return EQ_ERR_ARG;
     }
+    const eq_transpose_geometry_t g = {p->input_h, p->input_w, p->input_c, p->filter_h, p->filter_w,
+                                       p->stride_h, p->stride_w, p->pad_h, p->pad_w, p->input_offset};
     for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t *batch = in + (size_t)b * p->input_h * p->input_w * p->input_c;
         for (int32_t oy = 0; oy < p->output_h; oy++) {
             for (int32_t ox = 0; ox < p->output_w; ox++) {
                 for (int32_t oc = 0; oc < p->output_c; oc++) {
                     const int8_t *w = p->weights + (size_t)oc * p->filter_h * p->filter_w * p->input_c;
-                    int32_t acc = 0;
-                    for (int32_t ky = 0; ky < p->filter_h; ky++) {
-                        const int32_t ty = oy + p->pad_h - ky; /* = iy * stride_h */
-                        if (ty < 0 || ty % p->stride_h != 0 || ty / p->stride_h >= p->input_h) {
-                            continue;
-                        }
-                        for (int32_t kx = 0; kx < p->filter_w; kx++) {
-                            const int32_t tx = ox + p->pad_w - kx;
-                            if (tx < 0 || tx % p->stride_w != 0 || tx / p->stride_w >= p->input_w) {
-                                continue;
-                            }
-                            const int8_t *x = in + (((size_t)b * p->input_h + ty / p->stride_h) * p->input_w
-                                                    + tx / p->stride_w) * p->input_c;
-                            const int8_t *wk = w + ((size_t)ky * p->filter_w + kx) * p->input_c;
-                            for (int32_t c = 0; c < p->input_c; c++) {
-                                acc += (int32_t)wk[c] * ((int32_t)x[c] + p->input_offset);
-                            }
-                        }
-                    }
+                    /* int8 products sum in int32 in TFLite: exact here for any layer that fits a device */
+                    int32_t acc = (int32_t)eq_transpose_conv_sum(&g, batch, 0, w, oy, ox);
                     if (p->bias != NULL) {
                         acc += p->bias[oc];
                     }
