@@ -291,17 +291,18 @@ def check_on_emulated_board(tmp_path: Path, graph: Graph, board_name: str, mode:
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
                     reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
-def test_arm_dsp_plan_on_emulated_cortex_m7(tmp_path):
-    """The host runs arm-dsp's plain-C twins of the DSP instructions; this runs the real ones (SMLAD, SMLAL's
-    fused requantization, SSAT) on the plan's convolutions, depthwise and fully connected layers, TFLite
-    multipliers (the mode of every int8 model; power-of-two layers take the same C on host and core)."""
+@pytest.mark.parametrize("mode", ["keep", "pot"])
+def test_arm_dsp_plan_on_emulated_cortex_m7(tmp_path, mode):
+    """The host runs arm-dsp's plain-C twins of the DSP instructions; this runs the real ones (SMLAD, the
+    assembly matrix-product steps, SMLAL's fused requantization, SSAT) on the plan's convolutions, depthwise and
+    fully connected layers."""
     from dataclasses import replace
 
-    rng = np.random.default_rng(sum(map(ord, "dsp-m7")))
-    graph = Graph("kernels_dsp_m7", {}, [], [], [], requant="tflite")
+    rng = np.random.default_rng(sum(map(ord, "dsp-m7" + mode)))
+    graph = Graph(f"kernels_dsp_m7_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
     expected = []
     for family in ("conv", "depthwise", "fully_connected"):
         for case in PLAN[family]:
-            _layer(graph, replace(case, name=f"{family}_{case.name}"), "keep", rng)
-            expected.append(case.dsp.get("keep", case.dsp.get("*")))
-    check_on_emulated_board(tmp_path, graph, "qemu-mps2-an500", "keep", "arm-dsp", expected, seed=17)
+            _layer(graph, replace(case, name=f"{family}_{case.name}"), mode, rng)
+            expected.append(case.dsp.get(mode, case.dsp.get("*")))
+    check_on_emulated_board(tmp_path, graph, "qemu-mps2-an500", mode, "arm-dsp", expected, seed=17)

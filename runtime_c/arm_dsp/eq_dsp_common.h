@@ -70,12 +70,24 @@ static EQ_ALWAYS_INLINE uint32_t eq_load4(const int8_t *p)
 /* How accumulators become int8: TFLite's multiplier and shift (per channel), or one rounding shift of
  * power-of-two graphs, rounded as LiteRT rounds convolutions or as it rounds fully connected layers. */
 enum { EQ_DSP_MULTIPLIER, EQ_DSP_MULTIPLIER_RIGHT, EQ_DSP_MULTIPLIER_FUSED, EQ_DSP_SHIFT_AS_CONV,
-       EQ_DSP_SHIFT_AS_FC };
+       EQ_DSP_SHIFT_AS_FC, EQ_DSP_SHIFT_FUSED };
 /* EQ_DSP_MULTIPLIER_RIGHT: the multiplier mode of a layer whose shifts all divide (shift <= 0, as in
  * nearly every TFLite layer), which needs no left shift.
  * EQ_DSP_MULTIPLIER_FUSED: the same result in one 64-bit multiply-accumulate, for layers whose shifts all lie
  * in -22..-2: mult holds per channel the pair (multiplier, k), shift holds -shift - 1, and the output offset is
- * inside k (see eq_dsp_fused). */
+ * inside k (see eq_dsp_fused).
+ * EQ_DSP_SHIFT_FUSED: a power-of-two rescale by 2^-k, either rounding, as one floor shift
+ * (acc + add + (acc >> 31) * sign_step) >> k: add is the nudge of accumulators >= 0 plus offset * 2^k,
+ * sign_step how much smaller the nudge of negative ones is (own_kernels.shift_nudges). add and k are literals
+ * when every channel shares them (rshift > 0), else per channel in mult and shift. */
+
+/* A layer's requantization; a static const struct, so its scalar fields fold into the kernel as constants. */
+typedef struct {
+    const int32_t *mult;   /* [channels]: multipliers, (multiplier, k) pairs (MULTIPLIER_FUSED) or adds (SHIFT_FUSED) */
+    const int8_t *shift;   /* [channels] (every shift fits a byte) */
+    int32_t add, rshift, sign_step;  /* EQ_DSP_SHIFT_FUSED; rshift 0: add and shift per channel */
+    int32_t output_offset, act_min, act_max;
+} eq_dsp_rescale_t;
 
 /* tflite::MultiplyByQuantizedMultiplier with 32x32->64 multiplies only (SMULL): the doubling high
  * multiply with a fixed +2^30 nudge and a floor shift equals gemmlowp's sign-dependent nudge and
@@ -124,22 +136,29 @@ static EQ_ALWAYS_INLINE int32_t eq_dsp_shift(int32_t x, int32_t shift, const int
     return -(int32_t)(((0u - (uint32_t)x) + nudge) >> shift);
 }
 
-static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const int32_t *mult, const int8_t *shift, int32_t c,
-                                                 int32_t offset, int32_t lo, int32_t hi, const int mode)
+static EQ_ALWAYS_INLINE int32_t eq_dsp_shift_fused(int32_t x, int32_t add, int32_t step, int32_t k)
 {
-    if (mode == EQ_DSP_MULTIPLIER_FUSED) {
-        offset = 0;  /* inside k */
-    }
-    const int32_t scaled = mode == EQ_DSP_MULTIPLIER         ? eq_dsp_mbqm(acc, mult[c], shift[c], 0)
-                           : mode == EQ_DSP_MULTIPLIER_RIGHT ? eq_dsp_mbqm(acc, mult[c], shift[c], 1)
-                           : mode == EQ_DSP_MULTIPLIER_FUSED ? eq_dsp_fused(acc, mult[2 * c], mult[2 * c + 1], shift[c])
-                                                             : eq_dsp_shift(acc, shift[c], mode);
+    return (x + add + (x >> 31) * step) >> k;
+}
+
+static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const eq_dsp_rescale_t *rq, int32_t c, const int mode)
+{
+    const int32_t *mult = rq->mult;
+    const int8_t *shift = rq->shift;
+    const int32_t lo = rq->act_min, hi = rq->act_max;
+    const int32_t scaled =
+        mode == EQ_DSP_MULTIPLIER         ? eq_dsp_mbqm(acc, mult[c], shift[c], 0) + rq->output_offset
+        : mode == EQ_DSP_MULTIPLIER_RIGHT ? eq_dsp_mbqm(acc, mult[c], shift[c], 1) + rq->output_offset
+        : mode == EQ_DSP_MULTIPLIER_FUSED ? eq_dsp_fused(acc, mult[2 * c], mult[2 * c + 1], shift[c])
+        : mode == EQ_DSP_SHIFT_FUSED      ? (rq->rshift ? eq_dsp_shift_fused(acc, rq->add, rq->sign_step, rq->rshift)
+                                                        : eq_dsp_shift_fused(acc, mult[c], rq->sign_step, shift[c]))
+                                          : eq_dsp_shift(acc, shift[c], mode) + rq->output_offset;
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
     if (lo == -128 && hi == 127) {  /* no fused activation: one saturating instruction */
-        return (int8_t)__ssat(scaled + offset, 8);
+        return (int8_t)__ssat(scaled, 8);
     }
 #endif
-    return (int8_t)eq_clamp(scaled + offset, lo, hi);
+    return (int8_t)eq_clamp(scaled, lo, hi);
 }
 
 #endif /* EQ_DSP_COMMON_H */

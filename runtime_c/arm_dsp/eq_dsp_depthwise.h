@@ -11,11 +11,10 @@
 typedef struct {
     const int8_t *weights;  /* [channels][filter_h][filter_w] (repacked from [1][h][w][channels]) */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
-    const int32_t *mult;    /* [channels], multiplier mode only */
-    const int8_t *shift;    /* [channels] (every shift fits a byte) */
+    eq_dsp_rescale_t rq;
     int32_t input_h, input_w, input_c, output_h, output_w, channels, depth_multiplier;
     int32_t filter_h, filter_w, stride_h, stride_w, dilation_h, dilation_w, pad_h, pad_w;
-    int32_t pad_value, output_offset, act_min, act_max;
+    int32_t pad_value;
 } eq_dsp_depthwise_t;
 
 static EQ_ALWAYS_INLINE int32_t eq_dsp_window(const eq_dsp_depthwise_t *p, const int8_t *x, const int8_t *w,
@@ -52,7 +51,7 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_depthwise_s8(const eq_dsp_depthwise_t
                 const int32_t acc = rows_inside && ix0 >= 0 && ix0 + span_w < p->input_w
                                         ? eq_dsp_window(p, x, w, iy0, ix0, bias, 0)
                                         : eq_dsp_window(p, x, w, iy0, ix0, bias, 1);
-                *y = eq_dsp_requantize(acc, p->mult, p->shift, c, p->output_offset, p->act_min, p->act_max, mode);
+                *y = eq_dsp_requantize(acc, &p->rq, c, mode);
             }
         }
     }
@@ -84,10 +83,10 @@ static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p
                 a3 = eq_smlatt(v13, w[2 * t + 1], a3);
             }
         }
-        out[c] = eq_dsp_requantize(a0, p->mult, p->shift, c, p->output_offset, p->act_min, p->act_max, mode);
-        out[c + 1] = eq_dsp_requantize(a1, p->mult, p->shift, c + 1, p->output_offset, p->act_min, p->act_max, mode);
-        out[c + 2] = eq_dsp_requantize(a2, p->mult, p->shift, c + 2, p->output_offset, p->act_min, p->act_max, mode);
-        out[c + 3] = eq_dsp_requantize(a3, p->mult, p->shift, c + 3, p->output_offset, p->act_min, p->act_max, mode);
+        out[c] = eq_dsp_requantize(a0, &p->rq, c, mode);
+        out[c + 1] = eq_dsp_requantize(a1, &p->rq, c + 1, mode);
+        out[c + 2] = eq_dsp_requantize(a2, &p->rq, c + 2, mode);
+        out[c + 3] = eq_dsp_requantize(a3, &p->rq, c + 3, mode);
     }
 }
 

@@ -20,11 +20,10 @@
 typedef struct {
     const int8_t *weights;  /* the computed channels, grouped as above */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
-    const int32_t *mult;    /* [channels], multiplier mode only */
-    const int8_t *shift;    /* [channels] (every shift fits a byte) */
+    eq_dsp_rescale_t rq;
     const uint16_t *live;   /* [channels]: each computed channel's place in the output row; NULL: in order */
     const int8_t *fill;     /* [out_channels]: the output row's dead channels; NULL: none */
-    int32_t depth, channels, out_channels, output_offset, act_min, act_max;
+    int32_t depth, channels, out_channels;
 } eq_dsp_gemm_t;
 
 /* Where computed channel c goes in an output row. */
@@ -42,7 +41,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_fill(const eq_dsp_gemm_t *g, int8_t *y)
 
 static EQ_ALWAYS_INLINE void eq_dsp_store(const eq_dsp_gemm_t *g, int8_t *y, int32_t c, int32_t acc, const int mode)
 {
-    y[eq_dsp_out(g, c)] = eq_dsp_requantize(acc, g->mult, g->shift, c, g->output_offset, g->act_min, g->act_max, mode);
+    y[eq_dsp_out(g, c)] = eq_dsp_requantize(acc, &g->rq, c, mode);
 }
 
 /* A word of four int8 weights (the arrays are int8: read as bytes, not through a uint32_t lvalue). */

@@ -12,7 +12,8 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias, left_shift_declines
+from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, folded_bias, left_shift_declines,
+                                                shift_nudges)
 from edgeq.lowering import KernelCall, run_kernel
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier
@@ -45,20 +46,49 @@ def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray,
     return np.stack([mult, k], axis=1).reshape(-1).astype(np.int32), (r - 1).astype(np.int32)
 
 
+def _shift_fused(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
+                 keep: np.ndarray) -> dict[str, int | np.ndarray] | None:
+    """A power-of-two layer as EQ_DSP_SHIFT_FUSED takes it ((acc + add + (acc >> 31) * sign_step) >> k), or None
+    when its channels' nudges drop by different steps for negative accumulators or a sum could overflow."""
+    if call.requant != "shift":
+        return None
+    k = call.arrays["out_shift"][keep].astype(np.int64)
+    pos, neg = shift_nudges(k, kind)
+    add = pos.astype(np.int64) + call.params["output_offset"] * (1 << k)
+    step = np.unique(pos - neg)
+    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights.astype(np.int64)).sum(axis=1)
+    if len(step) != 1 or np.any(bound + np.abs(add) + 2 >= 1 << 31):
+        return None
+    if len(np.unique(k)) == 1:  # per tensor, as power-of-two graphs are: literals in the struct, no tables
+        return {"add": int(add[0]), "rshift": int(k[0]), "sign_step": int(step[0])}
+    return {"out_mult": add.astype(np.int32), "out_shift": k.astype(np.int8), "sign_step": int(step[0])}
+
+
 def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
-             keep: np.ndarray) -> tuple[str, dict[str, np.ndarray]]:
-    """The kernel's requantization mode (a compile-time constant of the call) and the out_mult and out_shift
-    arrays of the channels in keep as it reads them. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
+             keep: np.ndarray) -> tuple[str, str, dict[str, np.ndarray]]:
+    """The kernel's requantization mode (a compile-time constant of the call), the eq_dsp_rescale_t initializer
+    and its arrays, for the channels in keep. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
     k = 2^(r-2) + output_offset * 2^(r-1), and r - 1, for the rescale by 2^-r (eq_dsp_fused)."""
-    a = call.arrays
-    fused = _fused_rescale(call, bias, weights, keep)
+    a, p = call.arrays, call.params
+    fields = {"output_offset": p["output_offset"], "act_min": p["act_min"], "act_max": p["act_max"]}
+    fused, by_shift = _fused_rescale(call, bias, weights, keep), _shift_fused(call, kind, bias, weights, keep)
     if fused is not None:
-        return "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1].astype(np.int8)}
-    shift = a["out_shift"][keep].astype(np.int8)  # TFLite's shifts and power-of-two ones all lie in -31..31
-    if call.requant == "multiplier":
-        mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(shift <= 0) else "EQ_DSP_MULTIPLIER"
-        return mode, {"out_mult": a["out_mult"][keep], "out_shift": shift}
-    return MODES[("shift", kind)], {"out_shift": shift}
+        mode, arrays = "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1].astype(np.int8)}
+    elif by_shift is not None:
+        mode = "EQ_DSP_SHIFT_FUSED"
+        arrays = {k: v for k, v in by_shift.items() if isinstance(v, np.ndarray)}
+        fields.update({k: v for k, v in by_shift.items() if not isinstance(v, np.ndarray)})
+    else:
+        shift = a["out_shift"][keep].astype(np.int8)  # TFLite's shifts and power-of-two ones all lie in -31..31
+        if call.requant == "multiplier":
+            mode = "EQ_DSP_MULTIPLIER_RIGHT" if np.all(shift <= 0) else "EQ_DSP_MULTIPLIER"
+            arrays = {"out_mult": a["out_mult"][keep], "out_shift": shift}
+        else:
+            mode, arrays = MODES[("shift", kind)], {"out_shift": shift}
+    pointers = [("mult", "$out_mult" if "out_mult" in arrays else "NULL"),
+                ("shift", "$out_shift" if "out_shift" in arrays else "NULL")]
+    init = "{ " + ", ".join(f".{k} = {v}" for k, v in [*pointers, *fields.items()]) + " }"
+    return mode, init, arrays
 
 
 def _dead_channel_outputs(call: KernelCall, kind: str) -> np.ndarray:
@@ -78,24 +108,20 @@ def _dead_channel_outputs(call: KernelCall, kind: str) -> np.ndarray:
 def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, list[tuple[str, str]], dict[str, np.ndarray]]:
     """The requantization mode, the eq_dsp_gemm_t initializer and its arrays: bias with input_offset * (the
     channel's weight sum); dead channels (all-zero weights) left out, their constants in the fill row."""
-    p, a = call.params, call.arrays
-    weights = a["weights"].reshape(channels, depth)
+    weights = call.arrays["weights"].reshape(channels, depth)
     live = np.flatnonzero(np.any(weights, axis=1))
     if len(live) == channels:
         live = np.arange(channels)
     bias = folded_bias(call, weights.sum(axis=1))[live]
-    mode, rescale = _rescale(call, kind, bias, weights[live], live)
-    arrays = {"weights": _grouped(weights[live]), "bias": bias, **rescale}
+    mode, rescale, rescale_arrays = _rescale(call, kind, bias, weights[live], live)
+    arrays = {"weights": _grouped(weights[live]), "bias": bias, **rescale_arrays}
     dead = len(live) < channels
     if dead:
         arrays["live"] = live.astype(np.uint16)
         arrays["fill"] = _dead_channel_outputs(call, kind).astype(np.int8)
-    fields = [("weights", "$weights"), ("bias", "$bias"),
-              ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
+    fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", rescale),
               ("live", "$live" if dead else "NULL"), ("fill", "$fill" if dead else "NULL"),
-              ("depth", str(depth)), ("channels", str(len(live))), ("out_channels", str(channels)),
-              ("output_offset", str(p["output_offset"])), ("act_min", str(p["act_min"])),
-              ("act_max", str(p["act_max"]))]
+              ("depth", str(depth)), ("channels", str(len(live))), ("out_channels", str(channels))]
     return mode, fields, arrays
 
 
@@ -168,13 +194,11 @@ class ArmDsp(Backend):
         channels = p["output_c"]
         weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
         bias = folded_bias(call, weights.sum(axis=1))
-        mode, rescale = _rescale(call, "conv", bias, weights, np.arange(channels))
-        arrays = {"weights": weights, "bias": bias, **rescale}
+        mode, rescale, rescale_arrays = _rescale(call, "conv", bias, weights, np.arange(channels))
+        arrays = {"weights": weights, "bias": bias, **rescale_arrays}
         names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",
-                 "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w",
-                 "output_offset", "act_min", "act_max")
-        fields = [("weights", "$weights"), ("bias", "$bias"),
-                  ("mult", "$out_mult" if call.requant == "multiplier" else "NULL"), ("shift", "$out_shift"),
+                 "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
+        fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", rescale),
                   ("channels", str(channels)), *((k, str(p[k])) for k in names),
                   ("pad_value", str(-p["input_offset"]))]
         struct = [CStruct("eq_dsp_depthwise_t", "params", fields)]
