@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,9 +13,7 @@ from edgeq.errors import EdgeqError
 tf = pytest.importorskip("tensorflow")
 L = tf.keras.layers
 
-
-def edgeq(*args):
-    return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
+from tests.test_quant_issue15 import edgeq  # noqa: E402  (the CLI in a subprocess)
 
 
 @pytest.fixture(scope="module")
