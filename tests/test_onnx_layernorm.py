@@ -1,6 +1,6 @@
-"""ONNX LayerNormalization (opset 17, as PyTorch exports nn.LayerNorm) as edgeq's MEAN/SUB/MUL/ADD/RSQRT ops:
-the float executor against onnxruntime, and the power-of-two build's host C (ASan/UBSan) bit-exact with edgeq's
-numpy executor (edgeq validate)."""
+"""ONNX LayerNormalization (opset 17, as PyTorch exports nn.LayerNorm) and ATen's layer_norm as edgeq's MEAN, SUB,
+MUL, RSQRT and 1x1 depthwise ops: the float executor against onnxruntime and PyTorch, and the power-of-two build's
+host C (ASan/UBSan) bit-exact with edgeq's numpy executor (edgeq validate)."""
 from __future__ import annotations
 
 import subprocess
@@ -80,3 +80,33 @@ def test_layernorm_power_of_two_build_is_bit_exact_on_host(block_onnx, tmp_path)
     assert proc.returncode == 0, proc.stderr
     proc = edgeq("validate", out, "--data", tmp_path / "calib.npz")
     assert proc.returncode == 0 and "32 of 32 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_layernorm_torch_export_matches_torch(tmp_path):
+    """aten.layer_norm (torch.export) and, after run_decompositions, aten.native_layer_norm: the same mapping."""
+    from edgeq.frontends import load_model
+    from edgeq.quant.executor import run_float_graph
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(12, 12)
+            self.ln = nn.LayerNorm(12)
+            self.plain = nn.LayerNorm((8, 12), elementwise_affine=False)
+
+        def forward(self, x):
+            return self.plain(self.ln(self.fc(x)))
+
+    torch.manual_seed(0)
+    model = Net().eval()
+    x = torch.randn(1, 8, 12)
+    program = torch.export.export(model, (x,))
+    for name, prog in (("ln.pt2", program), ("ln_core.pt2", program.run_decompositions())):
+        torch.export.save(prog, str(tmp_path / name))
+        graph = load_model(tmp_path / name)
+        assert [op.kind for op in graph.ops].count("RSQRT") == 2, (name, [op.kind for op in graph.ops])
+        xs = np.random.default_rng(4).standard_normal((1, 8, 12)).astype(np.float32)
+        with torch.no_grad():
+            want = model(torch.from_numpy(xs)).numpy()
+        got = run_float_graph(graph, [xs])[graph.outputs[0]].reshape(want.shape)
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), (name, np.abs(got - want).max())

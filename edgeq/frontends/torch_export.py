@@ -333,6 +333,20 @@ class _Reader:
     def _aten_gelu(self, node, a):
         self._emit(node.name, "Gelu", [a["self"].name], approximate=str(a.get("approximate") or "none"))
 
+    def _layer_norm(self, node, a, outputs):
+        """LayerNormalization over the trailing normalized_shape axes; no weight is a scale of ones."""
+        x, shape = a["input"].name, [int(d) for d in a["normalized_shape"]]
+        scale = a["weight"].name if a["weight"] is not None else \
+            self._const(np.ones(shape, np.float32), f"{node.name}_ones")
+        self._emit(node.name, "LayerNormalization", [x, scale, self._arg(a["bias"], node.name)], outputs,
+                   axis=len(self.shapes[x]) - len(shape), epsilon=float(a["eps"]))
+
+    def _aten_layer_norm(self, node, a):
+        self._layer_norm(node, a, None)
+
+    def _aten_native_layer_norm(self, node, a):
+        self._layer_norm(node, a, [f"{node.name}#0"])  # mean and 1/std (#1, #2) are not produced
+
     def _aten_slice(self, node, a):
         rank = len(self.shapes[a["self"].name])
         start = 0 if a.get("start") is None else int(a["start"])
