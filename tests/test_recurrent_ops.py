@@ -13,6 +13,9 @@ from tests.tflite_builder import Op, T, build, q8
 pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
 
+# The TFLite operators these tests build (tests/test_ops.py checks that every supported operator is covered).
+COVERED = {"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"}
+
 
 def _svdf(rng, batches, input_size, units, rank, memory, s_in=0.05, zp_in=3, s_out=0.1, zp_out=-4,
           act=0, state_zp=None) -> Op:
