@@ -12,10 +12,16 @@ static inline int32_t eq_lstm_clamp16(int64_t v)
     return v < INT16_MIN ? INT16_MIN : (v > INT16_MAX ? INT16_MAX : (int32_t)v);
 }
 
+/* the int16 input rescale of reference_integer_ops::Logistic and Tanh (multiplier below 2^15) */
+static inline int32_t eq_lstm_rescale(int32_t x, int32_t mult, int32_t shift)
+{
+    return (x * mult + (shift > 0 ? (int32_t)1 << (shift - 1) : 0)) >> shift;
+}
+
 /* reference_integer_ops::Logistic on int16 with TFLM's LSTM rescale (x 3), output in 2^-15 */
 static inline int32_t eq_lstm_sigmoid(const uint16_t *table, int32_t x)
 {
-    const int32_t v = eq_sigmoid_input(x, 3, 0);
+    const int32_t v = eq_lstm_rescale(x, 3, 0);
     uint32_t r = eq_sigmoid_interp(table, v, 9, 0x7FFFu << 10);
     r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1;
     return (int32_t)(r >> 10);
@@ -24,7 +30,7 @@ static inline int32_t eq_lstm_sigmoid(const uint16_t *table, int32_t x)
 /* reference_integer_ops::Tanh on int16, output in 2^-15 */
 static inline int32_t eq_lstm_tanh(const uint16_t *table, int32_t x, int32_t mult, int32_t shift)
 {
-    const int32_t v = eq_sigmoid_input(x, mult, shift);
+    const int32_t v = eq_lstm_rescale(x, mult, shift);
     int32_t r = (int32_t)eq_sigmoid_interp(table, v, 8, 0xFFFFu << 8);
     r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
     return r >> 8;
