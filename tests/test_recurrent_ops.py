@@ -279,3 +279,20 @@ def test_reset_restores_the_initial_state(tmp_path):
     np.testing.assert_array_equal(y[0], first)
     np.testing.assert_array_equal(y[1], second)
     np.testing.assert_array_equal(y[2], first)
+
+
+def test_lstm_variants_are_refused_by_name():
+    """Peephole, projection and CIFG LSTMs, which TFLite Micro's integer LSTM does not run either."""
+    from edgeq.errors import EdgeqError
+    from edgeq.frontends.tflite import load_tflite
+
+    rng = np.random.default_rng(4)
+    for position, what in [(9, "peephole"), (16, "projection"), (1, "CIFG")]:
+        op = _lstm(rng, 1, 3, 4, 2)
+        if what == "CIFG":
+            op.inputs[1] = op.inputs[5] = None
+        else:
+            op.inputs[position] = T((2, 2) if what == "projection" else (2,), "int16" if what == "peephole" else
+                                    "int8", 0.01, 0, np.ones((2, 2) if what == "projection" else (2,), np.int8))
+        with pytest.raises(EdgeqError, match=f"UNIDIRECTIONAL_SEQUENCE_LSTM .*{what}"):
+            load_tflite(build([op]), "variant")
