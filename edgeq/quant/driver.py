@@ -2,7 +2,8 @@
 and a typed result (what `edgeq build --quant pot` and `edgeq quantize` run).
 
 Steps: global pools as MEANs, then per candidate variant (cross-layer equalization off/on) high-bias
-absorption, activation statistics, power-of-two scales, weight rounding and bias correction layer by layer;
+absorption, activation statistics, power-of-two scales, with --mixed-precision int16 activations within the
+arena budget (edgeq.quant.mixed), weight rounding and bias correction layer by layer;
 the variant kept is chosen on the calibration data by SELECTION_RULE, fixed before any evaluation figure was
 looked at (README, "Power-of-two quantization of float models").
 """
@@ -51,8 +52,8 @@ class QuantOptions:
                                  f"{', '.join(allowed)}.")
         if self.mixed_precision != (self.max_arena is not None):
             raise EdgeqError("--mixed-precision and --max-arena BYTES go together: mixed precision spends the arena "
-                             "budget BYTES on int16 activations (for instance 1.25 times the int8 build's arena, "
-                             "which `edgeq inspect` prints after a plain build).")
+                             "budget BYTES on int16 activations (for instance 1.25 times the arena `edgeq build` "
+                             "prints for the plain int8 build).")
         if self.max_arena is not None and self.max_arena <= 0:
             raise EdgeqError(f"--max-arena {self.max_arena}: give the arena budget in bytes, a positive number.")
         if self.cv_folds < 0 or self.cv_folds == 1:
