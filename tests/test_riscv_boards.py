@@ -52,15 +52,16 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
 @pytest.mark.parametrize("board,kernels", [(b, k) for b in EMULATED for k in ("auto", "cmsis-nn")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
 def test_shared_model_on_riscv_board(tmp_path, name, board, kernels):
-    """auto: edgeq's RVV kernels on the vector board, muRISCV-NN's scalar path on the scalar one; cmsis-nn:
-    muRISCV-NN (vector path on the vector board). Layers a library declines run on ref and say why."""
+    """auto: edgeq's own kernels (rvv on the vector board, rv32 on the scalar one) where they measure faster than
+    muRISCV-NN's; cmsis-nn: muRISCV-NN (vector path on the vector board). Layers a library declines run on ref and
+    say why."""
     from edgeq.build import load_manifest
 
     _need_muriscv()
     model = shared_path(SHARED_INT8[name])
     out = build(model, board, tmp_path / "fw", kernels)
     layers = [layer for layer in load_manifest(out)["layers"] if "backend" in layer]
-    first = "rvv" if (board, kernels) == ("qemu-riscv32-virt-rvv", "auto") else "cmsis-nn"
+    first = {"qemu-riscv32-virt-rvv": "rvv", "qemu-riscv32-virt": "rv32"}[board] if kernels == "auto" else "cmsis-nn"
     assert any(layer["backend"] == first for layer in layers)
     assert all(layer["declined"] for layer in layers if layer["backend"] == "ref"), layers
     if kernels == "cmsis-nn":
@@ -80,6 +81,34 @@ def test_power_of_two_float_model_validates_on_both_boards(tmp_path):
             proc = subprocess.run([sys.executable, "-m", "edgeq", *args], capture_output=True, text=True)
             assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "24 of 24 samples bit-exact" in proc.stdout, proc.stdout
+
+
+# The other shared float models (float or hybrid): each quantized once with edgeq's defaults, as `edgeq build`
+# quantizes it, and built for both boards with their default kernels.
+POT_MODELS = {"kws_ds_cnn_hybrid": "kws_ds_cnn", "resnet_ic_fp32": "resnet_ic", "vww_96_fp32": "vww_96"}
+
+
+@pytest.mark.parametrize("model", sorted(POT_MODELS))
+def test_power_of_two_shared_float_model_validates_on_both_boards(tmp_path, model):
+    """What `edgeq validate` checks (edgeq.run.validate_build): the board's outputs for two held-out samples equal
+    the golden model's, bit for bit. The boards run different kernels (muRISCV-NN's scalar path; rvv, with
+    muRISCV-NN where it measures faster), so each is checked."""
+    from edgeq.build import compile_graph, write_project
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import quantize
+    from edgeq.run import validate_build
+    from edgeq.targets.boards import get_board
+
+    _need_muriscv()
+    data = POT_MODELS[model]
+    graph = quantize(load_tflite_file(shared_path(f"models/mlperf_tiny/{model}.tflite")),
+                     shared_path(f"data/{data}/calib.npz"), echo=lambda *_: None).graph
+    x = np.load(shared_path(f"data/{data}/eval.npz"))["x"][:2]
+    for name in EMULATED:
+        board = get_board(name)
+        write_project(compile_graph(graph, "pot", board), board, "pot", tmp_path / name, echo=lambda *_: None)
+        report = validate_build(tmp_path / name, [x])
+        assert report["bit_exact"] == report["samples"] == 2, (name, report)
 
 
 def test_validate_flash_and_profile_cli(example_builds, tmp_path):

@@ -1,8 +1,9 @@
 """Per-kernel checks of the RISC-V kernel libraries against the numpy golden model, bit for bit, in QEMU.
 
-The host has no vector unit, so the plan of tests/test_kernels.py (every family, both quantization modes)
-is built as firmware for the emulated RVV board and run over its serial port: edgeq's own RVV kernels
-(`rvv`) and muRISCV-NN's vector path (`cmsis-nn` on RISC-V). Each layer's chosen function is asserted.
+The plan of tests/test_kernels.py (every family, both quantization modes) is built as firmware for the emulated
+RVV board and run over its serial port: edgeq's own RVV kernels (`rvv`) and muRISCV-NN's vector path (`cmsis-nn`
+on RISC-V); and for the scalar board with edgeq's own scalar kernels (`rv32`). Each layer's chosen function is
+asserted.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests import test_kernels as tk
 from tests.test_kernels import PLAN
 
 BOARD = "qemu-riscv32-virt-rvv"
+SCALAR_BOARD = "qemu-riscv32-virt"
 
 pytestmark = pytest.mark.skipif(
     not all(shutil.which(t) for t in ("clang-19", "ld.lld-19", "qemu-system-riscv32", "cmake")),
@@ -29,9 +31,20 @@ RVV = {
     "depthwise": {"mult2": None, "one_channel_mult12": CONV, "dilated": None, "*": DW},
     "fully_connected": {"*": FC},
     "riscv_depthwise": {"*": DW},
-    "riscv_conv": {"*": CONV},
+    "riscv_conv": {"1x1_mixed_gain": {"keep": CONV, "pot": None}, "*": CONV},
     "pool": {"*": None},
     "elementwise": {"add": "eq_rvv_add_s8", "*": None},
+}
+
+RV32_CONV, RV32_DW = "eq_rv32_conv_s8", "eq_rv32_depthwise_conv_s8"
+RV32 = {
+    "conv": {"grouped": None, "batch2": None, "1x1_gain": {"keep": RV32_CONV, "pot": None}, "*": RV32_CONV},
+    "depthwise": {"mult2": None, "one_channel_mult12": RV32_CONV, "dilated": None, "*": RV32_DW},
+    "fully_connected": {"*": "eq_rv32_fully_connected_s8"},
+    "riscv_depthwise": {"*": RV32_DW},
+    "riscv_conv": {"1x1_mixed_gain": {"keep": RV32_CONV, "pot": None}, "*": RV32_CONV},
+    "pool": {"*": None},
+    "elementwise": {"*": None},
 }
 
 
@@ -50,6 +63,13 @@ RISCV_PLAN = {
         tk.conv("1x1_c40_k70", (1, 5, 5, 40), 70, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
         tk.conv("3x3_c1_s2", (1, 12, 12, 1), 8, (3, 3), {"*": "arm_convolve_s8"}, padding=ops.Padding.SAME,
                 stride_h=2, stride_w=2),
+        # rvv's requantization flags: a power-of-two shift by 1 (no nudge; per-channel nudges in multiplier mode,
+        # where some channels shift by 0); channels rescaled up and down (left shifts and per-channel nudges)
+        dataclasses.replace(tk.conv("1x1_shift1", (1, 4, 5, 4), 6, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
+                            gain=1.0),
+        dataclasses.replace(tk.conv("1x1_mixed_gain", (1, 4, 5, 12), 6, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),
+                            gain=0.35),
+        tk.conv("1x1_one_pixel", (1, 1, 1, 24), 36, (1, 1), {"*": "arm_convolve_1x1_s8_fast"}),  # rvv's (8, 1)
     ],
 }
 PLANS = {**PLAN, **RISCV_PLAN}
@@ -68,9 +88,9 @@ def _graph(mode: str) -> tuple[Graph, list[tuple[str, tk.Case]]]:
     return graph, cases
 
 
-def _expected_rvv(family: str, case: str, mode: str) -> str | None:
+def _expected_own(table: dict, family: str, case: str, mode: str) -> str | None:
     """A dict entry differs by mode: a power-of-two left shift (pot 1x1_gain) is declined."""
-    expected = RVV[family].get(case, RVV[family]["*"])
+    expected = table[family].get(case, table[family]["*"])
     return expected[mode] if isinstance(expected, dict) else expected
 
 
@@ -111,6 +131,32 @@ def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels):
         except EdgeqError as e:
             pytest.skip(f"muRISCV-NN is not available here: {e}")
     graph, cases = _graph(mode)
-    expected = [_expected_rvv(family, case.name, mode) if kernels == "rvv" else _expected_muriscv(case, mode, family)
-                for family, case in cases]
+    expected = [_expected_own(RVV, family, case.name, mode) if kernels == "rvv" else
+                _expected_muriscv(case, mode, family) for family, case in cases]
     tk.check_on_emulated_board(tmp_path, graph, BOARD, mode, kernels, expected, seed=11)
+
+
+@pytest.mark.parametrize("mode", ["keep", "pot"])
+def test_rv32_scalar_kernels_match_golden_model(tmp_path, mode):
+    graph, cases = _graph(mode)
+    expected = [_expected_own(RV32, family, case.name, mode) for family, case in cases]
+    tk.check_on_emulated_board(tmp_path, graph, SCALAR_BOARD, mode, "rv32", expected, seed=12)
+
+
+def test_rvv_plan_runs_every_gemm_shape_and_requantization():
+    """Each (LMUL, rows) that rvv's per-layer choice can give a convolution, and each requantization flag, is
+    taken by some layer of the plan above, so the QEMU test checks every one bit for bit."""
+    from edgeq.build import compile_graph
+    from edgeq.codegen.backends.rvv import GEMM_SHAPES
+    from edgeq.targets.boards import get_board
+
+    flags = set()
+    for mode in ("keep", "pot"):
+        graph, _ = _graph(mode)
+        impls = compile_graph(graph, mode, get_board(BOARD), "rvv").impls
+        convs = [i for i in impls if i and i.function == CONV]
+        assert {(int(i.args[6]), int(i.args[5])) for i in convs} == set(GEMM_SHAPES), mode
+        flags |= {i.args[-1] for i in impls if i and i.backend == "rvv" and i.function != "eq_rvv_add_s8"}
+    assert flags == {"EQ_RVV_MULTIPLIER | EQ_RVV_NUDGE_SIGN", "EQ_RVV_MULTIPLIER | EQ_RVV_LEFT",
+                     "EQ_RVV_MULTIPLIER | EQ_RVV_NUDGE_ROWS", "EQ_RVV_MULTIPLIER | EQ_RVV_LEFT | EQ_RVV_NUDGE_ROWS",
+                     "EQ_RVV_SHIFT | EQ_RVV_NUDGE_AWAY", "EQ_RVV_SHIFT | EQ_RVV_NUDGE_SIGN", "EQ_RVV_SHIFT"}, flags

@@ -24,7 +24,7 @@ from edgeq.errors import EdgeqError
 from edgeq.lowering import KernelCall
 from edgeq.targets.boards import Board
 
-KERNEL_CHOICES = ("auto", "ref", "cmsis-nn", "arm-dsp", "arm-mve", "rvv")
+KERNEL_CHOICES = ("auto", "ref", "cmsis-nn", "arm-dsp", "arm-mve", "rvv", "rv32")
 
 
 @dataclass
@@ -94,8 +94,9 @@ def _registry() -> dict[str, Backend]:
     from edgeq.codegen.backends.arm_mve import ArmMve
     from edgeq.codegen.backends.cmsis_nn import CmsisNN
     from edgeq.codegen.backends.ref import Ref
+    from edgeq.codegen.backends.rv32 import Rv32
     from edgeq.codegen.backends.rvv import Rvv
-    return {b.name: b for b in (Ref(), CmsisNN(), ArmDsp(), ArmMve(), Rvv())}
+    return {b.name: b for b in (Ref(), CmsisNN(), ArmDsp(), ArmMve(), Rvv(), Rv32())}
 
 
 def backend(name: str) -> Backend:

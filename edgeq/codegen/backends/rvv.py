@@ -97,6 +97,30 @@ def gemm_shape(pixels: int, channels: int, depth: int, vlen: int) -> tuple[int, 
     return min(GEMM_SHAPES, key=cost)
 
 
+def depthwise_declines(p: dict[str, int]) -> str | None:
+    """Depthwise convolutions the own kernels (rvv, rv32) leave to other libraries."""
+    if p["depth_multiplier"] != 1:
+        return "a depth multiplier other than 1"
+    if p["batches"] != 1:
+        return "a batch of several images"
+    if p["dilation_h"] != 1 or p["dilation_w"] != 1:
+        return "dilation"
+    return None
+
+
+DW_GEOMETRY = ("input_h", "input_w", "output_h", "output_w", "filter_h", "filter_w", "stride_h", "stride_w", "pad_h",
+               "pad_w", "input_offset", "output_offset", "act_min", "act_max")
+
+
+def depthwise_constants(call: KernelCall) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """A depthwise convolution's weights ([taps][channels], as TFLite keeps them) and folded bias, and its struct's
+    channel count and geometry (the own kernels' eq_*_dw_t)."""
+    p, c = call.params, call.params["output_c"]
+    w = call.arrays["weights"]  # [1, h, w, channels]: already channel-minor per tap
+    arrays = {"weights": w.reshape(-1), "bias": folded_bias(call, w.reshape(-1, c).astype(np.int64).sum(axis=0))}
+    return arrays, [("channels", str(c)), *((k, str(p[k])) for k in DW_GEOMETRY)]
+
+
 def _vlen(target: Target) -> int:
     from edgeq.targets.boards import get_board
     return get_board(target.board).vlen or DEFAULT_VLEN
@@ -147,27 +171,18 @@ class Rvv(Backend):
         p = call.params
         if p["input_c"] == 1:  # one input channel: the convolution it is (kws, person_detect's first layers)
             return self._conv_s8(depthwise_as_conv(call), vlen)
-        if p["depth_multiplier"] != 1:
-            return "a depth multiplier other than 1"
-        if p["batches"] != 1:
-            return "a batch of several images"
-        if p["dilation_h"] != 1 or p["dilation_w"] != 1:
-            return "dilation"
+        declined = depthwise_declines(p)
+        if declined:
+            return declined
         if not -32767 <= p["input_offset"] <= 32768:  # padded taps subtract it as a 16-bit -input_offset
             return "an input offset beyond 16 bits"
-        c = p["output_c"]
-        rq = requant(call, "conv", c)
+        rq = requant(call, "conv", p["output_c"])
         if isinstance(rq, str):
             return rq
-        w = call.arrays["weights"]  # [1, h, w, channels]: already channel-minor per tap
-        arrays = {"weights": w.reshape(-1), "bias": folded_bias(call, w.reshape(-1, c).astype(np.int64).sum(axis=0)),
-                  **rq.arrays()}
-        names = ("input_h", "input_w", "output_h", "output_w", "filter_h", "filter_w", "stride_h", "stride_w",
-                 "pad_h", "pad_w", "input_offset", "output_offset", "act_min", "act_max")
-        fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("shift", "$shift"),
-                  ("channels", str(c)), *((k, str(p[k])) for k in names)]
+        arrays, geometry = depthwise_constants(call)
+        fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("shift", "$shift"), *geometry]
         return Impl(self.name, "eq_rvv_depthwise_conv_s8", ["&$params", "$in0", "$out0", rq.flags],
-                    [CStruct("eq_rvv_dw_t", "params", fields)], arrays, inline=True)
+                    [CStruct("eq_rvv_dw_t", "params", fields)], {**arrays, **rq.arrays()}, inline=True)
 
     def _fully_connected_s8(self, call: KernelCall, vlen: int) -> Impl | str:
         p = call.params
