@@ -13,31 +13,28 @@
 
 #include "../eq_common.h"
 
-/* Requantization constants per channel, computed at build time, rows of `channels` int32:
- *   [0] multiplier (multiplier mode), [1] left shift, [2] right shift,
- *   [3] what is added before the floor shift for acc >= 0, [4] for acc < 0.
+/* Requantization constants, computed at build time, EQ_RV32_RQ of them per channel (channel c at rq + 6 * c):
+ *   [0] multiplier (multiplier mode), [1] left shift, [2] right shift r, [3] 2^r - 1,
+ *   [4] what is added before the floor shift for acc >= 0, [5] that minus what is added for acc < 0.
  * Multiplier mode is tflite::MultiplyByQuantizedMultiplier: the doubling high multiply rounds half up for a
  * positive multiplier, and RoundingDivideByPOT is a floor shift of acc + 2^(r-1) (acc >= 0) or
  * acc + 2^(r-1) - 1 (acc < 0). The shift mode (power-of-two graphs) is the same floor shift with the addends of
  * edgeq's rounding (edgeq/lowering). */
-#define EQ_RV32_RQ_MULT 0
-#define EQ_RV32_RQ_LEFT 1
-#define EQ_RV32_RQ_RIGHT 2
-#define EQ_RV32_RQ_POS 3
-#define EQ_RV32_RQ_NEG 4
+#define EQ_RV32_RQ 6
 
 enum { EQ_RV32_SHIFT, EQ_RV32_MULTIPLIER };
 
-static EQ_ALWAYS_INLINE int8_t eq_rv32_requant(int32_t acc, const int32_t *rq, int32_t channels, int32_t c,
-                                               int32_t out_offset, int32_t lo, int32_t hi, const int mode)
+static EQ_ALWAYS_INLINE int8_t eq_rv32_requant(int32_t acc, const int32_t *q, int32_t out_offset, int32_t lo,
+                                               int32_t hi, const int mode)
 {
     if (mode == EQ_RV32_MULTIPLIER) {
         /* the left shift wraps as TFLite's int32 product does */
-        acc = (int32_t)((uint32_t)acc << rq[EQ_RV32_RQ_LEFT * channels + c]);
-        acc = (int32_t)(((int64_t)acc * rq[EQ_RV32_RQ_MULT * channels + c] + (1LL << 30)) >> 31);
+        acc = (int32_t)((uint32_t)acc << q[1]);
+        acc = (int32_t)(((int64_t)acc * q[0] + (1LL << 30)) >> 31);
     }
-    const int32_t add = rq[(acc >= 0 ? EQ_RV32_RQ_POS : EQ_RV32_RQ_NEG) * channels + c];
-    acc = (int32_t)(((int64_t)acc + add) >> rq[EQ_RV32_RQ_RIGHT * channels + c]);
+    /* floor((acc + add) / 2^r) without a 64-bit shift: the remainder plus the addend stays below 2^32 */
+    const uint32_t add = (uint32_t)(q[4] - (q[5] & (acc >> 31)));
+    acc = (acc >> q[2]) + (int32_t)(((uint32_t)(acc & q[3]) + add) >> q[2]);
     return (int8_t)(eq_clamp(acc, lo - out_offset, hi - out_offset) + out_offset);  /* no int32 overflow */
 }
 

@@ -12,10 +12,17 @@
 
 #define EQ_RV32_BLOCK 4
 
+/* two depth steps per pass: half the loop's own instructions */
+#if defined(__clang__)
+#define EQ_RV32_UNROLL2 _Pragma("clang loop unroll_count(2)")
+#else
+#define EQ_RV32_UNROLL2
+#endif
+
 typedef struct {
     const int8_t *weights;  /* [ceil(channels / 4)][depth][4] */
     const int32_t *bias;    /* [channels rounded up to 4]: bias + input_offset * the channel's weight sum */
-    const int32_t *rq;      /* [5][channels rounded up to 4]: see eq_rv32_common.h */
+    const int32_t *rq;      /* [channels rounded up to 4][EQ_RV32_RQ]: see eq_rv32_common.h */
     int32_t depth, channels, output_offset, act_min, act_max;
 } eq_rv32_gemm_t;
 
@@ -31,7 +38,6 @@ static EQ_ALWAYS_INLINE void eq_rv32_gemm(const eq_rv32_gemm_t *g, const int8_t 
                                           int32_t ystride, const int rows, const int mode)
 {
     const int32_t depth = g->depth, channels = g->channels;
-    const int32_t padded = (channels + EQ_RV32_BLOCK - 1) / EQ_RV32_BLOCK * EQ_RV32_BLOCK;
     const int8_t *w = g->weights;
     for (int32_t c = 0; c < channels; c += EQ_RV32_BLOCK, w += EQ_RV32_BLOCK * depth) {
         int32_t acc[EQ_RV32_BLOCK][EQ_RV32_BLOCK];
@@ -41,6 +47,7 @@ static EQ_ALWAYS_INLINE void eq_rv32_gemm(const eq_rv32_gemm_t *g, const int8_t 
             }
         }
         const int8_t *xk = x, *wk = w;
+        EQ_RV32_UNROLL2
         for (int32_t k = 0; k < depth; k++, xk++, wk += EQ_RV32_BLOCK) {
             const int32_t w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
             for (int i = 0; i < rows; i++) {
@@ -53,7 +60,7 @@ static EQ_ALWAYS_INLINE void eq_rv32_gemm(const eq_rv32_gemm_t *g, const int8_t 
         }
         for (int i = 0; i < rows; i++) {
             for (int j = 0; j < EQ_RV32_BLOCK && c + j < channels; j++) {
-                y[i * ystride + c + j] = eq_rv32_requant(acc[i][j], g->rq, padded, c + j, g->output_offset,
+                y[i * ystride + c + j] = eq_rv32_requant(acc[i][j], g->rq + EQ_RV32_RQ * (c + j), g->output_offset,
                                                          g->act_min, g->act_max, mode);
             }
         }

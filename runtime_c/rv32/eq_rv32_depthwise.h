@@ -10,7 +10,7 @@
 typedef struct {
     const int8_t *weights;  /* [filter_h][filter_w][channels] */
     const int32_t *bias;    /* [channels]: bias + input_offset * the channel's weight sum */
-    const int32_t *rq;      /* [5][channels] */
+    const int32_t *rq;      /* [channels][EQ_RV32_RQ]: see eq_rv32_common.h */
     int32_t input_h, input_w, channels, output_h, output_w;
     int32_t filter_h, filter_w, stride_h, stride_w, pad_h, pad_w;
     int32_t input_offset, output_offset, act_min, act_max;
@@ -45,7 +45,8 @@ static EQ_ALWAYS_INLINE void eq_rv32_dw_pixel(const eq_rv32_dw_t *p, const int8_
         }
     }
     for (int j = 0; j < lanes; j++) {
-        y[c + j] = eq_rv32_requant(acc[j], p->rq, C, c + j, p->output_offset, p->act_min, p->act_max, mode);
+        y[c + j] = eq_rv32_requant(acc[j], p->rq + EQ_RV32_RQ * (c + j), p->output_offset, p->act_min, p->act_max,
+                                   mode);
     }
 }
 

@@ -22,6 +22,13 @@ BLOCK = 4  # output pixels and channels per block (EQ_RV32_BLOCK)
 MODES = {"multiplier": "EQ_RV32_MULTIPLIER", "shift": "EQ_RV32_SHIFT"}
 
 
+def _constants(rows: np.ndarray) -> np.ndarray:
+    """rvv.requant_rows' [5, channels] -> eq_rv32_common.h's [channels][6] int32: multiplier, left shift, right
+    shift, its mask, the addend for acc >= 0, and its difference to the addend for acc < 0."""
+    mult, left, right, pos, neg = rows
+    return np.stack([mult, left, right, (1 << right) - 1, pos, pos - neg], axis=1).astype(np.int32)
+
+
 def _padded(a: np.ndarray, n: int) -> np.ndarray:
     """a's last axis padded with zeros to n."""
     return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, n - a.shape[-1])])
@@ -50,7 +57,7 @@ class Rv32(Backend):
         w = _padded(weights.T, padded).reshape(depth, padded // BLOCK, BLOCK).transpose(1, 0, 2)
         arrays = {"weights": np.ascontiguousarray(w).reshape(-1),
                   "bias": _padded(folded_bias(call, weights.astype(np.int64).sum(axis=1)), padded),
-                  "rq": _padded(rq, padded).astype(np.int32).reshape(-1)}
+                  "rq": _constants(_padded(rq, padded)).reshape(-1)}
         fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), ("depth", str(depth)),
                   ("channels", str(channels)), ("output_offset", str(p["output_offset"])),
                   ("act_min", str(p["act_min"])), ("act_max", str(p["act_max"]))]
@@ -86,7 +93,7 @@ class Rv32(Backend):
         arrays, geometry = depthwise_constants(call)
         fields = [("weights", "$weights"), ("bias", "$bias"), ("rq", "$rq"), *geometry]
         return Impl(self.name, "eq_rv32_depthwise_conv_s8", ["&$params", "$in0", "$out0", MODES[call.requant]],
-                    [CStruct("eq_rv32_dw_t", "params", fields)], {**arrays, "rq": rq.astype(np.int32).reshape(-1)},
+                    [CStruct("eq_rv32_dw_t", "params", fields)], {**arrays, "rq": _constants(rq).reshape(-1)},
                     inline=True)
 
     def _fully_connected_s8(self, call: KernelCall) -> Impl | str:
