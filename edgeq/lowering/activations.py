@@ -413,6 +413,9 @@ def _lower_softmax_16(op: ops.Softmax, graph: Graph) -> KernelCall:
     multiplier, shift = quantize_multiplier(rescale)
     exp_lut, recip_lut = lut16.softmax_luts()
     depth = x.shape[-1]
+    if depth > 65535:  # TFLite's Q16.15 sum of exps would overflow int32
+        raise EdgeqError(f"Operator {op.name} (SOFTMAX): an int16 softmax over {depth} values; TFLite's integer "
+                         "sum holds at most 65,535. Split the axis or run this softmax in int8.")
     return KernelCall(op.name, "softmax_s16", [op.inputs[0]], [op.outputs[0]],
                       {"rows": x.size // depth, "depth": depth, "input_multiplier": multiplier,
                        "input_left_shift": shift},
