@@ -1,7 +1,7 @@
-"""16x8 LOGISTIC, TANH, SOFTMAX and TRANSPOSE_CONV (int16 activations) against TFLite Micro: many configurations
-side by side in one model (input scales that take TFLite's multiplier-free power-of-two path and general ones;
-every int16 value through the element-wise ones), compared bit for bit in numpy and in the generated C
-(ASan/UBSan)."""
+"""16x8 LOGISTIC, TANH, SOFTMAX, ABS and TRANSPOSE_CONV (int16 activations) against TFLite Micro: many
+configurations side by side in one model (input scales that take TFLite's multiplier-free power-of-two path and
+general ones; every int16 value through the element-wise ones), compared bit for bit in numpy and in the
+generated C (ASan/UBSan)."""
 from __future__ import annotations
 
 import numpy as np
@@ -113,3 +113,10 @@ def test_transpose_conv_16x8():
                layer((4, 4), 2, 2, "SAME", 3, 2, bias=False), layer((2, 5), (3, 1), (3, 1), "VALID", 2, 3),
                layer((5, 3), 3, 1, "SAME", 6, 4, act=1), layer((3, 3), 4, 3, "SAME", 2, 2, act=3)]
     check_model(build(op_list), n=6, sample=_random_int16)
+
+
+def test_abs_16x8():
+    """ABS on every int16 value: equal scales (|x| clamped, -32768 -> 32767) and rescaled both ways."""
+    op_list = [Op("ABS", [q16((64, 256), s_in)], [q16((64, 256), s_out)], version=3)
+               for s_in, s_out in ((0.001, 0.001), (0.001, 0.0007), (0.0003, 0.002), (2**-10, 2**-12))]
+    check_model(build(op_list), n=4, sample=_every_int16(4))

@@ -234,12 +234,33 @@ def lower_hard_swish(op: ops.HardSwish, graph: Graph) -> KernelCall:
     return _finish_lut(_lut_call(op, f), graph)
 
 
-@lowers(ops.Abs, "lut_s8")
+@lowers(ops.Abs, "lut_s8", "abs_s16")
 def lower_abs(op: ops.Abs, graph: Graph) -> KernelCall:
     """TFLM's AbsEvalQuantized: |v - zp_in|, rescaled only when the scales differ."""
+    if graph.t(op.inputs[0]).dtype == "int16":
+        return _lower_abs_16(op, graph)
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     rescale = (lambda v: v) if s_in == s_out else _rescaler(s_in, s_out)
     return _finish_lut(_lut_call(op, lambda v: _clamp8(rescale(abs(v - zp_in)) + zp_out)), graph)
+
+
+def _lower_abs_16(op: ops.Abs, graph: Graph) -> KernelCall:
+    """16x8 ABS (zero points 0): |v|, through TFLite's multiplier when the scales differ, else only clamped."""
+    variant(op, graph, [op.inputs[0], op.outputs[0]])
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    s_in, s_out = np.float32(x.quant.s), np.float32(y.quant.s)
+    m, shift = quantize_multiplier(float(s_in) / float(s_out)) if s_in != s_out else (0, 0)
+    return KernelCall(op.name, "abs_s16", [op.inputs[0]], [op.outputs[0]],
+                      {"size": x.size, "rescale": int(s_in != s_out), "out_mult": m, "out_shift": shift})
+
+
+@kernel("abs_s16")
+def abs_s16(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    v = np.abs(inputs[0].astype(np.int64))
+    if p["rescale"]:
+        v = multiply_by_quantized_multiplier(v, p["out_mult"], p["out_shift"])
+    return np.clip(v, -(2**15), 2**15 - 1).astype(np.int16).reshape(out_shape)
 
 
 @lowers(ops.Neg, "lut_s8")

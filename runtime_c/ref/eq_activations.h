@@ -1,5 +1,5 @@
-/* edgeq reference kernels: table lookups for unary int8 ops, softmax and L2 normalization, 16x8 logistic, tanh
- * and softmax. */
+/* edgeq reference kernels: table lookups for unary int8 ops, softmax and L2 normalization, 16x8 abs,
+ * logistic, tanh and softmax. */
 #ifndef EQ_ACTIVATIONS_H
 #define EQ_ACTIVATIONS_H
 
@@ -24,6 +24,11 @@ typedef struct {
     const uint16_t *table; /* sigmoid(i / 24) in unsigned 0.16, 256 entries */
 } eq_logistic_s16_params_t;
 typedef eq_logistic_s16_params_t eq_tanh_s16_params_t;
+
+/* 16x8 ABS: |x|, times TFLite's multiplier when rescale is set (the scales differ), clamped to int16. */
+typedef struct {
+    int32_t size, rescale, out_mult, out_shift;
+} eq_abs_s16_params_t;
 
 /* 16x8 SOFTMAX (TFLite's SoftmaxInt16): differences to the row maximum scaled so [-65535, 0] is [-10, 0],
  * exp and 1 / (1 + x) from two interpolated Q0.15 tables of 513 entries; output in 1/32768. */
@@ -67,6 +72,7 @@ typedef struct {
 eq_status_t eq_l2_normalization_s8(const eq_l2_normalization_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_lut_s8(const eq_lut_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_softmax_s8(const eq_softmax_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_abs_s16(const eq_abs_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_logistic_s16(const eq_logistic_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_tanh_s16(const eq_tanh_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_softmax_s16(const eq_softmax_s16_params_t *p, const int8_t *in, int8_t *out);
