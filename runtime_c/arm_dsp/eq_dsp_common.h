@@ -50,6 +50,15 @@ static inline int32_t eq_smlatt(uint32_t a, uint32_t b, int32_t acc)
 }
 #endif
 
+/* Keeps gcc from hoisting every channel's table loads above the first channel's rescale: with four or more
+ * accumulators live it then spills them all to the stack (~7 instructions an output). Not where the output
+ * goes through the live-channel table, whose loads it would repeat. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define EQ_DSP_IN_ORDER() __asm__ volatile("" ::: "memory")
+#else
+#define EQ_DSP_IN_ORDER() ((void)0)
+#endif
+
 /* Fully unrolls a loop of a few constant trips (filter taps), which -O2 alone leaves rolled. */
 #if defined(__GNUC__) && !defined(__clang__)
 #define EQ_UNROLL _Pragma("GCC unroll 16")

@@ -83,9 +83,13 @@ static EQ_ALWAYS_INLINE void eq_dsp_depthwise4_pixel(const eq_dsp_depthwise_t *p
                 a3 = eq_smlatt(v13, w[2 * t + 1], a3);
             }
         }
+        EQ_DSP_IN_ORDER();
         out[c] = eq_dsp_requantize(a0, &p->rq, c, mode);
+        EQ_DSP_IN_ORDER();
         out[c + 1] = eq_dsp_requantize(a1, &p->rq, c + 1, mode);
+        EQ_DSP_IN_ORDER();
         out[c + 2] = eq_dsp_requantize(a2, &p->rq, c + 2, mode);
+        EQ_DSP_IN_ORDER();
         out[c + 3] = eq_dsp_requantize(a3, &p->rq, c + 3, mode);
     }
 }

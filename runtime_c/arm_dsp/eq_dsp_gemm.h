@@ -41,6 +41,9 @@ static EQ_ALWAYS_INLINE void eq_dsp_fill(const eq_dsp_gemm_t *g, int8_t *y)
 
 static EQ_ALWAYS_INLINE void eq_dsp_store(const eq_dsp_gemm_t *g, int8_t *y, int32_t c, int32_t acc, const int mode)
 {
+    if (!g->live) {
+        EQ_DSP_IN_ORDER();
+    }
     y[eq_dsp_out(g, c)] = eq_dsp_requantize(acc, &g->rq, c, mode);
 }
 
