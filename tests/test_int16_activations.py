@@ -1,4 +1,4 @@
-"""16x8 LOGISTIC, TANH, SOFTMAX, ABS and TRANSPOSE_CONV (int16 activations) against TFLite Micro: many
+"""16x8 LOGISTIC, TANH, SOFTMAX, ABS, RSQRT and TRANSPOSE_CONV (int16 activations) against TFLite Micro: many
 configurations side by side in one model (input scales that take TFLite's multiplier-free power-of-two path and
 general ones; every int16 value through the element-wise ones), compared bit for bit in numpy and in the
 generated C (ASan/UBSan)."""
@@ -120,3 +120,15 @@ def test_abs_16x8():
     op_list = [Op("ABS", [q16((64, 256), s_in)], [q16((64, 256), s_out)], version=3)
                for s_in, s_out in ((0.001, 0.001), (0.001, 0.0007), (0.0003, 0.002), (2**-10, 2**-12))]
     check_model(build(op_list), n=4, sample=_every_int16(4))
+
+
+def test_rsqrt_16x8():
+    """RSQRT on every non-negative int16 value (TFLite Micro stops on negative ones) at four scale pairs."""
+    count = iter(range(2))
+
+    def sample(graph, rng):
+        half = np.array_split(rng.permutation(np.arange(0, 32768)), 2)[next(count)]
+        return [half.astype(np.int16).reshape(graph.t(n).shape) for n in graph.inputs]
+    op_list = [Op("RSQRT", [q16((64, 256), s_in)], [q16((64, 256), s_out)], version=3)
+               for s_in, s_out in ((0.001, 0.001), (0.0001, 0.003), (2**-12, 2**-8), (0.05, 0.0002))]
+    check_model(build(op_list), n=2, sample=sample)

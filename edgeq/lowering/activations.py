@@ -319,22 +319,40 @@ def lower_gelu(op: ops.Gelu, graph: Graph) -> KernelCall:
     return _float_lut(op, graph, _gelu(op))
 
 
-@lowers(ops.Rsqrt, "lut_s8")
+_RSQRT_SHIFT = 20  # TFLM's kShift: 1/sqrt(value) held as an integer times 2^20
+
+
+def _rsqrt(value: int, m: int, shift: int) -> int:
+    """TFLM's RsqrtEvalQuantized for value = input - zero point > 0, before the output offset and clamp."""
+    inv_m, inv_shift = gl.inv_sqrt_multiplier_exp(value)
+    return _mbqm(_mbqm(1, inv_m, inv_shift + _RSQRT_SHIFT), m, shift - _RSQRT_SHIFT)
+
+
+@lowers(ops.Rsqrt, "lut_s8", "rsqrt_s16")
 def lower_rsqrt(op: ops.Rsqrt, graph: Graph) -> KernelCall:
     """TFLM's RsqrtEvalQuantized. Inputs below the zero point (negative reals) stop TFLite Micro with an
-    error; the table gives them the largest output, as it does zero."""
+    error; edgeq gives them the largest output, as TFLite gives zero."""
+    if graph.t(op.inputs[0]).dtype == "int16":
+        variant(op, graph, [op.inputs[0], op.outputs[0]])
+        x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+        m, shift = quantize_multiplier(1.0 / (math.sqrt(float(np.float32(x.quant.s))) * float(np.float32(y.quant.s))))
+        return KernelCall(op.name, "rsqrt_s16", [op.inputs[0]], [op.outputs[0]],
+                          {"size": x.size, "out_mult": m, "out_shift": shift})
     s_in, zp_in, s_out, zp_out = _scales(op, graph)
     m, shift = quantize_multiplier(1.0 / (math.sqrt(float(s_in)) * float(s_out)))
-    k_shift = 20
+    return _finish_lut(_lut_call(op, lambda v: INT8_MAX if v <= zp_in else
+                                 _clamp8(_rsqrt(v - zp_in, m, shift) + zp_out)), graph)
 
-    def f(v: int) -> int:
-        value = v - zp_in
-        if value <= 0:
-            return INT8_MAX
-        inv_m, inv_shift = gl.inv_sqrt_multiplier_exp(value)
-        data = _mbqm(1, inv_m, inv_shift + k_shift)
-        return _clamp8(_mbqm(data, m, shift - k_shift) + zp_out)
-    return _finish_lut(_lut_call(op, f), graph)
+
+@kernel("rsqrt_s16")
+def rsqrt_s16(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    p = call.params
+    x = inputs[0].astype(np.int64).reshape(-1)
+    values, where = np.unique(x, return_inverse=True)
+    top = 2**15 - 1
+    table = np.array([top if v <= 0 else min(top, max(-top - 1, _rsqrt(int(v), p["out_mult"], p["out_shift"])))
+                      for v in values], dtype=np.int16)
+    return table[where].reshape(out_shape)
 
 
 @lowers(ops.Quantize, "lut_s8", "rescale")

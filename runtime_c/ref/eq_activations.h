@@ -1,5 +1,5 @@
 /* edgeq reference kernels: table lookups for unary int8 ops, softmax and L2 normalization, 16x8 abs,
- * logistic, tanh and softmax. */
+ * rsqrt, logistic, tanh and softmax. */
 #ifndef EQ_ACTIVATIONS_H
 #define EQ_ACTIVATIONS_H
 
@@ -17,6 +17,63 @@ typedef struct {
     const int32_t *exp_table; /* gemmlowp exp (Q0.31) of each input difference -255..0; 0 below diff_min */
 } eq_softmax_s8_params_t;
 
+/* Leading zero bits of x (32 for 0). */
+static inline int eq_clz32(uint32_t x)
+{
+    int n = 0;
+    while (n < 32 && (x & 0x80000000u) == 0) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+}
+
+/* gemmlowp SaturatingRoundingMultiplyByPOT for an exponent in [1, 30] */
+static inline int32_t eq_sat_shift_left(int32_t x, int exponent)
+{
+    const int32_t threshold = (int32_t)((1LL << (31 - exponent)) - 1);
+    if (x > threshold) {
+        return INT32_MAX;
+    }
+    if (x < -threshold) {
+        return INT32_MIN;
+    }
+    return (int32_t)((uint32_t)x << exponent);
+}
+
+/* tflite::GetInvSqrtQuantizedMultiplierExp(x, kReverseShift): 1/sqrt(x) as a Q31 multiplier and a left shift,
+ * by five Newton-Raphson steps in gemmlowp's FixedPoint<int32, 3> (L2_NORMALIZATION, RSQRT). */
+static inline void eq_inv_sqrt(int32_t x, int32_t *multiplier, int *left_shift)
+{
+    if (x <= 1) {
+        *multiplier = INT32_MAX;
+        *left_shift = 0;
+        return;
+    }
+    int shift = 11;
+    while (x >= (1 << 29)) {
+        x /= 4;
+        shift++;
+    }
+    const int pairs = (eq_clz32((uint32_t)x) - 1) / 2 - 1;
+    shift -= pairs;
+    x <<= 2 * pairs;
+    const int32_t half_input = eq_rdbpot(x >> 1, 1);
+    const int32_t half_three = (1 << 28) + (1 << 27);
+    int32_t v = 1 << 28; /* one in FixedPoint<int32, 3> */
+    for (int i = 0; i < 5; i++) {
+        const int32_t cube = eq_sat_shift_left(eq_srdhm(eq_srdhm(v, v), v), 6);
+        v = eq_sat_shift_left((int32_t)((uint32_t)eq_srdhm(half_three, v) - (uint32_t)eq_srdhm(half_input, cube)), 3);
+    }
+    v = eq_srdhm(v, 1518500250); /* sqrt(2) / 2 */
+    if (shift < 0) {
+        v = (int32_t)((uint32_t)v << -shift);
+        shift = 0;
+    }
+    *multiplier = v;
+    *left_shift = -shift;
+}
+
 /* 16x8 LOGISTIC and TANH (TFLite's int16 kernels): the input times input_multiplier, shifted right by
  * input_left_shift (a scale of 1/(3 * 4096)), then TFLite's sigmoid table interpolated; output in 1/32768. */
 typedef struct {
@@ -29,6 +86,12 @@ typedef eq_logistic_s16_params_t eq_tanh_s16_params_t;
 typedef struct {
     int32_t size, rescale, out_mult, out_shift;
 } eq_abs_s16_params_t;
+
+/* 16x8 RSQRT (TFLite's RsqrtEvalQuantized, zero points 0): 1/sqrt(x) to 2^-20, times TFLite's multiplier; the
+ * largest output for x <= 0 (TFLite Micro stops on negative inputs). */
+typedef struct {
+    int32_t size, out_mult, out_shift;
+} eq_rsqrt_s16_params_t;
 
 /* 16x8 SOFTMAX (TFLite's SoftmaxInt16): differences to the row maximum scaled so [-65535, 0] is [-10, 0],
  * exp and 1 / (1 + x) from two interpolated Q0.15 tables of 513 entries; output in 1/32768. */
@@ -74,6 +137,7 @@ eq_status_t eq_lut_s8(const eq_lut_s8_params_t *p, const int8_t *in, int8_t *out
 eq_status_t eq_softmax_s8(const eq_softmax_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_abs_s16(const eq_abs_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_logistic_s16(const eq_logistic_s16_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_rsqrt_s16(const eq_rsqrt_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_tanh_s16(const eq_tanh_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_softmax_s16(const eq_softmax_s16_params_t *p, const int8_t *in, int8_t *out);
 

@@ -10,16 +10,6 @@ static int32_t eq_lut_lookup_s16(int32_t value, const int16_t *lut)
     return (int16_t)(uint16_t)(uint32_t)(base + ((slope * (value & 0x7F) + 64) >> 7));
 }
 
-static int eq_clz32_s16(uint32_t x)
-{
-    int n = 0;
-    while (n < 32 && (x & 0x80000000u) == 0) {
-        x <<= 1;
-        n++;
-    }
-    return n;
-}
-
 eq_status_t eq_softmax_s16(const eq_softmax_s16_params_t *p, const int8_t *in, int8_t *out)
 {
     /* depth up to 65535 keeps the Q16.15 sum of exps (each at most 2^15) in int32 */
@@ -41,7 +31,7 @@ eq_status_t eq_softmax_s16(const eq_softmax_s16_params_t *p, const int8_t *in, i
             eq_store(out, row + (size_t)c, e, 1);
             sum += e;
         }
-        const int headroom_plus_one = eq_clz32_s16((uint32_t)sum);
+        const int headroom_plus_one = eq_clz32((uint32_t)sum);
         const int32_t shifted_sum = (int32_t)((((int64_t)sum << (headroom_plus_one - 1)) + (1 << 13)) >> 14);
         const int32_t reciprocal = eq_lut_lookup_s16(
             eq_clamp(shifted_sum - ((1 << 15) + (1 << 16)), INT16_MIN, INT16_MAX), p->recip_lut);

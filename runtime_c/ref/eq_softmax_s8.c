@@ -1,19 +1,6 @@
 /* Reference int8 softmax: TFLite's, gemmlowp fixed point throughout. */
 #include "eq_activations.h"
 
-/* gemmlowp SaturatingRoundingMultiplyByPOT for a positive exponent */
-static int32_t eq_sat_shift_left(int32_t x, int exponent)
-{
-    const int32_t threshold = (int32_t)((1LL << (31 - exponent)) - 1);
-    if (x > threshold) {
-        return INT32_MAX;
-    }
-    if (x < -threshold) {
-        return INT32_MIN;
-    }
-    return eq_wrap32((int64_t)x * (1LL << exponent));
-}
-
 /* gemmlowp one_over_one_plus_x_for_x_in_0_1: Newton-Raphson on Q2.29, input and result Q0.31 */
 static int32_t eq_one_over_one_plus_x(int32_t a)
 {
@@ -27,19 +14,6 @@ static int32_t eq_one_over_one_plus_x(int32_t a)
         x = eq_wrap32((int64_t)x + eq_sat_shift_left(eq_srdhm(x, one_minus), 2));
     }
     return eq_sat_shift_left(x, 1);
-}
-
-static int eq_clz32(uint32_t x)
-{
-    int n = 0;
-    if (x == 0) {
-        return 32;
-    }
-    while ((x & 0x80000000u) == 0) {
-        x <<= 1;
-        n++;
-    }
-    return n;
 }
 
 eq_status_t eq_softmax_s8(const eq_softmax_s8_params_t *p, const int8_t *in, int8_t *out)
