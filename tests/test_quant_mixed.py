@@ -81,6 +81,11 @@ def test_options_refused_with_reason(residual_model, tmp_path):
     a8 = arena_bytes(_quantize(path, root).graph)
     with pytest.raises(EdgeqError, match=f"below the {a8} B arena"):
         _quantize(path, root, mixed_precision=True, max_arena=a8 - 1)
+    from edgeq.quant.driver import QuantOptions
+    from edgeq.quant.mixed import check_budget
+    check_budget(a8 + 1, QuantOptions())  # no budget without --mixed-precision
+    with pytest.raises(EdgeqError, match=f"is {a8 + 1} B, over --max-arena {a8}"):  # the build's final plan
+        check_budget(a8 + 1, QuantOptions(mixed_precision=True, max_arena=a8))
     proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--mixed-precision", "--max-arena", 2 * a8,
                  "-o", tmp_path / "q", "--tflite", tmp_path / "m.tflite")
     assert proc.returncode != 0 and "--tflite writes int8 models" in proc.stderr and "Traceback" not in proc.stderr
