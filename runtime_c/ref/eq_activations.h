@@ -113,12 +113,32 @@ static inline uint32_t eq_sigmoid_interp(const uint16_t *table, int32_t v, int f
     return (ua << frac_bits) + (a & ((1u << frac_bits) - 1)) * (ub - ua);
 }
 
-/* TFLite's int16 rescale for LOGISTIC and TANH of element i; a multiplier below 2^15 keeps the product in int32. */
+/* TFLite's int16 rescale for LOGISTIC and TANH; a multiplier below 2^15 keeps the product in int32. */
+static inline int32_t eq_sigmoid_rescale(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
+    return (x * multiplier + round) >> shift;
+}
+
+/* The rescaled element i of a LOGISTIC or TANH input. */
 static inline int32_t eq_sigmoid_input(const eq_logistic_s16_params_t *p, const int8_t *in, int32_t i)
 {
-    const int32_t shift = p->input_left_shift;
-    const int32_t round = shift > 0 ? (int32_t)1 << (shift - 1) : 0;
-    return (eq_load(in, (size_t)i, 1) * p->input_multiplier + round) >> shift;
+    return eq_sigmoid_rescale(eq_load(in, (size_t)i, 1), p->input_multiplier, p->input_left_shift);
+}
+
+/* reference_integer_ops::Logistic of a rescaled input v, in 1/32768: sigmoid(-x) = 1 - sigmoid(x). */
+static inline int32_t eq_logistic16(const uint16_t *table, int32_t v)
+{
+    uint32_t r = eq_sigmoid_interp(table, v, 9, 0x7FFFu << 10);
+    r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1;
+    return (int32_t)(r >> 10);
+}
+
+/* reference_integer_ops::Tanh of a rescaled input v, in 1/32768: tanh(x) = 2 sigmoid(2x) - 1. */
+static inline int32_t eq_tanh16(const uint16_t *table, int32_t v)
+{
+    const int32_t r = (int32_t)eq_sigmoid_interp(table, v, 8, 0xFFFFu << 8);
+    return (v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1) >> 8;
 }
 
 static inline int eq_sigmoid_params_ok(const eq_logistic_s16_params_t *p, const int8_t *in, const int8_t *out)
