@@ -191,15 +191,23 @@ def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int,
 
 def board_arena(board, kernels: str) -> Callable[[Graph], int]:
     """arena_of for `edgeq build`: the arena with the scratch memory of the kernels the board's libraries give each
-    layer (for auto, the library preferred first; the build checks the arena it finally plans)."""
+    layer; under auto, whose choice is measured later, each layer's largest scratch among the board's libraries, so
+    the build's own plan stays within what was budgeted (check_budget makes sure)."""
     from edgeq.codegen import backends
     from edgeq.lowering import lower_graph
     from edgeq.memory.arena import plan_arena
 
+    order = backends.library_order(board, kernels)
+    libraries = order[:order.index("ref")] or ["ref"]  # the ones that may take a layer (select stops at ref)
+
     def arena_of(graph: Graph) -> int:
         calls = lower_graph(graph)
-        impls = backends.select(calls, board, kernels)
-        return plan_arena(graph, calls, {i: impl.scratch_bytes for i, impl in enumerate(impls) if impl}).size
+        scratch: dict[int, int] = {}
+        for library in libraries:
+            for step, impl in enumerate(backends.select(calls, board, library)):
+                if impl is not None:
+                    scratch[step] = max(scratch.get(step, 0), impl.scratch_bytes)
+        return plan_arena(graph, calls, scratch).size
     return arena_of
 
 
