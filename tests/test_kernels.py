@@ -40,6 +40,7 @@ class Case:
     dsp: dict = field(default_factory=dict)  # the same for edgeq's own DSP kernels (arm-dsp); empty: none
     gain: float = 16.0  # output step in accumulator steps per sqrt(depth); below ~1, rescales multiply (shift > 0)
     dead: tuple[int, ...] = ()  # output channels whose weights are all zero (every other one with a tiny scale)
+    out_exponent: int | None = None  # ADD/SUB/MUL: the output's scale 2^-exponent (default 4 or 5)
 
 
 def conv(name, shape, out_c, filt, cmsis, groups=1, dsp="eq_dsp_conv_s8", dead=(), **attrs):
@@ -121,7 +122,10 @@ PLAN = {
     ],
     "elementwise": [
         Case("add", ops.Add, (1, 5, 6, 7), {"activation": A.RELU}, other=(1, 5, 6, 7),
-             cmsis={"keep": "arm_elementwise_add_s8", "pot": None}),
+             cmsis={"keep": "arm_elementwise_add_s8", "pot": None}, dsp={"*": "eq_dsp_add_s8"}),
+        Case("sub", ops.Sub, (1, 3, 4, 5), {}, other=(1, 3, 4, 5), cmsis={"*": None}, dsp={"*": "eq_dsp_add_s8"}),
+        Case("add_fine_output", ops.Add, (1, 4, 3, 6), {}, other=(1, 4, 3, 6),  # power-of-two: the sum shifted left
+             cmsis={"keep": "arm_elementwise_add_s8", "pot": None}, dsp={"*": "eq_dsp_add_s8"}, out_exponent=6),
         Case("add_broadcast", ops.Add, (1, 5, 6, 7), {}, other=(1, 1, 1, 7), cmsis={"*": None}),
         Case("mul", ops.Mul, (1, 4, 4, 9), {}, other=(1, 4, 4, 9), cmsis={"*": "arm_elementwise_mul_s8"}),
         Case("mul_broadcast", ops.Mul, (1, 4, 4, 9), {}, other=(1, 4, 1, 9), cmsis={"*": None}),
@@ -190,9 +194,10 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
         out_q = act_quant(out_exp, 0 if pot else int(rng.integers(-20, 20)))
         if case.attrs.get("activation") in (A.RELU, A.RELU6):
             out_q.zero_point[:] = -128
-    elif case.op in (ops.Add, ops.Mul):
+    elif case.op in (ops.Add, ops.Sub, ops.Mul):
         inputs.append(add(f"{name}/x1", case.other, "int8", act_quant(4, 0 if pot else int(rng.integers(-30, 30)))))
-        out_q = act_quant(4 if case.op is ops.Add else 5, 0 if pot else int(rng.integers(-10, 10)))
+        exponent = case.out_exponent or (5 if case.op is ops.Mul else 4)
+        out_q = act_quant(exponent, 0 if pot else int(rng.integers(-10, 10)))
     elif case.op is ops.Softmax:
         out_q = Quant([1.0 / 256], [-128])
     else:  # pooling keeps its input's quantization
@@ -200,7 +205,7 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
     y = add(f"{name}/y", out_shape, "int8", out_q)
     graph.ops.append(case.op(name, inputs, [y], **case.attrs))
     graph.inputs.append(x)
-    graph.inputs += inputs[1:] if case.op in (ops.Add, ops.Mul) else []
+    graph.inputs += inputs[1:] if case.op in (ops.Add, ops.Sub, ops.Mul) else []
     graph.outputs.append(y)
 
 
@@ -301,7 +306,7 @@ def test_arm_dsp_plan_on_emulated_cortex_m7(tmp_path, mode):
     rng = np.random.default_rng(sum(map(ord, "dsp-m7" + mode)))
     graph = Graph(f"kernels_dsp_m7_{mode}", {}, [], [], [], requant="shift" if mode == "pot" else "tflite")
     expected = []
-    for family in ("conv", "depthwise", "fully_connected"):
+    for family in ("conv", "depthwise", "fully_connected", "elementwise"):
         for case in PLAN[family]:
             _layer(graph, replace(case, name=f"{family}_{case.name}"), mode, rng)
             expected.append(case.dsp.get(mode, case.dsp.get("*")))

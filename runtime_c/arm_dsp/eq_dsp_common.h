@@ -94,7 +94,9 @@ enum { EQ_DSP_MULTIPLIER, EQ_DSP_MULTIPLIER_RIGHT, EQ_DSP_MULTIPLIER_FUSED, EQ_D
 typedef struct {
     const int32_t *mult;   /* [channels]: multipliers, (multiplier, k) pairs (MULTIPLIER_FUSED) or adds (SHIFT_FUSED) */
     const int8_t *shift;   /* [channels] (every shift fits a byte) */
-    int32_t add, rshift, sign_step;  /* EQ_DSP_SHIFT_FUSED; rshift 0: add and shift per channel */
+    /* The FUSED modes' constants when every channel shares them (rshift > 0; 0: per channel in mult and shift):
+     * the multiplier (MULTIPLIER_FUSED), add (k of MULTIPLIER_FUSED), the shift (r - 1, or k), sign_step. */
+    int32_t multiplier, add, rshift, sign_step;
     int32_t output_offset, act_min, act_max;
 } eq_dsp_rescale_t;
 
@@ -158,7 +160,8 @@ static EQ_ALWAYS_INLINE int8_t eq_dsp_requantize(int32_t acc, const eq_dsp_resca
     const int32_t scaled =
         mode == EQ_DSP_MULTIPLIER         ? eq_dsp_mbqm(acc, mult[c], shift[c], 0) + rq->output_offset
         : mode == EQ_DSP_MULTIPLIER_RIGHT ? eq_dsp_mbqm(acc, mult[c], shift[c], 1) + rq->output_offset
-        : mode == EQ_DSP_MULTIPLIER_FUSED ? eq_dsp_fused(acc, mult[2 * c], mult[2 * c + 1], shift[c])
+        : mode == EQ_DSP_MULTIPLIER_FUSED ? (rq->rshift ? eq_dsp_fused(acc, rq->multiplier, rq->add, rq->rshift)
+                                                        : eq_dsp_fused(acc, mult[2 * c], mult[2 * c + 1], shift[c]))
         : mode == EQ_DSP_SHIFT_FUSED      ? (rq->rshift ? eq_dsp_shift_fused(acc, rq->add, rq->sign_step, rq->rshift)
                                                         : eq_dsp_shift_fused(acc, mult[c], rq->sign_step, shift[c]))
                                           : eq_dsp_shift(acc, shift[c], mode) + rq->output_offset;

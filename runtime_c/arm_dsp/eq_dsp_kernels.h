@@ -4,5 +4,6 @@
 
 #include "eq_dsp_conv.h"
 #include "eq_dsp_depthwise.h"
+#include "eq_dsp_elementwise.h"
 
 #endif /* EQ_DSP_KERNELS_H */

@@ -6,6 +6,7 @@ how the per-kernel tests check it against the golden model."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,28 +17,41 @@ from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, fold
                                                 shift_nudges)
 from edgeq.lowering import KernelCall, run_kernel
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
-from edgeq.lowering.fixedpoint import multiply_by_quantized_multiplier
+from edgeq.lowering.fixedpoint import (multiply_by_quantized_multiplier,
+                                      multiply_by_quantized_multiplier_smaller_than_one_exp, wrap32)
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_dsp"
 MODES = {("shift", "conv"): "EQ_DSP_SHIFT_AS_CONV", ("shift", "fc"): "EQ_DSP_SHIFT_AS_FC"}
 
 
-def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray,
-                   keep: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+@dataclass
+class _Sums:
+    """What a layer's rescale may rely on of the sums it rescales, per channel: the bias (a dead channel's whole
+    sum), a bound on |sum|, and which channels are dead (all their weights zero)."""
+    bias: np.ndarray
+    bound: np.ndarray
+    dead: np.ndarray
+
+    @staticmethod
+    def of(bias: np.ndarray, weights: np.ndarray) -> "_Sums":
+        """A product's accumulators from int8 inputs: |acc| <= |bias| + 128 * sum|w|."""
+        w = np.abs(weights.astype(np.int64))
+        return _Sums(bias, np.abs(bias.astype(np.int64)) + 128 * w.sum(axis=1), ~np.any(weights, axis=1))
+
+
+def _fused_rescale(call: KernelCall, sums: _Sums, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Per channel the multiplier and the right shift r (2..22) as EQ_DSP_MULTIPLIER_FUSED takes them, or None.
     A channel outside that range gets multiplier 0, which makes its output a constant, where that is exact:
     TFLite's own when its weights are all zero (a dead channel: the accumulator is its bias), or the offset when
-    it is rescaled by more than 2^-22 and no accumulator its int8 inputs can make (|acc| <= |bias| +
-    128 * sum|w| < 2^(r-1)) reaches a step."""
+    it is rescaled by more than 2^-22 and no sum reaches a step (sums.bound < 2^(r-1))."""
     if call.requant != "multiplier":
         return None
     mult, r = call.arrays["out_mult"][keep].astype(np.int64), -call.arrays["out_shift"][keep].astype(np.int64)
     constant = np.zeros(len(r), np.int64)
-    dead = ~np.any(weights, axis=1) & ((r > 22) | (r < 2))
-    constant[dead] = multiply_by_quantized_multiplier(bias[dead].astype(np.int32), mult[dead].astype(np.int32),
+    dead = sums.dead & ((r > 22) | (r < 2))
+    constant[dead] = multiply_by_quantized_multiplier(sums.bias[dead].astype(np.int32), mult[dead].astype(np.int32),
                                                       -r[dead].astype(np.int32))
-    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights.astype(np.int64)).sum(axis=1)
-    vanishing = dead | ((r > 22) & (bound < (1 << np.minimum(r - 1, 62)) - 1))
+    vanishing = dead | ((r > 22) & (sums.bound < (1 << np.minimum(r - 1, 62)) - 1))
     mult, r = np.where(vanishing, 0, mult), np.where(vanishing, 2, r)
     if np.any((r < 2) | (r > 22)):
         return None
@@ -46,34 +60,40 @@ def _fused_rescale(call: KernelCall, bias: np.ndarray, weights: np.ndarray,
     return np.stack([mult, k], axis=1).reshape(-1).astype(np.int32), (r - 1).astype(np.int32)
 
 
-def _shift_fused(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
-                 keep: np.ndarray) -> dict[str, int | np.ndarray] | None:
+def _shift_fused(call: KernelCall, kind: str, sums: _Sums, keep: np.ndarray) -> dict[str, int | np.ndarray] | None:
     """A power-of-two layer as EQ_DSP_SHIFT_FUSED takes it ((acc + add + (acc >> 31) * sign_step) >> k), or None
     when its channels' nudges drop by different steps for negative accumulators or a sum could overflow."""
     if call.requant != "shift":
         return None
     k = call.arrays["out_shift"][keep].astype(np.int64)
+    if np.any(k < 1):
+        return None
     pos, neg = shift_nudges(k, kind)
     add = pos.astype(np.int64) + call.params["output_offset"] * (1 << k)
     step = np.unique(pos - neg)
-    bound = np.abs(bias.astype(np.int64)) + 128 * np.abs(weights.astype(np.int64)).sum(axis=1)
-    if len(step) != 1 or np.any(bound + np.abs(add) + 2 >= 1 << 31):
+    if len(step) != 1 or np.any(sums.bound + np.abs(add) + 2 >= 1 << 31):
         return None
     if len(np.unique(k)) == 1:  # per tensor, as power-of-two graphs are: literals in the struct, no tables
         return {"add": int(add[0]), "rshift": int(k[0]), "sign_step": int(step[0])}
     return {"out_mult": add.astype(np.int32), "out_shift": k.astype(np.int8), "sign_step": int(step[0])}
 
 
-def _rescale(call: KernelCall, kind: str, bias: np.ndarray, weights: np.ndarray,
-             keep: np.ndarray) -> tuple[str, str, dict[str, np.ndarray]]:
+def _rescale(call: KernelCall, kind: str, sums: _Sums, keep: np.ndarray) -> tuple[str, str, dict[str, np.ndarray]]:
     """The kernel's requantization mode (a compile-time constant of the call), the eq_dsp_rescale_t initializer
     and its arrays, for the channels in keep. EQ_DSP_MULTIPLIER_FUSED: per channel the multiplier and
-    k = 2^(r-2) + output_offset * 2^(r-1), and r - 1, for the rescale by 2^-r (eq_dsp_fused)."""
+    k = 2^(r-2) + output_offset * 2^(r-1), and r - 1, for the rescale by 2^-r (eq_dsp_fused); literals when
+    every channel shares them."""
     a, p = call.arrays, call.params
     fields = {"output_offset": p["output_offset"], "act_min": p["act_min"], "act_max": p["act_max"]}
-    fused, by_shift = _fused_rescale(call, bias, weights, keep), _shift_fused(call, kind, bias, weights, keep)
+    fused, by_shift = _fused_rescale(call, sums, keep), _shift_fused(call, kind, sums, keep)
     if fused is not None:
-        mode, arrays = "EQ_DSP_MULTIPLIER_FUSED", {"out_mult": fused[0], "out_shift": fused[1].astype(np.int8)}
+        mode = "EQ_DSP_MULTIPLIER_FUSED"
+        pairs = fused[0].reshape(-1, 2)
+        if len(np.unique(pairs, axis=0)) == 1 and len(np.unique(fused[1])) == 1:
+            arrays = {}
+            fields.update(multiplier=int(pairs[0, 0]), add=int(pairs[0, 1]), rshift=int(fused[1][0]))
+        else:
+            arrays = {"out_mult": fused[0], "out_shift": fused[1].astype(np.int8)}
     elif by_shift is not None:
         mode = "EQ_DSP_SHIFT_FUSED"
         arrays = {k: v for k, v in by_shift.items() if isinstance(v, np.ndarray)}
@@ -113,7 +133,7 @@ def _gemm(call: KernelCall, depth: int, channels: int, kind: str) -> tuple[str, 
     if len(live) == channels:
         live = np.arange(channels)
     bias = folded_bias(call, weights.sum(axis=1))[live]
-    mode, rescale, rescale_arrays = _rescale(call, kind, bias, weights[live], live)
+    mode, rescale, rescale_arrays = _rescale(call, kind, _Sums.of(bias, weights[live]), live)
     arrays = {"weights": _grouped(weights[live]), "bias": bias, **rescale_arrays}
     dead = len(live) < channels
     if dead:
@@ -165,7 +185,7 @@ class ArmDsp(Backend):
         method = getattr(self, f"_{call.kernel}", None)
         if method is None:
             return f"no own DSP kernel for {call.op_kind} yet"
-        result = left_shift_declines(call) or method(call)
+        result = ("out_shift" in call.arrays and left_shift_declines(call)) or method(call)
         if isinstance(result, Impl):
             result.inline = True
         return result
@@ -194,7 +214,7 @@ class ArmDsp(Backend):
         channels = p["output_c"]
         weights = np.ascontiguousarray(a["weights"].reshape(-1, channels).T)  # [h*w, oc] -> [oc, h*w]
         bias = folded_bias(call, weights.sum(axis=1))
-        mode, rescale, rescale_arrays = _rescale(call, "conv", bias, weights, np.arange(channels))
+        mode, rescale, rescale_arrays = _rescale(call, "conv", _Sums.of(bias, weights), np.arange(channels))
         arrays = {"weights": weights, "bias": bias, **rescale_arrays}
         names = ("input_h", "input_w", "input_c", "output_h", "output_w", "depth_multiplier", "filter_h",
                  "filter_w", "stride_h", "stride_w", "dilation_h", "dilation_w", "pad_h", "pad_w")
@@ -222,6 +242,49 @@ class ArmDsp(Backend):
         return Impl(self.name, "eq_dsp_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL", mode],
                     [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
+
+    def _add_s8(self, call: KernelCall) -> Impl | str:
+        """ADD (and SUB) of same-shape tensors: each input's rescale as a build-time table of its 256 values."""
+        from edgeq.codegen.backends.cmsis_nn import CmsisNN
+
+        p = call.params
+        if not CmsisNN._same_shapes(p):
+            return "broadcasting"
+        values = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int64)  # indexed by the element's byte
+        sign = -1 if call.kernel.startswith("sub") else 1
+        if call.requant == "shift":
+            up = max(-p["out_shift"], 0)  # a rescale by 2^up >= 1 goes into the tables: the sum is the output
+            tables = [(values + p[f"in{k}_offset"]) << (p[f"in{k}_shift"] + up) for k in (0, 1)]
+            rescale = {"out_shift": np.array([max(p["out_shift"], 0)])}
+        else:
+            tables = [multiply_by_quantized_multiplier_smaller_than_one_exp(
+                wrap32((values + p[f"in{k}_offset"]) << p["left_shift"]), p[f"in{k}_mult"], p[f"in{k}_shift"])
+                for k in (0, 1)]
+            rescale = {"out_mult": np.array([p["out_mult"]]), "out_shift": np.array([p["out_shift"]])}
+        tables[1] = sign * tables[1]
+        bound = max(np.abs(tables[0]).max() + np.abs(tables[1]).max(), 1)
+        if bound >= 1 << 30:
+            return "rescaled inputs whose sum could leave 32 bits"
+        rescale_call = KernelCall(call.layer, call.kernel, [], [], {k: p[k] for k in ("output_offset", "act_min",
+                                                                                       "act_max")},
+                                  rescale, requant=call.requant)
+        sums = _Sums(np.zeros(1, np.int64), np.array([bound]), np.zeros(1, bool))
+        if call.requant == "shift" and rescale["out_shift"][0] == 0:  # the output is the sum plus the offset
+            mode, arrays = "EQ_DSP_SHIFT_FUSED", {"out_mult": np.array([p["output_offset"]], np.int32),
+                                                  "out_shift": np.zeros(1, np.int8)}
+            rq = "{ " + ", ".join(f".{k} = {v}" for k, v in (("mult", "$out_mult"), ("shift", "$out_shift"),
+                                                               ("act_min", p["act_min"]), ("act_max", p["act_max"]))) + " }"
+        else:
+            mode, rq, arrays = _rescale(rescale_call, "fc", sums, np.arange(1))
+            if mode != "EQ_DSP_SHIFT_FUSED" and call.requant == "shift":
+                return "a power-of-two ADD whose sum could leave 32 bits"
+        arrays.update(table0=tables[0].astype(np.int32), table1=tables[1].astype(np.int32))
+        size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
+        fields = [("table0", "$table0"), ("table1", "$table1"), ("rq", rq), ("size", str(size))]
+        return Impl(self.name, "eq_dsp_add_s8", ["&$params", "$in0", "$in1", "$out0", mode],
+                    [CStruct("eq_dsp_add_t", "params", fields)], arrays)
+
+    _sub_s8 = _add_s8
 
     def write_sources(self, impls: list[Impl], folder: Path) -> dict:
         """The headers (every kernel is inline: the model's own C file compiles them)."""
