@@ -105,10 +105,14 @@ def _rescale(call: KernelCall, kind: str, sums: _Sums, keep: np.ndarray) -> tupl
             arrays = {"out_mult": a["out_mult"][keep], "out_shift": shift}
         else:
             mode, arrays = MODES[("shift", kind)], {"out_shift": shift}
-    pointers = [("mult", "$out_mult" if "out_mult" in arrays else "NULL"),
-                ("shift", "$out_shift" if "out_shift" in arrays else "NULL")]
-    init = "{ " + ", ".join(f".{k} = {v}" for k, v in [*pointers, *fields.items()]) + " }"
-    return mode, init, arrays
+    return mode, _rescale_init(arrays, fields), arrays
+
+
+def _rescale_init(arrays: dict[str, np.ndarray], fields: dict[str, int]) -> str:
+    """An eq_dsp_rescale_t initializer: its tables (where arrays has them) and scalar fields."""
+    pointers = {"mult": "$out_mult" if "out_mult" in arrays else "NULL",
+                "shift": "$out_shift" if "out_shift" in arrays else "NULL"}
+    return "{ " + ", ".join(f".{k} = {v}" for k, v in {**pointers, **fields}.items()) + " }"
 
 
 def _dead_channel_outputs(call: KernelCall, kind: str) -> np.ndarray:
@@ -272,8 +276,7 @@ class ArmDsp(Backend):
         if call.requant == "shift" and rescale["out_shift"][0] == 0:  # the output is the sum plus the offset
             mode, arrays = "EQ_DSP_SHIFT_FUSED", {"out_mult": np.array([p["output_offset"]], np.int32),
                                                   "out_shift": np.zeros(1, np.int8)}
-            rq = "{ " + ", ".join(f".{k} = {v}" for k, v in (("mult", "$out_mult"), ("shift", "$out_shift"),
-                                                               ("act_min", p["act_min"]), ("act_max", p["act_max"]))) + " }"
+            rq = _rescale_init(arrays, {"act_min": p["act_min"], "act_max": p["act_max"]})
         else:
             mode, rq, arrays = _rescale(rescale_call, "fc", sums, np.arange(1))
             if mode != "EQ_DSP_SHIFT_FUSED" and call.requant == "shift":
