@@ -138,6 +138,36 @@ def layer_table(shared: Path, model: str = "vww_96_int8", board_name: str = "qem
     return "\n".join(rows)
 
 
+POT_BEGIN, POT_END = "<!-- bench:pot-latency:begin -->", "<!-- bench:pot-latency:end -->"
+
+
+def pot_latency_table(shared: Path, board_name: str = "qemu-mps2-an500") -> str:
+    """Whether power-of-two scales pay on the core: the float model built with --calib (power-of-two, default
+    kernels) against MLCommons' per-channel int8 model of the same network built the same way."""
+    import subprocess
+    import sys
+    import tempfile
+
+    from edgeq.build import load_manifest
+    from edgeq.targets.device import open_device, profile
+
+    rows = [f"| model ({board_name}) | MLCommons int8, instructions | power-of-two, instructions | power-of-two / int8 |",
+            "| --- | ---: | ---: | ---: |"]
+    for name in ("vww_96", "resnet_ic"):
+        counts = []
+        for model, extra in ((f"{name}_int8", []), (f"{name}_fp32", ["--calib", str(shared / "data" / name / "calib.npz")])):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "fw"
+                subprocess.run([sys.executable, "-m", "edgeq", "build", str(shared / "models" / "mlperf_tiny" / f"{model}.tflite"),
+                                "--board", board_name, "-o", str(out), *extra], check=True, capture_output=True, timeout=3600)
+                manifest = load_manifest(out)
+                with open_device(out, manifest) as (link, b):
+                    counts.append(profile(link, b, manifest)["instructions_per_inference"])
+            print(f"{model} on {board_name}: {counts[-1]:,} instructions", flush=True)
+        rows.append(f"| {name} | {counts[0]:,} | {counts[1]:,} | {counts[1] / counts[0]:.3f} |")
+    return "\n".join(rows)
+
+
 QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resnet_ic", 89.5),
                 ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
                 ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
@@ -406,8 +436,8 @@ def main() -> None:
     mixed = mixed_table(args.shared)
     print(mixed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(table + "\n\n" + latency + "\n\n" + layers + "\n\n" + quant + "\n\n" + resampled + "\n\n"
-                        + mixed + "\n")
+    args.out.write_text(table + "\n\n" + latency + "\n\n" + layers + "\n\n" + pot_latency + "\n\n" + quant + "\n\n"
+                        + resampled + "\n\n" + mixed + "\n")
     if args.readme:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
         text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
@@ -421,3 +451,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    pot_latency = pot_latency_table(args.shared)
+    print(pot_latency)
+        text = _replace_block(text, POT_BEGIN, POT_END, pot_latency)
