@@ -429,6 +429,8 @@ def main() -> None:
     print(latency)
     layers = layer_table(args.shared)
     print(layers)
+    pot_latency = pot_latency_table(args.shared)
+    print(pot_latency)
     quant = quant_table(args.shared)
     print(quant)
     resampled = resampled_table(args.shared)
@@ -442,6 +444,7 @@ def main() -> None:
         text = _replace_block(args.readme.read_text(), BEGIN, END, table)
         text = _replace_block(text, LAT_BEGIN, LAT_END, latency)
         text = _replace_block(text, LAYER_BEGIN, LAYER_END, layers)
+        text = _replace_block(text, POT_BEGIN, POT_END, pot_latency)
         text = _replace_block(text, Q_BEGIN, Q_END, quant)
         text = _replace_block(text, R_BEGIN, R_END, resampled)
         args.readme.write_text(_replace_block(text, M_BEGIN, M_END, mixed))
@@ -451,6 +454,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    pot_latency = pot_latency_table(args.shared)
-    print(pot_latency)
-        text = _replace_block(text, POT_BEGIN, POT_END, pot_latency)
