@@ -354,8 +354,10 @@ def arena_table(shared: Path) -> str:
 
 RV_BEGIN, RV_END = "<!-- bench:riscv:begin -->", "<!-- bench:riscv:end -->"
 # (board, column label, kernel libraries measured on it)
-RISCV_BOARDS = [("qemu-riscv32-virt", "RV32IMAC", ("ref", "cmsis-nn")),
+RISCV_BOARDS = [("qemu-riscv32-virt", "RV32IMAC", ("ref", "cmsis-nn", "rv32", "auto")),
                 ("qemu-riscv32-virt-rvv", "RVV", ("ref", "cmsis-nn", "rvv", "auto"))]
+# (board label, library) whose ratio to the board's muRISCV-NN build gets a column and a geometric mean
+RISCV_RATIOS = [("RV32IMAC", "auto"), ("RVV", "rvv"), ("RVV", "auto")]
 
 
 def _riscv_instructions(model: Path, board_name: str, kernels: str) -> int:
@@ -378,40 +380,95 @@ def _riscv_instructions(model: Path, board_name: str, kernels: str) -> int:
 
 def riscv_table(shared: Path) -> str:
     """Instructions per inference on the emulated RISC-V boards: edgeq's reference kernels, muRISCV-NN
-    (`--kernels cmsis-nn`: scalar, or its vector path), edgeq's own RVV kernels (`--kernels rvv`, ref where
-    they decline) and the default (`auto`: rvv, then muRISCV-NN, then ref), with ratios to muRISCV-NN."""
+    (`--kernels cmsis-nn`: scalar, or its vector path), edgeq's own kernels alone (`--kernels rv32` or `rvv`, ref
+    where they decline) and the default (`auto`: the own library, muRISCV-NN and ref, measured per layer), with
+    ratios to muRISCV-NN on the same board."""
     import math
 
-    labels = {"ref": "ref", "cmsis-nn": "muRISCV-NN", "rvv": "own rvv", "auto": "auto"}
+    labels = {"ref": "ref", "cmsis-nn": "muRISCV-NN", "rv32": "own rv32", "rvv": "own rvv", "auto": "auto"}
     head = ["model"] + [f"{core} {labels[k]}" for _, core, libs in RISCV_BOARDS for k in libs]
-    head += ["RVV own / muRISCV-NN", "RVV auto / muRISCV-NN"]
+    head += [f"{core} {labels[k]} / muRISCV-NN" for core, k in RISCV_RATIOS]
     rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
-    ratios: dict[str, list[float]] = {"rvv": [], "auto": []}
+    ratios: dict[tuple[str, str], list[float]] = {r: [] for r in RISCV_RATIOS}
     for name, rel in MODELS:
-        cells, vector = [name], {}
-        for board_name, _, libs in RISCV_BOARDS:
+        cells, counts = [name], {}
+        for board_name, core, libs in RISCV_BOARDS:
             for kernels in libs:
                 n = _riscv_instructions(shared / rel, board_name, kernels)
                 print(f"{name} on {board_name} with {kernels}: {n:,} instructions", flush=True)
                 cells.append(f"{n:,}")
-                if board_name.endswith("-rvv"):
-                    vector[kernels] = n
-        for k in ("rvv", "auto"):
-            ratios[k].append(vector[k] / vector["cmsis-nn"])
-        cells += [f"{vector['rvv'] / vector['cmsis-nn']:.3f}", f"{vector['auto'] / vector['cmsis-nn']:.3f}"]
+                counts[core, kernels] = n
+        for core, k in RISCV_RATIOS:
+            ratios[core, k].append(counts[core, k] / counts[core, "cmsis-nn"])
+            cells.append(f"{ratios[core, k][-1]:.3f}")
         rows.append("| " + " | ".join(cells) + " |")
-    geo = [f"**{math.exp(sum(map(math.log, r)) / len(r)):.3f}**" for r in (ratios["rvv"], ratios["auto"])]
-    rows.append("| **geomean** |" + " |" * (len(head) - 3) + " " + " | ".join(geo) + " |")
+    geo = [f"**{math.exp(sum(map(math.log, r)) / len(r)):.3f}**" for r in ratios.values()]
+    rows.append("| **geomean** |" + " |" * (len(head) - 1 - len(geo)) + " " + " | ".join(geo) + " |")
+    return "\n".join(rows)
+
+
+RVV_SHAPE_BEGIN, RVV_SHAPE_END = "<!-- bench:rvv-shapes:begin -->", "<!-- bench:rvv-shapes:end -->"
+
+
+def _rvv_layer_instructions(model: Path, shape: tuple[int, int] | None) -> dict[str, int]:
+    """Each rvv convolution's instructions on the RVV board with every convolution forced to shape (LMUL, rows),
+    or with rvv's own per-layer choice (None)."""
+    import tempfile
+
+    from edgeq.build import compile_graph, load_manifest, write_project
+    from edgeq.codegen.backends import rvv
+    from edgeq.targets.boards import get_board
+    from edgeq.targets.device import open_device, profile
+
+    board, rule = get_board("qemu-riscv32-virt-rvv"), rvv.gemm_shape
+    try:
+        if shape:
+            rvv.gemm_shape = lambda *_: shape
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "fw"
+            write_project(compile_graph(load_tflite_file(model), "keep", board, "rvv"), board, "keep", out, model,
+                          echo=lambda *_: None)
+            manifest = load_manifest(out)
+            with open_device(out, manifest) as (link, b):
+                layers = profile(link, b, manifest)["layers"]
+    finally:
+        rvv.gemm_shape = rule
+    convs = {layer["name"] for layer in manifest["layers"] if layer.get("impl") == "eq_rvv_conv_s8"}
+    return {layer["name"]: layer["cycles"] for layer in layers if layer["name"] in convs}
+
+
+def rvv_shape_table(shared: Path) -> str:
+    """rvv's per-layer (LMUL, rows) against every shape forced on every convolution: how many convolutions the
+    rule gives the fewest instructions, and the convolutions' instructions under the rule, the best shape per
+    layer, and LMUL 4 with 4 rows everywhere (the fixed shape rvv had before)."""
+    from edgeq.codegen.backends.rvv import GEMM_SHAPES
+
+    shapes = sorted(set(GEMM_SHAPES) | {(2, 4), (4, 2)})
+    rows = ["| model | convolutions | rule picks the fastest | rule | best per layer | fixed (4, 4) | "
+            "fixed / rule |", "| --- |" + " ---: |" * 6]
+    for name, rel in MODELS:
+        rule = _rvv_layer_instructions(shared / rel, None)
+        if not rule:
+            continue  # no convolution (ad01)
+        forced = {shape: _rvv_layer_instructions(shared / rel, shape) for shape in shapes}
+        best = {layer: min(f[layer] for f in forced.values()) for layer in rule}
+        hits = sum(rule[layer] <= best[layer] for layer in rule)
+        total, fixed = sum(rule.values()), sum(forced[4, 4].values())
+        print(f"{name}: rule {total:,}, best {sum(best.values()):,}, fixed (4, 4) {fixed:,}", flush=True)
+        rows.append(f"| {name} | {len(rule)} | {hits} | {total:,} | {sum(best.values()):,} | {fixed:,} | "
+                    f"{fixed / total:.3f} |")
     return "\n".join(rows)
 
 
 def riscv_bench(shared: Path, out: Path, readme: Path | None) -> None:
-    table = riscv_table(shared)
+    table, shapes = riscv_table(shared), rvv_shape_table(shared)
     print(table)
+    print(shapes)
     with open(out, "a") as f:
-        f.write("\n" + table + "\n")
+        f.write("\n" + table + "\n\n" + shapes + "\n")
     if readme:
-        readme.write_text(_replace_block(readme.read_text(), RV_BEGIN, RV_END, table))
+        text = _replace_block(readme.read_text(), RV_BEGIN, RV_END, table)
+        readme.write_text(_replace_block(text, RVV_SHAPE_BEGIN, RVV_SHAPE_END, shapes))
         print(f"updated {readme}")
 
 
