@@ -87,8 +87,8 @@ def gemm_shape(pixels: int, channels: int, depth: int, vlen: int) -> tuple[int, 
     """The (LMUL, rows) of a convolution's matrix product: the fewest instructions by a count of eq_rvv_gemm's
     loop (per pair of depth steps and row, two scalar loads and two vwmacc; per pair, the two weight loads and
     widenings and the loop's own five; per strip and row, about 16 to requantize and store) over its blocks of
-    pixels and strips of channels. Measured on the RVV board (VLEN 128) with every shape forced on every layer,
-    it picks the fastest shape for 44 of the 45 convolutions of the shared int8 models (README, "RISC-V")."""
+    pixels and strips of channels. Measured on the RVV board (VLEN 128) with every shape forced on every layer
+    (make bench's rvv_shape_table), it picks the fastest shape for all 44 convolutions of the shared int8 models."""
     def cost(shape: tuple[int, int]) -> int:
         lmul, rows = shape
         strips = -(-channels // (vlen // 32 * lmul))
