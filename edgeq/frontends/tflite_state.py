@@ -51,6 +51,7 @@ class StateImporter:
         self.initial: dict[str, Tensor] = {}  # variable key -> constant assigned by an init subgraph
 
     def scan(self, g) -> None:
+        inits = []
         for i in range(g.OperatorsLength()):
             op = g.Operators(i)
             kind = self.imp._opname(op)
@@ -58,7 +59,14 @@ class StateImporter:
                 self.handles[int(op.OutputsAsNumpy()[0])] = _variable_key(op)
             elif kind == "CALL_ONCE":
                 o = _options(op, tflite.CallOnceOptions)
-                self._run_init(o.InitSubgraphIndex() if o else 0, i)
+                inits.append(o.InitSubgraphIndex() if o else 0)
+                self._run_init(inits[-1], i)
+        others = self.imp.model.SubgraphsLength() - 1 - len(set(inits))
+        if inits:  # the frontend's note counted the init subgraphs as ignored
+            self.imp.notes[:] = [n for n in self.imp.notes if not n.startswith("only the main subgraph")]
+            self.imp.notes.append(f"CALL_ONCE's init subgraph(s) {sorted(set(inits))} read at import: the constants "
+                                  f"they assign are the variables' initial values"
+                                  + (f"; {others} other subgraph(s) ignored" if others else ""))
 
     def _run_init(self, index: int, at: int) -> None:
         m = self.imp.model
