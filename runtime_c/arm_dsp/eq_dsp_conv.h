@@ -31,7 +31,7 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_1x1_s8(const eq_dsp_conv_t *p, c
                           out + (size_t)r * channels, out + (size_t)(r + 1) * channels, mode);
     }
     if (r < rows) {
-        eq_dsp_gemm_1row(&p->gemm, eq_dsp_pixel(p, in, r), (uint32_t *)scratch, out + (size_t)r * channels, mode);
+        eq_dsp_gemm_1row(&p->gemm, eq_dsp_pixel(p, in, r), out + (size_t)r * channels, mode);
     }
     return EQ_OK;
 }
@@ -79,12 +79,12 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_conv_s8(const eq_dsp_conv_t *p, const
     }
     if (r < rows) {
         eq_dsp_im2col(p, in, r, col0);
-        eq_dsp_gemm_1row(&p->gemm, col0, u, out + (size_t)r * channels, mode);
+        eq_dsp_gemm_1row(&p->gemm, col0, out + (size_t)r * channels, mode);
     }
     return EQ_OK;
 }
 
-/* scratch: EQ_DSP_GEMM_SCRATCH(depth) bytes, word-aligned. */
+/* scratch: EQ_DSP_GEMM_SCRATCH(depth) bytes, word-aligned, when batches > 1. */
 static EQ_ALWAYS_INLINE eq_status_t eq_dsp_fully_connected_s8(const eq_dsp_gemm_t *g, int32_t batches,
                                                               const int8_t *in, int8_t *out, void *scratch,
                                                               const int mode)
@@ -95,7 +95,7 @@ static EQ_ALWAYS_INLINE eq_status_t eq_dsp_fully_connected_s8(const eq_dsp_gemm_
                           out + (size_t)b * g->out_channels, out + (size_t)(b + 1) * g->out_channels, mode);
     }
     if (b < batches) {
-        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, (uint32_t *)scratch, out + (size_t)b * g->out_channels, mode);
+        eq_dsp_gemm_1row(g, in + (size_t)b * g->depth, out + (size_t)b * g->out_channels, mode);
     }
     return EQ_OK;
 }

@@ -98,29 +98,31 @@ static EQ_ALWAYS_INLINE void eq_dsp_unpack(const int8_t *x0, const int8_t *x1, i
               [a0] "+r"(*a0), [a1] "+r"(*a1), [b0] "+r"(*b0), [b1] "+r"(*b1), [w] "+r"(w), [u] "+r"(u)          \
             :                                                                                                    \
             : "memory")
-/* One row (u not interleaved) by four channels: 16 MACs from three 64-bit loads. */
+/* One int8 row, read in place (no scratch), by four channels: 16 MACs from one word and two 64-bit loads. */
 #define EQ_DSP_1X4_STEP()                                                                                        \
-    __asm__("ldrd %[x0], %[x1], [%[u]], #8\n\t"                                                                  \
-            "ldrd %[wa], %[wb], [%[w]], #16\n\t"                                                                 \
-            "sxtb16 %[t], %[wa]\n\t"                                                                             \
-            "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                    \
-            "smlad %[a], %[x0], %[t], %[a]\n\t"                                                                  \
-            "smlad %[a], %[x1], %[wa], %[a]\n\t"                                                                 \
-            "sxtb16 %[t], %[wb]\n\t"                                                                             \
-            "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                    \
-            "smlad %[b], %[x0], %[t], %[b]\n\t"                                                                  \
-            "smlad %[b], %[x1], %[wb], %[b]\n\t"                                                                 \
-            "ldrd %[wa], %[wb], [%[w], #-8]\n\t"                                                                 \
-            "sxtb16 %[t], %[wa]\n\t"                                                                             \
-            "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                    \
-            "smlad %[d], %[x0], %[t], %[d]\n\t"                                                                  \
-            "smlad %[d], %[x1], %[wa], %[d]\n\t"                                                                 \
-            "sxtb16 %[t], %[wb]\n\t"                                                                             \
-            "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                    \
-            "smlad %[e], %[x0], %[t], %[e]\n\t"                                                                  \
-            "smlad %[e], %[x1], %[wb], %[e]"                                                                     \
+    __asm__("ldr %[x0], [%[x]], #4\n\t"                                                                         \
+            "ldrd %[wa], %[wb], [%[w]], #16\n\t"                                                                \
+            "sxtb16 %[x1], %[x0], ror #8\n\t"                                                                   \
+            "sxtb16 %[x0], %[x0]\n\t"                                                                           \
+            "sxtb16 %[t], %[wa]\n\t"                                                                            \
+            "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                   \
+            "smlad %[a], %[x0], %[t], %[a]\n\t"                                                                 \
+            "smlad %[a], %[x1], %[wa], %[a]\n\t"                                                                \
+            "sxtb16 %[t], %[wb]\n\t"                                                                            \
+            "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                   \
+            "smlad %[b], %[x0], %[t], %[b]\n\t"                                                                 \
+            "smlad %[b], %[x1], %[wb], %[b]\n\t"                                                                \
+            "ldrd %[wa], %[wb], [%[w], #-8]\n\t"                                                                \
+            "sxtb16 %[t], %[wa]\n\t"                                                                            \
+            "sxtb16 %[wa], %[wa], ror #8\n\t"                                                                   \
+            "smlad %[d], %[x0], %[t], %[d]\n\t"                                                                 \
+            "smlad %[d], %[x1], %[wa], %[d]\n\t"                                                                \
+            "sxtb16 %[t], %[wb]\n\t"                                                                            \
+            "sxtb16 %[wb], %[wb], ror #8\n\t"                                                                   \
+            "smlad %[e], %[x0], %[t], %[e]\n\t"                                                                 \
+            "smlad %[e], %[x1], %[wb], %[e]"                                                                    \
             : [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t), [x0] "=&r"(x0), [x1] "=&r"(x1), [a] "+r"(*a),        \
-              [b] "+r"(*b), [d] "+r"(*d), [e] "+r"(*e), [w] "+r"(w), [u] "+r"(u)                                 \
+              [b] "+r"(*b), [d] "+r"(*d), [e] "+r"(*e), [w] "+r"(w), [x] "+r"(x)                                 \
             :                                                                                                    \
             : "memory")
 #endif
@@ -149,35 +151,39 @@ static EQ_ALWAYS_INLINE void eq_dsp_dot_2x2(const uint32_t *w, const uint32_t *u
     }
 }
 
-static EQ_ALWAYS_INLINE void eq_dsp_dot_1x4(const uint32_t *w, const uint32_t *u, int32_t chunks, int32_t *a,
+static EQ_ALWAYS_INLINE void eq_dsp_dot_1x4(const uint32_t *w, const int8_t *x, int32_t chunks, int32_t *a,
                                             int32_t *b, int32_t *d, int32_t *e)
 {
-    for (const uint32_t *end = u + 2 * chunks; u < end;) {
+    for (const int8_t *end = x + 4 * chunks; x < end;) {
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
         uint32_t wa, wb, t, x0, x1;
         EQ_DSP_1X4_STEP();
 #else
-        const uint32_t x0 = u[0], x1 = u[1], wa = eq_dsp_word(w), wb = eq_dsp_word(w + 1);
-        const uint32_t wc = eq_dsp_word(w + 2), wd = eq_dsp_word(w + 3);
+        const uint32_t v = eq_load4(x), x0 = eq_sxtb16(v), x1 = eq_sxtb16_ror8(v);
+        const uint32_t wa = eq_dsp_word(w), wb = eq_dsp_word(w + 1), wc = eq_dsp_word(w + 2), wd = eq_dsp_word(w + 3);
         *a = eq_smlad(x1, eq_sxtb16_ror8(wa), eq_smlad(x0, eq_sxtb16(wa), *a));
         *b = eq_smlad(x1, eq_sxtb16_ror8(wb), eq_smlad(x0, eq_sxtb16(wb), *b));
         *d = eq_smlad(x1, eq_sxtb16_ror8(wc), eq_smlad(x0, eq_sxtb16(wc), *d));
         *e = eq_smlad(x1, eq_sxtb16_ror8(wd), eq_smlad(x0, eq_sxtb16(wd), *e));
         w += 4;
-        u += 2;
+        x += 4;
 #endif
     }
 }
 
-/* One channel of a group of n: its chunk words every n words, from rows = 1 or 2 unpacked rows. */
-static EQ_ALWAYS_INLINE void eq_dsp_dot_1ch(const uint32_t *w, const uint32_t *u, int32_t chunks, int32_t n,
-                                            int32_t rows, int32_t *a0, int32_t *a1)
+/* One channel of a group of n (its chunk words every n words) over two unpacked rows, or over one int8 row
+ * read in place (u NULL). */
+static EQ_ALWAYS_INLINE void eq_dsp_dot_1ch(const uint32_t *w, const uint32_t *u, const int8_t *x, int32_t chunks,
+                                            int32_t n, int32_t *a0, int32_t *a1)
 {
-    for (int32_t k = 0; k < chunks; k++, w += n, u += 2 * rows) {
+    for (int32_t k = 0; k < chunks; k++, w += n) {
         const uint32_t v = eq_dsp_word(w), t = eq_sxtb16(v), s = eq_sxtb16_ror8(v);
-        *a0 = eq_smlad(u[1], s, eq_smlad(u[0], t, *a0));
-        if (rows == 2) {
-            *a1 = eq_smlad(u[3], s, eq_smlad(u[2], t, *a1));
+        if (u) {
+            *a0 = eq_smlad(u[4 * k + 1], s, eq_smlad(u[4 * k], t, *a0));
+            *a1 = eq_smlad(u[4 * k + 3], s, eq_smlad(u[4 * k + 2], t, *a1));
+        } else {
+            const uint32_t xv = eq_load4(x + 4 * k);
+            *a0 = eq_smlad(eq_sxtb16_ror8(xv), s, eq_smlad(eq_sxtb16(xv), t, *a0));
         }
     }
 }
@@ -235,28 +241,26 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_2rows(const eq_dsp_gemm_t *g, const int
     }
     if (c < g->channels) {
         int32_t a0 = g->bias[c], a1 = a0;
-        eq_dsp_dot_1ch((const uint32_t *)grp, u, chunks, 1, 2, &a0, &a1);
+        eq_dsp_dot_1ch((const uint32_t *)grp, u, NULL, chunks, 1, &a0, &a1);
         eq_dsp_store(g, y0, c, eq_dsp_tail(g, grp, 1, 0, x0, a0), mode);
         eq_dsp_store(g, y1, c, eq_dsp_tail(g, grp, 1, 0, x1, a1), mode);
     }
 }
 
-/* Scratch bytes for two unpacked rows (one row takes half). */
+/* Scratch bytes for two unpacked rows. */
 #define EQ_DSP_GEMM_SCRATCH(depth) (4 * ((depth) & ~3))
 
-/* One input row -> one output row, four channels per pass, so each input pair is loaded once for four weight
- * words; u: scratch as for eq_dsp_gemm_2rows. */
-static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8_t *x, uint32_t *u, int8_t *y,
-                                              const int mode)
+/* One input row -> one output row, read in place: four channels per pass, so each input word is split once for
+ * four weight words. */
+static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8_t *x, int8_t *y, const int mode)
 {
     const int32_t chunks = g->depth / 4;
     const int8_t *grp = g->weights;
-    eq_dsp_unpack(x, NULL, g->depth, u);
     eq_dsp_fill(g, y);
     int32_t c = 0;
     for (; c + 4 <= g->channels; c += 4, grp += eq_dsp_group_bytes(g, 4)) {
         int32_t a = g->bias[c], b = g->bias[c + 1], d = g->bias[c + 2], e = g->bias[c + 3];
-        eq_dsp_dot_1x4((const uint32_t *)grp, u, chunks, &a, &b, &d, &e);
+        eq_dsp_dot_1x4((const uint32_t *)grp, x, chunks, &a, &b, &d, &e);
         eq_dsp_store(g, y, c, eq_dsp_tail(g, grp, 4, 0, x, a), mode);
         eq_dsp_store(g, y, c + 1, eq_dsp_tail(g, grp, 4, 1, x, b), mode);
         eq_dsp_store(g, y, c + 2, eq_dsp_tail(g, grp, 4, 2, x, d), mode);
@@ -268,7 +272,7 @@ static EQ_ALWAYS_INLINE void eq_dsp_gemm_1row(const eq_dsp_gemm_t *g, const int8
         }
         for (int32_t j = 0; j < n; j++) {
             int32_t a = g->bias[c + j], unused = 0;
-            eq_dsp_dot_1ch((const uint32_t *)grp + j, u, chunks, n, 1, &a, &unused);
+            eq_dsp_dot_1ch((const uint32_t *)grp + j, NULL, x, chunks, n, &a, &unused);
             eq_dsp_store(g, y, c + j, eq_dsp_tail(g, grp, n, j, x, a), mode);
         }
         c += n;

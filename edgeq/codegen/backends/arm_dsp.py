@@ -242,7 +242,7 @@ class ArmDsp(Backend):
         if not np.any(call.arrays["weights"]):
             return "every weight is zero"
         mode, gemm, arrays = _gemm(call, p["input_depth"], p["output_depth"], "fc")
-        scratch = _unpacked_rows(p["input_depth"]) // (1 if p["batches"] > 1 else 2)  # one unpacked row or two
+        scratch = _unpacked_rows(p["input_depth"]) if p["batches"] > 1 else 0  # one row is read in place
         return Impl(self.name, "eq_dsp_fully_connected_s8",
                     ["&$params", str(p["batches"]), "$in0", "$out0", "$scratch" if scratch else "NULL", mode],
                     [CStruct("eq_dsp_gemm_t", "params", gemm)], arrays, scratch_bytes=scratch)
