@@ -1,8 +1,10 @@
 """edgeq's own kernels for Cortex-M cores with the DSP extension (runtime_c/arm_dsp): convolutions and fully
-connected layers as SXTB16/SMLAD matrix products, specialised per layer by the compiler (every shape,
-offset and shift reaches the inlined kernel as a constant) and with the input offset folded into the bias
-here, at build time. On the host the same source runs with plain-C twins of the two instructions, which is
-how the per-kernel tests check it against the golden model."""
+connected layers as SXTB16/SMLAD matrix products, depthwise layers four channels per pass, ADD/SUB through
+per-input tables, specialised per layer by the compiler (every shape, offset and shift reaches the inlined
+kernel as a constant). Here, at build time: the input offset folded into the bias, weights grouped in the
+order the loops load them, dead channels (all-zero weights) left out, and each rescale turned into the one
+sum and one shift the kernels compute. On the host the same source runs with plain-C twins of the
+instructions, which is how the per-kernel tests check it against the golden model."""
 from __future__ import annotations
 
 import shutil
