@@ -72,6 +72,21 @@ def test_failed_build_leaves_the_previous_build_intact(built):
     assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == snapshot
 
 
+@pytest.mark.parametrize("folder", [".", "runtime"])
+def test_unwritable_existing_build_is_left_intact(built, folder):
+    """chmod does not stop root (CI runs as root): the immutable attribute does, where the filesystem has it."""
+    target = built / folder
+    snapshot = {p: p.read_bytes() for p in built.rglob("*") if p.is_file()}
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode:
+        pytest.skip("cannot make a folder unwritable here (no chattr, or the filesystem has no immutable attribute)")
+    try:
+        proc = build(built)
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert_clean_error(proc, str(built))
+    assert {p: p.read_bytes() for p in built.rglob("*") if p.is_file()} == snapshot
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_build_cleans_up(tmp_path, built, sig):
     cc = tmp_path / "slowcc"
