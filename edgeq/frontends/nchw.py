@@ -48,7 +48,7 @@ TRANSLATED = sorted([
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
     "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log", "Gelu",
-    "LayerNormalization",
+    "LayerNormalization", "LSTM",
 ])  # Conv takes 1-D convolutions ([N, C, L]) too
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
@@ -117,11 +117,13 @@ class Importer:
         self.const_quant: dict[str, tuple[np.ndarray, Quant]] = {}
         self.param_source: dict[str, str] = {}
         self.layout_ops: set[str] = set()  # ops that only reorder data (the input's NCHW -> NHWC)
+        self.states: dict[str, Tensor] = {}  # recurrent state (Graph.states)
 
     # --- driver ---------------------------------------------------------------------------------
 
     def run(self) -> Graph:
         live = self._live_nodes()
+        self.live_inputs = {name for _, node in live for name in node.inputs} | set(self.src.outputs)
         self._check_ops(live)
         self._inputs(live)
         for index, node in live:
@@ -130,7 +132,8 @@ class Importer:
         self.node = None
         outputs = [self._output(name) for name in self.src.outputs]
         inputs = [self.vals_in[name] for name, _, _ in self.src.inputs]
-        graph = Graph(self.src.name, self.tensors, self.ops, inputs, outputs, self.src.source_hash, self.notes)
+        graph = Graph(self.src.name, self.tensors, self.ops, inputs, outputs, self.src.source_hash, self.notes,
+                      states=self.states)
         graph.bn_stats = dict(self.bn_stats)
         folded = fold.fold_affine(graph)
         fold.fuse_activations(graph)
@@ -1177,6 +1180,64 @@ class Importer:
         self._set(n.outputs[0], out, x.shape, x.perm, x.order)
 
     # QDQ
+
+    def _op_LSTM(self, n: Node) -> None:
+        """A forward, batch-1 LSTM of the default activations without peephole (what torch.onnx.export writes for
+        nn.LSTM, one node per layer) as UNIDIRECTIONAL_SEQUENCE_LSTM; ONNX's iofc gates become the IR's ifco and
+        the two biases one. Its state starts at zero on every invoke (reset_state), as ONNX's does."""
+        a = n.attrs
+        acts = [v.lower() for v in a.get("activations", [])]
+        refusals = [
+            (a.get("direction", "forward") != "forward", f"is {a.get('direction')}; edgeq runs forward LSTMs"),
+            (a.get("layout", 0) != 0, "has layout 1 (batch first); export it with the default layout 0"),
+            (bool(acts) and acts != ["sigmoid", "tanh", "tanh"],
+             f"uses activations {a.get('activations')}; edgeq runs the default Sigmoid, Tanh, Tanh"),
+            (a.get("input_forget", 0) != 0, "couples the input and forget gates (input_forget=1)"),
+            ("clip" in a, "clips its gate inputs (clip); edgeq runs LSTMs without clip"),
+            (len(n.inputs) > 7 and bool(n.inputs[7]), "has peephole weights (input P); edgeq runs LSTMs without"),
+            (len(n.inputs) > 4 and bool(n.inputs[4]), "takes sequence lengths (input sequence_lens); export the "
+                                                      "model for one fixed sequence length"),
+            (len(n.outputs) > 2 and n.outputs[2] in self.live_inputs, "has its final cell state (Y_c) read; edgeq "
+                                                                         "gives the hidden states Y and Y_h only"),
+        ]
+        for bad, why in refusals:
+            if bad:
+                raise self.fail(f"this LSTM {why}.")
+        x = self._unflattened(self._act())
+        if len(x.shape) != 3 or x.shape[1] != 1:
+            raise self.fail(f"the input is {x.shape}, not [steps, 1, features]; edgeq runs LSTMs of batch 1.")
+        steps, _, n_in = x.shape
+        w, r = self._cval(1, "input weights W"), self._cval(2, "recurrent weights R")
+        units = int(a.get("hidden_size", r.shape[-1]))
+        b = self._cval(3, "biases B", optional=True)
+        b = np.zeros((1, 8 * units), np.float32) if b is None else b
+        for pos, what in ((5, "initial hidden state"), (6, "initial cell state")):
+            init = self._cval(pos, what, optional=True)
+            if init is not None and np.any(init):
+                raise self.fail(f"the {what} (input {pos}) is not zero; edgeq's LSTM starts from zero.")
+        order = (0, 2, 3, 1)  # ONNX's gates input, output, forget, cell -> input, forget, cell, output
+        gate = lambda m, g: np.asarray(m, np.float32).reshape(4, units, -1)[order[g]]  # noqa: E731
+        bias = np.asarray(b, np.float32).reshape(2, 4, units).sum(0)
+        src = n.inputs
+        weights = [self._const(gate(w[0], g), f"{n.outputs[0]}/w_in{g}", src[1]) for g in range(4)] + \
+                  [self._const(gate(r[0], g), f"{n.outputs[0]}/w_rec{g}", src[2]) for g in range(4)] + \
+                  [self._const(bias[order[g]], f"{n.outputs[0]}/bias{g}", src[3] or None) for g in range(4)]
+        x_ir = self._as_perm(x, (1, 0, 2), "the LSTM runs batch-major")
+        name = self._fresh(n.outputs[0] or "lstm")
+        states = {}
+        for kind in ("hidden", "cell"):
+            states[kind] = f"{name}/{kind}_state"
+            self.states[states[kind]] = Tensor(states[kind], (1, units), "float32", None,
+                                               np.zeros((1, units), np.float32))
+        y = self._emit(ops.UnidirectionalSequenceLstm, [x_ir, *weights], (1, steps, units), name,
+                       hidden_state=states["hidden"], cell_state=states["cell"], reset_state=True)
+        # Y is [steps, directions, batch, units]: with one direction and batch 1 the same bytes as [1, steps, units]
+        y4 = self._emit(ops.Reshape, [y], (steps, 1, 1, units), f"{name}_y")
+        self._set(n.outputs[0], y4, (steps, 1, 1, units), identity(4))
+        if len(n.outputs) > 1 and n.outputs[1]:  # Y_h, the last step's hidden state [1, 1, units]
+            last = Val(y, (1, steps, units), identity(3))
+            h = self._slice(last, [0, steps - 1, 0], [1, steps, units], [1, 1, 1], f"{name}_last")
+            self._set(n.outputs[1], h, (1, 1, units), identity(3))
 
     def _record_const_quant(self, node: Node) -> None:
         """A DequantizeLinear of an int8/int32 constant was folded to floats: keep its quantization."""

@@ -416,12 +416,14 @@ class UnidirectionalSequenceLstm(Op):
     """inputs: x [B, T, I] ([T, B, I] when time_major), then per gate in the order input, forget, cell, output:
     the input weights [U, I] (4), the recurrent weights [U, U] (4) and the biases [U] (4). hidden_state and
     cell_state name the graph states [B, U] carried across time steps and invokes. Output: every step's hidden
-    state, [B, T, U] ([T, B, U])."""
+    state, [B, T, U] ([T, B, U]). With reset_state the states restart from zero (hidden at its zero point) at every
+    invoke, as an ONNX LSTM without state inputs does; otherwise they carry over (TFLite's variable tensors)."""
 
     hidden_state: str = ""
     cell_state: str = ""
     time_major: bool = False
     cell_clip: float = 0.0
+    reset_state: bool = False
     kind = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 
 

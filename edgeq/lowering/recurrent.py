@@ -36,7 +36,7 @@ def _float_refusal(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.nda
                      "converter and build it with --quant keep.")
 
 
-for _op in (ops.Svdf, ops.UnidirectionalSequenceLstm, ops.ReadVariable, ops.AssignVariable):
+for _op in (ops.Svdf, ops.ReadVariable, ops.AssignVariable):
     float_impl(_op)(_float_refusal)
 
 
@@ -146,7 +146,8 @@ def lower_lstm(op: ops.UnidirectionalSequenceLstm, graph: Graph) -> KernelCall:
         return quantize_multiplier(float(f32(s_in) * f32(w.quant.s)) / GATE_INPUT_SCALE)
 
     params = {"batches": batches, "steps": steps, "input_size": input_size, "units": units,
-              "time_major": int(op.time_major), "input_zp": x.quant.zp, "hidden_zp": hidden.quant.zp}
+              "time_major": int(op.time_major), "reset_state": int(op.reset_state), "input_zp": x.quant.zp,
+              "hidden_zp": hidden.quant.zp}
     for g, wi, wr in zip(GATES, w_in, w_rec):
         params[f"{g}_in_mult"], params[f"{g}_in_shift"] = fc(x.quant.s, wi)
         params[f"{g}_rec_mult"], params[f"{g}_rec_shift"] = fc(hidden.quant.s, wr)
@@ -164,6 +165,30 @@ def lower_lstm(op: ops.UnidirectionalSequenceLstm, graph: Graph) -> KernelCall:
               "sigmoid_table": SIGMOID_TABLE}
     return KernelCall(op.name, "lstm_s16" if wide else "lstm_s8", [op.inputs[0]], [op.outputs[0]], params, arrays,
                       states=[op.hidden_state, op.cell_state])
+
+
+@float_impl(ops.UnidirectionalSequenceLstm)
+def lstm_float(op: ops.UnidirectionalSequenceLstm, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    """The float LSTM of an ONNX model (reset_state: every invoke starts from zero, so samples are independent and
+    may share a batched pass along the leading axis); TFLite's float LSTMs carry state and stay refused."""
+    if not op.reset_state:
+        return _float_refusal(op, graph, inputs)
+    x = inputs[0].astype(np.float64)
+    w_in, w_rec, bias = (np.stack([np.asarray(a, np.float64) for a in inputs[k:k + 4]]) for k in (1, 5, 9))
+    if op.time_major:
+        x = x.transpose(1, 0, 2)
+    h = np.zeros((x.shape[0], w_in.shape[1]))
+    c = np.zeros_like(h)
+    out = np.empty(x.shape[:2] + (h.shape[1],))
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    for t in range(x.shape[1]):
+        z = np.einsum("gui,bi->gbu", w_in, x[:, t]) + np.einsum("guv,bv->gbu", w_rec, h) + bias[:, None]
+        c = sigmoid(z[1]) * c + sigmoid(z[0]) * np.tanh(z[2])
+        if op.cell_clip > 0:
+            c = np.clip(c, -op.cell_clip, op.cell_clip)
+        h = sigmoid(z[3]) * np.tanh(c)
+        out[:, t] = h
+    return out.transpose(1, 0, 2) if op.time_major else out
 
 
 def _clamp16(v):
@@ -185,6 +210,8 @@ def lstm(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     w_rec = a["recurrent_weights"].astype(np.int64).reshape(4, units, units)
     bias = a["bias"].astype(np.int64).reshape(4, units)
     h_state, c_state = hidden.reshape(b_count, units), cell.reshape(b_count, units)
+    if p["reset_state"]:
+        h_state[:], c_state[:] = p["hidden_zp"], 0
     mbqm = multiply_by_quantized_multiplier_int64 if wide else multiply_by_quantized_multiplier
     acc = (lambda v: v) if wide else wrap32
     for b in range(b_count):

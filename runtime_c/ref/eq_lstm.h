@@ -68,6 +68,16 @@ static inline eq_status_t eq_lstm_run(const eq_lstm_params_t *p, const int8_t *i
     const int32_t rec_shift[4] = {p->input_rec_shift, p->forget_rec_shift, p->cell_rec_shift, p->output_rec_shift};
     const int32_t lo = wide ? INT16_MIN : INT8_MIN, hi = wide ? INT16_MAX : INT8_MAX;
     const size_t elem = wide ? 2 : 1;
+    if (p->reset_state) {
+        for (int32_t k = 0; k < p->batches * u_count; k++) {
+            if (wide) {
+                ((int16_t *)(void *)hidden)[k] = (int16_t)p->hidden_zp;
+            } else {
+                hidden[k] = (int8_t)p->hidden_zp;
+            }
+            cell[k] = 0;
+        }
+    }
     for (int32_t b = 0; b < p->batches; b++) {
         int8_t *h = hidden + (size_t)b * (size_t)u_count * elem;
         int16_t *c = cell + (size_t)b * (size_t)u_count;

@@ -22,6 +22,7 @@ typedef eq_svdf_s8_params_t eq_svdf_state8_s8_params_t;
  * (lstm_s8: int32 biases) or int16 (lstm_s16: int64 biases); the cell state is int16. */
 typedef struct {
     int32_t batches, steps, input_size, units, time_major;
+    int32_t reset_state; /* 1: hidden (at its zero point) and cell start from zero at every invoke (ONNX's LSTM) */
     int32_t input_zp, hidden_zp;
     /* each gate's input and recurrent FC into int16 at 2^-12 */
     int32_t input_in_mult, input_in_shift, input_rec_mult, input_rec_shift;
