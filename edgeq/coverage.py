@@ -15,7 +15,9 @@ BEGIN, END = "<!-- ops:begin -->", "<!-- ops:end -->"
 # IR ops float graphs cannot hold (the quantizer refuses them: they are the model's own quantization)
 NOT_POT = {"QUANTIZE", "DEQUANTIZE"}
 # operators with state, which the power-of-two quantizer refuses (its float executor keeps none)
-NOT_POT |= {"SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM", "READ_VARIABLE", "ASSIGN_VARIABLE"}
+NOT_POT |= {"SVDF", "READ_VARIABLE", "ASSIGN_VARIABLE"}
+# operators the power-of-two quantizer takes from some sources only (a float TFLite LSTM keeps state across invokes)
+POT_ONLY = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "ONNX's LSTM"}
 # outputs that are not int8
 OUTPUT_DTYPES = {"ARG_MAX": "int32 indices"}
 # kernels that move or requantize elements of either width (the others are named _s8 or _s16)
@@ -65,6 +67,10 @@ def rows() -> list[Row]:
     return result
 
 
+def _pot_cell(r: Row) -> str:
+    return "no" if not r.pot else f"yes ({POT_ONLY[r.ir]})" if r.ir in POT_ONLY else "yes"
+
+
 def markdown() -> str:
     lines = ["| TFLite operator | IR op | dtypes | `--quant keep` | `--quant pot` | semantic kernel | libraries |",
              "| --- | --- | --- | :---: | :---: | --- | --- |"]
@@ -72,7 +78,7 @@ def markdown() -> str:
         kernels = ", ".join(f"`{k}`" for k in r.kernels) or (
             "none (an alias of its input)" if r.lowered else "none (moved to the caller at a graph output)")
         lines.append(f"| {', '.join(r.tflite) or '(ONNX, torch.export)'} | {r.ir} | {r.dtypes} | "
-                     f"{'yes' if r.tflite else 'no'} | {'yes' if r.pot else 'no'} | {kernels} | "
+                     f"{'yes' if r.tflite else 'no'} | {_pot_cell(r)} | {kernels} | "
                      f"{', '.join(r.libraries) or 'none needed'} |")
     return "\n".join(lines)
 

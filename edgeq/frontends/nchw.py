@@ -1231,9 +1231,10 @@ class Importer:
                                                np.zeros((1, units), np.float32))
         y = self._emit(ops.UnidirectionalSequenceLstm, [x_ir, *weights], (1, steps, units), name,
                        hidden_state=states["hidden"], cell_state=states["cell"], reset_state=True)
-        # Y is [steps, directions, batch, units]: with one direction and batch 1 the same bytes as [1, steps, units]
-        y4 = self._emit(ops.Reshape, [y], (steps, 1, 1, units), f"{name}_y")
-        self._set(n.outputs[0], y4, (steps, 1, 1, units), identity(4))
+        # Y is [steps, directions, batch, units]: held as [directions, steps, batch, units] (the LSTM's bytes with
+        # one direction and batch 1), so the batch-like leading axis stays 1
+        y4 = self._emit(ops.Reshape, [y], (1, steps, 1, units), f"{name}_y")
+        self._set(n.outputs[0], y4, (steps, 1, 1, units), (1, 0, 2, 3))
         if len(n.outputs) > 1 and n.outputs[1]:  # Y_h, the last step's hidden state [1, 1, units]
             last = Val(y, (1, steps, units), identity(3))
             h = self._slice(last, [0, steps - 1, 0], [1, steps, units], [1, 1, 1], f"{name}_last")

@@ -115,7 +115,7 @@ def _lstm_tensors(op: ops.UnidirectionalSequenceLstm, graph: Graph):
 
 @lowers(ops.UnidirectionalSequenceLstm, "lstm_s8", "lstm_s16")
 def lower_lstm(op: ops.UnidirectionalSequenceLstm, graph: Graph) -> KernelCall:
-    _refuse_pot(op, graph)
+    # a power-of-two graph's LSTM (pot._quantize_lstm) runs the same kernel: its multipliers are exact powers of two
     x, w_in, w_rec, bias, y, hidden, cell = _lstm_tensors(op, graph)
     wide = x.dtype == "int16"
     act, bias_type = ("int16", "int64") if wide else ("int8", "int32")

@@ -71,7 +71,9 @@ def correct_biases(float_graph: Graph, qgraph: Graph, x: np.ndarray, correct: bo
         for k in range(len(chunks)):
             qg = chunks.qgraph(k)
             call = lower(op, qg)
-            qvals[op.outputs[0]].append(run_kernel(call, [qvals[n][k] for n in call.inputs], qg.t(op.outputs[0]).shape))
+            # a state (an ONNX LSTM's, which restarts every invoke) starts from its initial value
+            args = [qvals[n][k] for n in call.inputs] + [qg.states[n].data.copy() for n in call.states]
+            qvals[op.outputs[0]].append(run_kernel(call, args, qg.t(op.outputs[0]).shape))
         for name in reads(op):
             remaining[name] -= 1
             if remaining[name] == 0 and name not in qgraph.outputs:

@@ -122,8 +122,9 @@ def run_float_batch(graph: Graph, x: np.ndarray, keep_all: bool = False, each=No
         chunk = x[start:start + BATCH]
         if single:
             runs = [run_float_graph(graph, [s.reshape(shape)], keep_all) for s in chunk]
-            values = {k: np.concatenate([r[k].reshape(1, *r[k].shape[1:]) if r[k].ndim else r[k].reshape(1)
-                                         for r in runs]) for k in runs[0]}
+            # a tensor whose leading axis is not 1 (an LSTM's [steps, 1, units]) gains a sample axis
+            values = {k: np.concatenate([r[k].reshape(1, *r[k].shape[1:]) if r[k].ndim and r[k].shape[0] == 1
+                                         else r[k][None] for r in runs]) for k in runs[0]}
         else:
             g = batched_graph(graph, len(chunk))
             values = run_float_graph(g, [chunk.reshape(len(chunk), *shape[1:]).astype(np.float32)], keep_all)

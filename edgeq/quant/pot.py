@@ -221,6 +221,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             _quantize_weights(g, op, report, mean_in)
         elif isinstance(op, (ops.Prelu, ops.BatchMatMul)) and g.t(op.inputs[1]).is_const:
             _quantize_constant(g, op.inputs[1], report)
+        elif isinstance(op, ops.UnidirectionalSequenceLstm):
+            _quantize_lstm(g, op, report)
         new_ops.append(op)
     g.ops = new_ops
     return g, report
@@ -284,6 +286,31 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     bias_scale = float(s_in) * c.scale
     b.data = np.clip(np.round(bias / bias_scale), -2**31, 2**31 - 1).astype(np.int32)
     b.dtype, b.quant = "int32", Quant([bias_scale], [0])
+
+
+def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict) -> None:
+    """TFLite's integer LSTM with power-of-two scales where it takes a free one: the input and the output (shared by
+    the hidden state, as TFLite's converter does) from calibration, each of the eight weight matrices per tensor; the
+    biases int32 at s_x * s_w of their gate's input weights. The gates' 2^-12 and 2^-15 are the kernel's own. The
+    cell state is int16 at the finest power of two that holds steps + 1: it starts at zero every invoke
+    (reset_state) and each step adds i * g with |i * g| < 1 to f * c with f < 1, so it cannot saturate."""
+    if not op.reset_state:
+        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM) carries its state across invokes, "
+                         "which edgeq's power-of-two quantization does not handle; quantize the model to int8 with "
+                         "the TFLite converter and build it with --quant keep.")
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    for name in op.inputs[1:9]:
+        _quantize_constant(g, name, report)
+    for name, w in zip(op.inputs[9:13], op.inputs[1:5]):
+        b, scale = g.t(name), float(x.quant.s) * g.t(w).quant.s
+        b.data = np.clip(np.round(b.data.astype(np.float64) / scale), -2**31, 2**31 - 1).astype(np.int32)
+        b.dtype, b.quant = "int32", Quant([scale], [0])
+    steps = x.shape[0] if op.time_major else x.shape[1]
+    hidden, cell = g.states[op.hidden_state], g.states[op.cell_state]
+    hidden.dtype, hidden.quant = "int8", copy.deepcopy(y.quant)
+    hidden.data = np.full(hidden.shape, y.quant.zp, np.int8)
+    cell_scale = 2.0 ** (math.ceil(math.log2(steps + 1)) - 15)
+    cell.dtype, cell.quant, cell.data = "int16", Quant([cell_scale], [0]), np.zeros(cell.shape, np.int16)
 
 
 def quantize_sample(x: np.ndarray, quant: Quant) -> np.ndarray:
