@@ -1,5 +1,6 @@
-"""Issue 12: ONNX's LSTM (PyTorch's nn.LSTM through torch.onnx.export) as UNIDIRECTIONAL_SEQUENCE_LSTM: edgeq's
-float executor against onnxruntime, and the variants edgeq refuses by name."""
+"""Issue 12: ONNX's LSTM and GRU (PyTorch's nn.LSTM and nn.GRU through torch.onnx.export) as
+UNIDIRECTIONAL_SEQUENCE_LSTM and edgeq's GRU: the float executor against onnxruntime, the variants edgeq refuses by
+name, and power-of-two builds whose numpy golden model and host C (ASan/UBSan) agree bit for bit."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,17 +22,18 @@ STEPS, FEATURES, UNITS, CLASSES = 12, 6, 16, 4
 
 
 class Tagger(nn.Module):
-    """nn.LSTM (batch first, `layers` layers: one ONNX node each) and a Linear head on the last step, read from
-    the output sequence (Y) or from the final hidden state (Y_h)."""
+    """nn.LSTM or nn.GRU (batch first, `layers` layers: one ONNX node each) and a Linear head on the last step,
+    read from the output sequence (Y) or from the final hidden state (Y_h)."""
 
-    def __init__(self, layers: int = 1, from_hidden: bool = False, bidirectional: bool = False):
+    def __init__(self, layers: int = 1, from_hidden: bool = False, cell: str = "LSTM"):
         super().__init__()
-        self.lstm = nn.LSTM(FEATURES, UNITS, num_layers=layers, batch_first=True, bidirectional=bidirectional)
-        self.head = nn.Linear(UNITS * (2 if bidirectional else 1), CLASSES)
+        self.rnn = getattr(nn, cell)(FEATURES, UNITS, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(UNITS, CLASSES)
         self.from_hidden = from_hidden
 
     def forward(self, x):
-        y, (h, _) = self.lstm(x)
+        y, h = self.rnn(x)
+        h = h[0] if isinstance(h, tuple) else h  # an LSTM's (h, c)
         return self.head(h[-1] if self.from_hidden else y[:, -1])
 
 
@@ -49,13 +51,13 @@ def sequences(n: int, seed: int = 0) -> np.ndarray:
     return np.cumsum(rng.normal(0, 0.4, (n, 1, STEPS, FEATURES)), axis=2).astype(np.float32)
 
 
-@pytest.mark.parametrize("layers, from_hidden", [(1, False), (2, True)])
-def test_float_matches_onnxruntime(tmp_path, layers, from_hidden):
+@pytest.mark.parametrize("layers, from_hidden, cell", [(1, False, "LSTM"), (2, True, "LSTM"), (2, True, "GRU")])
+def test_float_matches_onnxruntime(tmp_path, layers, from_hidden, cell):
     torch.manual_seed(layers)
-    path = export(Tagger(layers, from_hidden), tmp_path / "lstm.onnx")
+    path = export(Tagger(layers, from_hidden, cell), tmp_path / "rnn.onnx")
     graph = load_model(path)
-    lstms = [op for op in graph.ops if isinstance(op, ops.UnidirectionalSequenceLstm)]
-    assert len(lstms) == layers and all(op.reset_state for op in lstms)
+    rnns = [op for op in graph.ops if isinstance(op, (ops.UnidirectionalSequenceLstm, ops.Gru))]
+    assert len(rnns) == layers and all(isinstance(op, ops.Gru) or op.reset_state for op in rnns)
     sess = ort.InferenceSession(path)
     for x in sequences(6):
         ref = sess.run(None, {"x": x})[0]
@@ -63,18 +65,20 @@ def test_float_matches_onnxruntime(tmp_path, layers, from_hidden):
         assert np.abs(out - ref).max() <= 1e-4, (out, ref)
 
 
-def _onnx_lstm(tmp_path, **attrs) -> str:
-    """One hand-made ONNX LSTM node, [steps, 1, features] -> Y; attrs: node attributes, plus `peephole`."""
+def _onnx_lstm(tmp_path, op: str = "LSTM", **attrs) -> str:
+    """One hand-made ONNX LSTM (or GRU) node, [steps, 1, features] -> Y; attrs: node attributes, plus
+    `peephole`."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     peephole = attrs.pop("peephole", False)
     dirs = 2 if attrs.get("direction") == "bidirectional" else 1
+    gates = 4 if op == "LSTM" else 3
     inits = [numpy_helper.from_array(rng.normal(0, 0.3, s).astype(np.float32), n) for n, s in
-             (("W", (dirs, 4 * UNITS, FEATURES)), ("R", (dirs, 4 * UNITS, UNITS)), ("B", (dirs, 8 * UNITS)),
-              ("P", (dirs, 3 * UNITS)))]
+             (("W", (dirs, gates * UNITS, FEATURES)), ("R", (dirs, gates * UNITS, UNITS)),
+              ("B", (dirs, 2 * gates * UNITS)), ("P", (dirs, 3 * UNITS)))]
     inputs = ["x", "W", "R", "B"] + (["", "", "", "P"] if peephole else [])
-    node = helper.make_node("LSTM", inputs, ["y"], hidden_size=UNITS, **attrs)
+    node = helper.make_node(op, inputs, ["y"], hidden_size=UNITS, **attrs)
     graph = helper.make_graph([node], "lstm", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
                                                                              [STEPS, 1, FEATURES])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
@@ -90,16 +94,20 @@ def _onnx_lstm(tmp_path, **attrs) -> str:
     ({"activations": ["Sigmoid", "Relu", "Tanh"]}, "uses activations ['Sigmoid', 'Relu', 'Tanh']"),
     ({"clip": 3.0}, "clips its gate inputs"),
     ({"input_forget": 1}, "couples the input and forget gates"),
+    ({"op": "GRU", "direction": "bidirectional"}, "this GRU is bidirectional; edgeq runs forward GRUs"),
+    ({"op": "GRU", "linear_before_reset": 0}, "applies the reset gate before the recurrent product"),
+    ({"op": "GRU", "linear_before_reset": 1, "activations": ["Sigmoid", "Sigmoid"]}, "uses activations"),
 ])
 def test_unsupported_variants_refused(tmp_path, attrs, named):
-    with pytest.raises(EdgeqError, match="LSTM") as e:
+    with pytest.raises(EdgeqError, match=attrs.get("op", "LSTM")) as e:
         load_model(_onnx_lstm(tmp_path, **attrs))
     assert named in str(e.value) and "\n" not in str(e.value)
 
 
-def test_hand_made_node_matches_onnxruntime(tmp_path):
-    """A time-major LSTM node straight from the graph input (no transpose before it), its Y the graph output."""
-    path = _onnx_lstm(tmp_path)
+@pytest.mark.parametrize("attrs", [{}, {"op": "GRU", "linear_before_reset": 1}])
+def test_hand_made_node_matches_onnxruntime(tmp_path, attrs):
+    """A time-major node straight from the graph input (no transpose before it), its Y the graph output."""
+    path = _onnx_lstm(tmp_path, **attrs)
     graph = load_model(path)
     x = sequences(1)[0, 0][:, None, :]  # [steps, 1, features]
     ref = ort.InferenceSession(path).run(None, {"x": x})[0]
@@ -109,11 +117,12 @@ def test_hand_made_node_matches_onnxruntime(tmp_path):
 
 # --- power-of-two quantization ------------------------------------------------------------------------
 
-def test_power_of_two_lstm_golden_equals_host_c(tmp_path):
-    """A two-layer nn.LSTM (the head on Y_h) quantized with power-of-two scales runs TFLite's integer LSTM kernel:
-    the numpy golden model over 24 invokes in sequence (one state buffer, which restarts every invoke, so each
-    equals a fresh run) against the generated C under ASan/UBSan, bit for bit; the output's SQNR against the
-    float model is reported and must stay above 25 dB (measured 30-40 dB)."""
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_power_of_two_golden_equals_host_c(tmp_path, cell):
+    """A two-layer nn.LSTM (TFLite's integer LSTM kernel) or nn.GRU (edgeq's integer GRU), the head on Y_h,
+    quantized with power-of-two scales: the numpy golden model over 24 invokes in sequence (an LSTM's state buffer
+    restarts every invoke, so each equals a fresh run) against the generated C under ASan/UBSan, bit for bit; the
+    output's SQNR against the float model is reported and must stay above 25 dB (measured 38.8 and 37.6 dB)."""
     from edgeq.build import build_and_run_host
     from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.executor import initial_state, run_int
@@ -121,15 +130,17 @@ def test_power_of_two_lstm_golden_equals_host_c(tmp_path):
     from edgeq.quant.driver import output_sqnr
 
     torch.manual_seed(2)
-    graph = load_model(export(Tagger(2, from_hidden=True), tmp_path / "lstm2.onnx"))
+    graph = load_model(export(Tagger(2, from_hidden=True, cell=cell), tmp_path / "rnn2.onnx"))
     result = quantize(graph, sequences(64, 1), QuantOptions(equalization="off"), echo=lambda s: None)
     q = result.graph
-    lstms = [op for op in q.ops if isinstance(op, ops.UnidirectionalSequenceLstm)]
-    assert len(lstms) == 2
-    for op in lstms:  # every free scale a power of two, the cell state int16
-        for t in [q.t(n) for n in op.inputs[:9] + op.outputs] + [q.states[op.hidden_state]]:
+    rnns = [op for op in q.ops if isinstance(op, (ops.UnidirectionalSequenceLstm, ops.Gru))]
+    assert len(rnns) == 2
+    for op in rnns:  # every free scale a power of two, an LSTM's cell state int16
+        weights = op.inputs[:9] if cell == "LSTM" else op.inputs[:7]
+        states = [q.states[op.hidden_state], q.states[op.cell_state]] if cell == "LSTM" else []
+        for t in [q.t(n) for n in weights + op.outputs] + states:
             assert np.log2(t.quant.s) == np.round(np.log2(t.quant.s)), t.name
-        assert q.states[op.cell_state].dtype == "int16"
+        assert not states or states[1].dtype == "int16"
     x_in = q.t(q.inputs[0])
     xs = sequences(24, 7)
     samples = [[quantize_sample(x, x_in.quant)] for x in xs]
@@ -143,7 +154,7 @@ def test_power_of_two_lstm_golden_equals_host_c(tmp_path):
     reference = np.stack([run_float_graph(graph, [x])[graph.outputs[0]] for x in xs]).reshape(len(xs), -1)
     dequant = np.stack([dequantize(g, q.t(q.outputs[0]).quant) for g in golden]).reshape(len(xs), -1)
     sqnr = output_sqnr(reference, dequant)
-    print(f"power-of-two LSTM output SQNR vs float: {sqnr:.1f} dB over {len(xs)} held-out sequences")
+    print(f"power-of-two {cell} output SQNR vs float: {sqnr:.1f} dB over {len(xs)} held-out sequences")
     assert sqnr > 25.0, sqnr
 
 

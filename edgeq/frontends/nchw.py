@@ -48,7 +48,7 @@ TRANSLATED = sorted([
     "Identity", "Dropout", "Constant", "Shape", "Size", "QuantizeLinear", "DequantizeLinear",
     "Slice", "Split", "Gather", "Max", "Min", "Abs", "Neg", "ReduceMax", "ReduceSum", "PRelu", "DepthToSpace",
     "SpaceToDepth", "Resize", "Upsample", "ConvTranspose", "Tile", "Expand", "Exp", "Log", "Gelu",
-    "LayerNormalization", "LSTM",
+    "LayerNormalization", "LSTM", "GRU",
 ])  # Conv takes 1-D convolutions ([N, C, L]) too
 # Resize: (mode, coordinate transformation, nearest rounding) -> the TFLite op and its (align_corners,
 # half_pixel_centers) that compute the same source positions
@@ -1185,59 +1185,84 @@ class Importer:
         """A forward, batch-1 LSTM of the default activations without peephole (what torch.onnx.export writes for
         nn.LSTM, one node per layer) as UNIDIRECTIONAL_SEQUENCE_LSTM; ONNX's iofc gates become the IR's ifco and
         the two biases one. Its state starts at zero on every invoke (reset_state), as ONNX's does."""
-        a = n.attrs
-        acts = [v.lower() for v in a.get("activations", [])]
-        refusals = [
-            (a.get("direction", "forward") != "forward", f"is {a.get('direction')}; edgeq runs forward LSTMs"),
-            (a.get("layout", 0) != 0, "has layout 1 (batch first); export it with the default layout 0"),
-            (bool(acts) and acts != ["sigmoid", "tanh", "tanh"],
-             f"uses activations {a.get('activations')}; edgeq runs the default Sigmoid, Tanh, Tanh"),
-            (a.get("input_forget", 0) != 0, "couples the input and forget gates (input_forget=1)"),
-            ("clip" in a, "clips its gate inputs (clip); edgeq runs LSTMs without clip"),
+        self._recurrent_refusals(n, ["sigmoid", "tanh", "tanh"], [
+            (n.attrs.get("input_forget", 0) != 0, "couples the input and forget gates (input_forget=1)"),
             (len(n.inputs) > 7 and bool(n.inputs[7]), "has peephole weights (input P); edgeq runs LSTMs without"),
-            (len(n.inputs) > 4 and bool(n.inputs[4]), "takes sequence lengths (input sequence_lens); export the "
-                                                      "model for one fixed sequence length"),
             (len(n.outputs) > 2 and n.outputs[2] in self.live_inputs, "has its final cell state (Y_c) read; edgeq "
-                                                                         "gives the hidden states Y and Y_h only"),
-        ]
-        for bad, why in refusals:
-            if bad:
-                raise self.fail(f"this LSTM {why}.")
-        x = self._unflattened(self._act())
-        if len(x.shape) != 3 or x.shape[1] != 1:
-            raise self.fail(f"the input is {x.shape}, not [steps, 1, features]; edgeq runs LSTMs of batch 1.")
-        steps, _, n_in = x.shape
-        w, r = self._cval(1, "input weights W"), self._cval(2, "recurrent weights R")
-        units = int(a.get("hidden_size", r.shape[-1]))
-        b = self._cval(3, "biases B", optional=True)
-        b = np.zeros((1, 8 * units), np.float32) if b is None else b
-        for pos, what in ((5, "initial hidden state"), (6, "initial cell state")):
-            init = self._cval(pos, what, optional=True)
-            if init is not None and np.any(init):
-                raise self.fail(f"the {what} (input {pos}) is not zero; edgeq's LSTM starts from zero.")
+                                                                         "gives the hidden states Y and Y_h only")])
         order = (0, 2, 3, 1)  # ONNX's gates input, output, forget, cell -> input, forget, cell, output
-        gate = lambda m, g: np.asarray(m, np.float32).reshape(4, units, -1)[order[g]]  # noqa: E731
-        bias = np.asarray(b, np.float32).reshape(2, 4, units).sum(0)
-        src = n.inputs
-        weights = [self._const(gate(w[0], g), f"{n.outputs[0]}/w_in{g}", src[1]) for g in range(4)] + \
-                  [self._const(gate(r[0], g), f"{n.outputs[0]}/w_rec{g}", src[2]) for g in range(4)] + \
-                  [self._const(bias[order[g]], f"{n.outputs[0]}/bias{g}", src[3] or None) for g in range(4)]
-        x_ir = self._as_perm(x, (1, 0, 2), "the LSTM runs batch-major")
-        name = self._fresh(n.outputs[0] or "lstm")
+        x, operands, name, steps, units = self._recurrent(
+            n, 4, order, lambda b, units: list(b.reshape(2, 4, units).sum(0)[list(order)]), (5, 6))
         states = {}
         for kind in ("hidden", "cell"):
             states[kind] = f"{name}/{kind}_state"
             self.states[states[kind]] = Tensor(states[kind], (1, units), "float32", None,
                                                np.zeros((1, units), np.float32))
-        y = self._emit(ops.UnidirectionalSequenceLstm, [x_ir, *weights], (1, steps, units), name,
+        y = self._emit(ops.UnidirectionalSequenceLstm, [x, *operands], (1, steps, units), name,
                        hidden_state=states["hidden"], cell_state=states["cell"], reset_state=True)
-        # Y is [steps, directions, batch, units]: held as [directions, steps, batch, units] (the LSTM's bytes with
-        # one direction and batch 1), so the batch-like leading axis stays 1
-        y4 = self._emit(ops.Reshape, [y], (1, steps, 1, units), f"{name}_y")
+        self._recurrent_outputs(n, y, steps, units)
+
+    def _op_GRU(self, n: Node) -> None:
+        """A forward, batch-1 GRU of the default activations with linear_before_reset (what torch.onnx.export writes
+        for nn.GRU) as the IR's GRU, gates in ONNX's order z, r, h; it starts from zero on every invoke."""
+        self._recurrent_refusals(n, ["sigmoid", "tanh"], [
+            (n.attrs.get("linear_before_reset", 0) != 1, "applies the reset gate before the recurrent product "
+                                                          "(linear_before_reset=0); edgeq runs PyTorch's GRU (1)")])
+        x, operands, name, steps, units = self._recurrent(
+            n, 3, (0, 1, 2), lambda b, units: list(b.reshape(6, units)), (5,))
+        y = self._emit(ops.Gru, [x, *operands], (1, steps, units), name)
+        self._recurrent_outputs(n, y, steps, units)
+
+    def _recurrent_refusals(self, n: Node, activations: list[str], extra: list[tuple[bool, str]]) -> None:
+        """The variants of ONNX's LSTM and GRU edgeq refuses, the first one found named in one line."""
+        a = n.attrs
+        acts = [v.lower() for v in a.get("activations", [])]
+        refusals = [
+            (a.get("direction", "forward") != "forward", f"is {a.get('direction')}; edgeq runs forward {n.op}s"),
+            (a.get("layout", 0) != 0, "has layout 1 (batch first); export it with the default layout 0"),
+            (bool(acts) and acts != activations, f"uses activations {a.get('activations')}; edgeq runs the default "
+                                                 f"{', '.join(v.capitalize() for v in activations)}"),
+            ("clip" in a, f"clips its gate inputs (clip); edgeq runs {n.op}s without clip"),
+            (len(n.inputs) > 4 and bool(n.inputs[4]), "takes sequence lengths (input sequence_lens); export the "
+                                                      "model for one fixed sequence length"),
+        ] + extra
+        for bad, why in refusals:
+            if bad:
+                raise self.fail(f"this {n.op} {why}.")
+
+    def _recurrent(self, n: Node, gates: int, order: tuple[int, ...], biases, initial: tuple[int, ...]):
+        """The operands of an ONNX LSTM's or GRU's IR op: its [steps, 1, features] input made batch-major, W and R
+        split per gate in the IR's order, then biases(B flattened, units). Returns them with the op's name, the
+        steps and the units."""
+        x = self._unflattened(self._act())
+        if len(x.shape) != 3 or x.shape[1] != 1:
+            raise self.fail(f"the input is {x.shape}, not [steps, 1, features]; edgeq runs {n.op}s of batch 1.")
+        steps = x.shape[0]
+        w, r = self._cval(1, "input weights W"), self._cval(2, "recurrent weights R")
+        units = int(n.attrs.get("hidden_size", r.shape[-1]))
+        b = self._cval(3, "biases B", optional=True)
+        b = np.zeros(2 * gates * units, np.float32) if b is None else np.asarray(b, np.float32).reshape(-1)
+        for pos in initial:
+            init = self._cval(pos, f"initial state (input {pos})", optional=True)
+            if init is not None and np.any(init):
+                raise self.fail(f"the initial state (input {pos}) is not zero; edgeq's {n.op} starts from zero.")
+        gate = lambda m, g: np.asarray(m, np.float32).reshape(gates, units, -1)[order[g]]  # noqa: E731
+        out, src = n.outputs[0], n.inputs
+        operands = [self._const(gate(w[0], g), f"{out}/w_in{g}", src[1]) for g in range(gates)] + \
+                   [self._const(gate(r[0], g), f"{out}/w_rec{g}", src[2]) for g in range(gates)] + \
+                   [self._const(v, f"{out}/bias{k}", src[3] or None) for k, v in enumerate(biases(b, units))]
+        x_ir = self._as_perm(x, (1, 0, 2), f"the {n.op} runs batch-major")
+        return x_ir, operands, self._fresh(out or n.op.lower()), steps, units
+
+    def _recurrent_outputs(self, n: Node, y: str, steps: int, units: int) -> None:
+        """Y and Y_h of an ONNX LSTM or GRU from its IR op's output y [1, steps, units]."""
+        # Y is [steps, directions, batch, units]: held as [directions, steps, batch, units] (the op's bytes with one
+        # direction and batch 1), so the batch-like leading axis stays 1
+        y4 = self._emit(ops.Reshape, [y], (1, steps, 1, units), f"{y}_y")
         self._set(n.outputs[0], y4, (steps, 1, 1, units), (1, 0, 2, 3))
         if len(n.outputs) > 1 and n.outputs[1]:  # Y_h, the last step's hidden state [1, 1, units]
             last = Val(y, (1, steps, units), identity(3))
-            h = self._slice(last, [0, steps - 1, 0], [1, steps, units], [1, 1, 1], f"{name}_last")
+            h = self._slice(last, [0, steps - 1, 0], [1, steps, units], [1, 1, 1], f"{y}_last")
             self._set(n.outputs[1], h, (1, 1, units), identity(3))
 
     def _record_const_quant(self, node: Node) -> None:

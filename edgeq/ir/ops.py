@@ -428,6 +428,16 @@ class UnidirectionalSequenceLstm(Op):
 
 
 @dataclass
+class Gru(Op):
+    """ONNX's GRU with linear_before_reset (PyTorch's nn.GRU), its hidden state starting at zero every invoke.
+    inputs: x [B, T, I], then per gate in the order update (z), reset (r), candidate (n): the input weights [U, I]
+    (3), the recurrent weights [U, U] (3), the input biases [U] (3) and the recurrent biases [U] (3);
+    n = tanh(W_n x + b_n + r * (R_n h + rb_n)), h' = (1 - z) * n + z * h. Output: every step's h, [B, T, U]."""
+
+    kind = "GRU"
+
+
+@dataclass
 class ReadVariable(Op):
     """The value of the graph state `state` (a resource variable)."""
 
@@ -451,4 +461,4 @@ ALL_OPS = [
     Softmax, Pad, Mean, Concatenation, Quantize, Dequantize, Relu, Relu6, Logistic, Tanh, HardSwish,
     LeakyRelu, *MOVEMENT_OPS, ResizeBilinear, TransposeConv, BatchMatMul, Pack, Sub, SquaredDifference, Prelu, L2Normalization, Maximum, Minimum, Abs, Neg, Gelu, Exp, Log, Rsqrt, ReduceMax, Sum, ArgMax,
 ]
-ALL_OPS += [Svdf, UnidirectionalSequenceLstm, ReadVariable, AssignVariable]  # recurrent and stateful operators
+ALL_OPS += [Svdf, UnidirectionalSequenceLstm, Gru, ReadVariable, AssignVariable]  # recurrent and stateful operators

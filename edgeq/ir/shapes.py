@@ -54,16 +54,20 @@ def expected_shape(op: ops.Op, graph: Graph) -> tuple[int, ...]:
               f"rank {op.rank}")
         _need(graph.states[op.state].shape == (x[0], memory * filters), "its state is not [batch, memory x filters]")
         return (x[0], filters // op.rank)
-    if isinstance(op, ops.UnidirectionalSequenceLstm):
-        _need(len(shapes) == 13, f"it has {len(shapes)} operands, not the input, 8 weights and 4 biases")
+    if isinstance(op, (ops.UnidirectionalSequenceLstm, ops.Gru)):
+        gates, biases = (4, 4) if isinstance(op, ops.UnidirectionalSequenceLstm) else (3, 6)
+        _need(len(shapes) == 1 + 2 * gates + biases,
+              f"it has {len(shapes)} operands, not the input, {2 * gates} weights and {biases} biases")
         _rank(x, 3, "the input")
         units = shapes[1][0]
-        _need(all(s == (units, x[2]) for s in shapes[1:5]) and all(s == (units, units) for s in shapes[5:9]) and
-              all(math.prod(s) == units for s in shapes[9:13]),
+        _need(all(s == (units, x[2]) for s in shapes[1:1 + gates]) and
+              all(s == (units, units) for s in shapes[1 + gates:1 + 2 * gates]) and
+              all(math.prod(s) == units for s in shapes[1 + 2 * gates:]),
               f"its weights and biases do not all fit {units} units and {x[2]} inputs")
-        batch = x[1] if op.time_major else x[0]
-        _need(all(math.prod(graph.states[n].shape) == batch * units for n in (op.hidden_state, op.cell_state)),
-              "its hidden and cell states are not [batch, units]")
+        if isinstance(op, ops.UnidirectionalSequenceLstm):
+            batch = x[1] if op.time_major else x[0]
+            _need(all(math.prod(graph.states[n].shape) == batch * units for n in (op.hidden_state, op.cell_state)),
+                  "its hidden and cell states are not [batch, units]")
         return (x[0], x[1], units)
     if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D)):
         _need(len(shapes) in (2, 3), f"it has {len(shapes)} inputs, not 2 or 3")

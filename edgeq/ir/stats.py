@@ -13,6 +13,9 @@ def macs(op: ops.Op, graph: Graph) -> int:
     if isinstance(op, ops.UnidirectionalSequenceLstm):  # per step and batch row: four gates' input and recurrent FCs
         units, inputs = graph.t(op.inputs[1]).shape
         return int(np.prod(out.shape[:2], dtype=np.int64)) * 4 * units * (inputs + units)
+    if isinstance(op, ops.Gru):  # per step and batch row: three gates' input and recurrent FCs
+        units, inputs = graph.t(op.inputs[1]).shape
+        return int(np.prod(out.shape[:2], dtype=np.int64)) * 3 * units * (inputs + units)
     if isinstance(op, ops.Svdf):  # the feature FC, then every filter over its memory
         filters, memory = graph.t(op.inputs[2]).shape
         return graph.t(op.inputs[0]).shape[0] * filters * (graph.t(op.inputs[0]).shape[1] + memory)

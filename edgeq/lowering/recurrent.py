@@ -245,6 +245,95 @@ def lstm(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return out.astype(np.int16 if wide else np.int8).reshape(out_shape)
 
 
+# --- GRU (ONNX's, linear_before_reset) ---------------------------------------------------------------
+
+@float_impl(ops.Gru)
+def gru_float(op: ops.Gru, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    x = inputs[0].astype(np.float64)
+    w_in, w_rec, b_in, b_rec = (np.stack([np.asarray(a, np.float64) for a in inputs[k:k + 3]]) for k in (1, 4, 7, 10))
+    h = np.zeros((x.shape[0], w_in.shape[1]))
+    out = np.empty(x.shape[:2] + (h.shape[1],))
+    sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+    for t in range(x.shape[1]):
+        zx = np.einsum("gui,bi->gbu", w_in, x[:, t]) + b_in[:, None]
+        zh = np.einsum("guv,bv->gbu", w_rec, h) + b_rec[:, None]
+        z, r = sigmoid(zx[0] + zh[0]), sigmoid(zx[1] + zh[1])
+        n = np.tanh(zx[2] + r * zh[2])
+        h = (1 - z) * n + z * h
+        out[:, t] = h
+    return out
+
+
+@lowers(ops.Gru, "gru_s8")
+def lower_gru(op: ops.Gru, graph: Graph) -> KernelCall:
+    """edgeq's integer GRU, in the manner of TFLite's integer LSTM (TFLite has no GRU): each gate's input and
+    recurrent FC into int16 at 2^-12, sigmoid and tanh into 2^-15, r * (R_n h + rb_n) and z * (h - n) rescaled by
+    2^-15; the hidden state is the int8 output (each step reads the previous step's output row)."""
+    x, y = graph.t(op.inputs[0]), graph.t(op.outputs[0])
+    w_in, w_rec = [graph.t(n) for n in op.inputs[1:4]], [graph.t(n) for n in op.inputs[4:7]]
+    biases = [graph.t(n) for n in op.inputs[7:13]]
+    if (x.dtype, y.dtype) != ("int8", "int8") or any(w.dtype != "int8" for w in w_in + w_rec) or \
+            any(b.dtype != "int32" for b in biases):
+        raise EdgeqError(f"Operator {op.name} (GRU): edgeq's integer GRU takes int8 activations and weights and int32 "
+                         f"biases; this one has input {x.dtype}, output {y.dtype}, biases {biases[0].dtype}. Build "
+                         "the float model with --quant pot.")
+    if not all(t.quant is not None and t.quant.per_tensor for t in [x, y, *w_in, *w_rec]):
+        raise EdgeqError(f"Operator {op.name} (GRU) has per-channel weights; edgeq's GRU takes one scale per tensor.")
+    batches, steps, input_size = x.shape
+    units = w_in[0].shape[0]
+    params = {"batches": batches, "steps": steps, "input_size": input_size, "units": units, "input_zp": x.quant.zp,
+              "hidden_zp": y.quant.zp}
+    for g, wi, wr in zip(GRU_GATES, w_in, w_rec):
+        params[f"{g}_in_mult"], params[f"{g}_in_shift"] = quantize_multiplier(
+            float(x.quant.s) * float(wi.quant.s) / GATE_INPUT_SCALE)
+        params[f"{g}_rec_mult"], params[f"{g}_rec_shift"] = quantize_multiplier(
+            float(y.quant.s) * float(wr.quant.s) / GATE_INPUT_SCALE)
+    params["gate_mult"], params["gate_shift"] = quantize_multiplier(GATE_OUTPUT_SCALE)
+    params["to_gate_mult"], params["to_gate_shift"] = quantize_multiplier(float(y.quant.s) / GATE_OUTPUT_SCALE)
+    params["from_gate_mult"], params["from_gate_shift"] = quantize_multiplier(GATE_OUTPUT_SCALE / float(y.quant.s))
+    arrays = {"input_weights": np.concatenate([w.data.reshape(-1) for w in w_in]).astype(np.int8),
+              "recurrent_weights": np.concatenate([w.data.reshape(-1) for w in w_rec]).astype(np.int8),
+              "input_bias": np.concatenate([b.data.reshape(-1) for b in biases[:3]]).astype(np.int32),
+              "recurrent_bias": np.concatenate([b.data.reshape(-1) for b in biases[3:]]).astype(np.int32),
+              "sigmoid_table": SIGMOID_TABLE}
+    return KernelCall(op.name, "gru_s8", [op.inputs[0]], [op.outputs[0]], params, arrays)
+
+
+GRU_GATES = ("update", "reset", "new")
+
+
+@kernel("gru_s8")
+def gru_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
+    """Per batch row and step: the gates' FCs (the hidden state before the first step is zero: its FC is the
+    bias), z and r, n = tanh(FC_in(n) + r * FC_rec(n)), then h' = n + z * (h - n) in 2^-15, into the output."""
+    p, a = call.params, call.arrays
+    n_in, units = p["input_size"], p["units"]
+    x = inputs[0].astype(np.int64).reshape(p["batches"], p["steps"], n_in)
+    out = np.empty((p["batches"], p["steps"], units), dtype=np.int64)
+    w_in = a["input_weights"].astype(np.int64).reshape(3, units, n_in)
+    w_rec = a["recurrent_weights"].astype(np.int64).reshape(3, units, units)
+    b_in = a["input_bias"].astype(np.int64).reshape(3, units)
+    b_rec = a["recurrent_bias"].astype(np.int64).reshape(3, units)
+    mbqm = multiply_by_quantized_multiplier
+    for b in range(p["batches"]):
+        h = np.full(units, p["hidden_zp"], np.int64)
+        for t in range(p["steps"]):
+            fx, fh = [], []
+            for g, name in enumerate(GRU_GATES):
+                fx.append(_clamp16(mbqm(wrap32(w_in[g] @ (x[b, t] - p["input_zp"]) + b_in[g]), p[f"{name}_in_mult"],
+                                        p[f"{name}_in_shift"])))
+                fh.append(_clamp16(mbqm(wrap32(w_rec[g] @ (h - p["hidden_zp"]) + b_rec[g]), p[f"{name}_rec_mult"],
+                                        p[f"{name}_rec_shift"])))
+            z, r = (sigmoid_tanh_s16(_clamp16(fx[g] + fh[g]), 3, 0, tanh=False).astype(np.int64) for g in (0, 1))
+            reset = _clamp16(mbqm(r * fh[2], p["gate_mult"], p["gate_shift"]))
+            n = sigmoid_tanh_s16(_clamp16(fx[2] + reset), 3, 0, tanh=True).astype(np.int64)
+            h15 = _clamp16(mbqm(h - p["hidden_zp"], p["to_gate_mult"], p["to_gate_shift"]))
+            new = _clamp16(n + _clamp16(mbqm(z * (h15 - n), p["gate_mult"], p["gate_shift"])))
+            h = np.clip(mbqm(new, p["from_gate_mult"], p["from_gate_shift"]) + p["hidden_zp"], INT8_MIN, INT8_MAX)
+            out[b, t] = h
+    return out.astype(np.int8).reshape(out_shape)
+
+
 # --- resource variables ----------------------------------------------------------------------------
 
 @lowers(ops.ReadVariable, "read_variable", "read_variable_s8")

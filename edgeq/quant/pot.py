@@ -223,6 +223,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             _quantize_constant(g, op.inputs[1], report)
         elif isinstance(op, ops.UnidirectionalSequenceLstm):
             _quantize_lstm(g, op, report)
+        elif isinstance(op, ops.Gru):
+            _quantize_gates(g, op, 3, report)
         new_ops.append(op)
     g.ops = new_ops
     return g, report
@@ -299,18 +301,28 @@ def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict) -
                          "which edgeq's power-of-two quantization does not handle; quantize the model to int8 with "
                          "the TFLite converter and build it with --quant keep.")
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
-    for name in op.inputs[1:9]:
-        _quantize_constant(g, name, report)
-    for name, w in zip(op.inputs[9:13], op.inputs[1:5]):
-        b, scale = g.t(name), float(x.quant.s) * g.t(w).quant.s
-        b.data = np.clip(np.round(b.data.astype(np.float64) / scale), -2**31, 2**31 - 1).astype(np.int32)
-        b.dtype, b.quant = "int32", Quant([scale], [0])
+    _quantize_gates(g, op, 4, report)
     steps = x.shape[0] if op.time_major else x.shape[1]
     hidden, cell = g.states[op.hidden_state], g.states[op.cell_state]
     hidden.dtype, hidden.quant = "int8", copy.deepcopy(y.quant)
     hidden.data = np.full(hidden.shape, y.quant.zp, np.int8)
     cell_scale = 2.0 ** (math.ceil(math.log2(steps + 1)) - 15)
     cell.dtype, cell.quant, cell.data = "int16", Quant([cell_scale], [0]), np.zeros(cell.shape, np.int16)
+
+
+def _quantize_gates(g: Graph, op: ops.Op, gates: int, report: dict) -> None:
+    """A recurrent op's input and recurrent weight matrices (one per gate each) symmetric int8 per tensor, then its
+    biases int32: those after the input FCs at s_x * s_w, a GRU's after the recurrent FCs at s_y * s_r (the hidden
+    state is the output)."""
+    s_x, s_y = float(g.t(op.inputs[0]).quant.s), float(g.t(op.outputs[0]).quant.s)
+    weights = op.inputs[1:1 + 2 * gates]
+    for name in weights:
+        _quantize_constant(g, name, report)
+    scales = [s_x * g.t(w).quant.s for w in weights[:gates]] + [s_y * g.t(w).quant.s for w in weights[gates:]]
+    for name, scale in zip(op.inputs[1 + 2 * gates:], scales):
+        b = g.t(name)
+        b.data = np.clip(np.round(b.data.astype(np.float64) / scale), -2**31, 2**31 - 1).astype(np.int32)
+        b.dtype, b.quant = "int32", Quant([scale], [0])
 
 
 def quantize_sample(x: np.ndarray, quant: Quant) -> np.ndarray:

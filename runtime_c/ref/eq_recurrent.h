@@ -40,6 +40,24 @@ typedef struct {
 } eq_lstm_params_t;
 typedef eq_lstm_params_t eq_lstm_s8_params_t, eq_lstm_s16_params_t;
 
+/* edgeq's integer GRU (ONNX's with linear_before_reset), gates in the order update, reset, new; int8 activations,
+ * the hidden state starting at zero every invoke and kept in the output. */
+typedef struct {
+    int32_t batches, steps, input_size, units;
+    int32_t input_zp, hidden_zp;
+    /* each gate's input and recurrent FC into int16 at 2^-12 */
+    int32_t update_in_mult, update_in_shift, update_rec_mult, update_rec_shift;
+    int32_t reset_in_mult, reset_in_shift, reset_rec_mult, reset_rec_shift;
+    int32_t new_in_mult, new_in_shift, new_rec_mult, new_rec_shift;
+    /* a product of a 2^-15 gate, back to the other factor's scale; the hidden state into 2^-15 and out of it */
+    int32_t gate_mult, gate_shift, to_gate_mult, to_gate_shift, from_gate_mult, from_gate_shift;
+    const int8_t *input_weights;     /* [3][units][input_size] */
+    const int8_t *recurrent_weights; /* [3][units][units] */
+    const int32_t *input_bias;       /* [3][units] */
+    const int32_t *recurrent_bias;   /* [3][units] */
+    const uint16_t *sigmoid_table;   /* TFLite's sigmoid_table_uint16 [256] */
+} eq_gru_s8_params_t;
+
 /* A copy of a resource variable's bytes into a tensor, or of a tensor into the variable. */
 typedef struct {
     int32_t bytes;
@@ -56,6 +74,7 @@ eq_status_t eq_svdf_state8_s8(const eq_svdf_state8_s8_params_t *p, const int8_t 
 /* hidden: int8_t (lstm_s8) or int16_t (lstm_s16) [batches][units]; cell: [batches][units] */
 eq_status_t eq_lstm_s8(const eq_lstm_s8_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
 eq_status_t eq_lstm_s16(const eq_lstm_s16_params_t *p, const int8_t *in, int8_t *out, void *hidden, int16_t *cell);
+eq_status_t eq_gru_s8(const eq_gru_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_read_variable(const eq_read_variable_params_t *p, int8_t *out, const void *state);
 eq_status_t eq_read_variable_s8(const eq_read_variable_s8_params_t *p, int8_t *out, const int8_t *state);
 eq_status_t eq_assign_variable(const eq_assign_variable_params_t *p, const int8_t *in, void *state);
