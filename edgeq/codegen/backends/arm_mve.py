@@ -15,8 +15,8 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, folded_bias, left_shift_declines,
-                                                shift_nudges)
+from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, depthwise_declines, folded_bias,
+                                                left_shift_declines, shift_nudges)
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 
@@ -135,12 +135,9 @@ class ArmMve(Backend):
         p = call.params
         if p["input_c"] == 1:
             return self._conv_s8(depthwise_as_conv(call))
-        if p["depth_multiplier"] != 1:
-            return "a depth multiplier other than 1"
-        if p["batches"] != 1:
-            return "a batch of several images"
-        if p["dilation_h"] != 1 or p["dilation_w"] != 1:
-            return "dilation"
+        declined = depthwise_declines(p)
+        if declined:
+            return declined
         c = p["output_c"]
         w = call.arrays["weights"]  # [1, h, w, channels]
         table = rescale_table(call, "conv", c, w.reshape(-1, c).astype(np.int64).sum(axis=0))

@@ -22,6 +22,17 @@ def conv_declines(p: dict[str, int]) -> str | None:
     return None
 
 
+def depthwise_declines(p: dict[str, int]) -> str | None:
+    """Depthwise convolutions the own vector and scalar kernels (arm-mve, rvv, rv32) leave to other libraries."""
+    if p["depth_multiplier"] != 1:
+        return "a depth multiplier other than 1"
+    if p["batches"] != 1:
+        return "a batch of several images"
+    if p["dilation_h"] != 1 or p["dilation_w"] != 1:
+        return "dilation"
+    return None
+
+
 def folded_bias(call: KernelCall, weight_sums: np.ndarray) -> np.ndarray:
     """bias + input_offset * (each output channel's weight sum), int32 as the kernels add it: the inner loops
     then multiply raw int8 inputs, and padding reads the input's zero point, which this makes zero."""

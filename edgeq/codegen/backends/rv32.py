@@ -12,8 +12,8 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, folded_bias
-from edgeq.codegen.backends.rvv import depthwise_constants, depthwise_declines, requant_rows
+from edgeq.codegen.backends.own_kernels import conv_declines, conv_fields, depthwise_declines, folded_bias
+from edgeq.codegen.backends.rvv import depthwise_constants, requant_rows
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 

@@ -13,8 +13,8 @@ import numpy as np
 
 import edgeq
 from edgeq.codegen.backends import Backend, CStruct, Impl, Target
-from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, folded_bias, left_shift_declines,
-                                                shift_nudges)
+from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, depthwise_declines, folded_bias,
+                                                left_shift_declines, shift_nudges)
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
 
@@ -95,17 +95,6 @@ def gemm_shape(pixels: int, channels: int, depth: int, vlen: int) -> tuple[int, 
         blocks = -(-pixels // rows)
         return blocks * strips * ((depth + 1) // 2 * (4 * rows + 9) + 16 * rows)
     return min(GEMM_SHAPES, key=cost)
-
-
-def depthwise_declines(p: dict[str, int]) -> str | None:
-    """Depthwise convolutions the own kernels (rvv, rv32) leave to other libraries."""
-    if p["depth_multiplier"] != 1:
-        return "a depth multiplier other than 1"
-    if p["batches"] != 1:
-        return "a batch of several images"
-    if p["dilation_h"] != 1 or p["dilation_w"] != 1:
-        return "dilation"
-    return None
 
 
 DW_GEOMETRY = ("input_h", "input_w", "output_h", "output_w", "filter_h", "filter_w", "stride_h", "stride_w", "pad_h",
