@@ -40,6 +40,15 @@ def _broadcast_params(op: ops.Op, graph: Graph) -> dict[str, int]:
     return params
 
 
+def same_layout(p: dict[str, int]) -> bool:
+    """No broadcasting: both inputs of a binary call laid out exactly as its output, so kernels may run it flat."""
+    expected, acc = {}, 1
+    for i in range(3, -1, -1):
+        expected[i] = acc if p[f"d{i}"] != 1 else None
+        acc *= p[f"d{i}"]
+    return all(expected[i] is None or p[f"in{k}_s{i}"] == expected[i] for k in (0, 1) for i in range(4))
+
+
 def _binary_inputs(op: ops.Op, graph: Graph) -> list[str]:
     for name in op.inputs:
         if graph.t(name).is_const:

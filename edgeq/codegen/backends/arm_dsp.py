@@ -19,6 +19,7 @@ from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, fold
                                                 shift_nudges)
 from edgeq.lowering import KernelCall, run_kernel
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
+from edgeq.lowering.elementwise import same_layout
 from edgeq.lowering.fixedpoint import (multiply_by_quantized_multiplier,
                                       multiply_by_quantized_multiplier_smaller_than_one_exp, wrap32)
 
@@ -251,10 +252,8 @@ class ArmDsp(Backend):
 
     def _add_s8(self, call: KernelCall) -> Impl | str:
         """ADD (and SUB) of same-shape tensors: each input's rescale as a build-time table of its 256 values."""
-        from edgeq.codegen.backends.cmsis_nn import CmsisNN
-
         p = call.params
-        if not CmsisNN._same_shapes(p):
+        if not same_layout(p):
             return "broadcasting"
         values = np.arange(256).astype(np.uint8).view(np.int8).astype(np.int64)  # indexed by the element's byte
         sign = -1 if call.kernel.startswith("sub") else 1

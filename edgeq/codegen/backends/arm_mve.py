@@ -19,6 +19,7 @@ from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, dept
                                                 left_shift_declines, shift_nudges)
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
+from edgeq.lowering.elementwise import same_layout
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "arm_mve"
 
@@ -171,10 +172,8 @@ class ArmMve(Backend):
                      mode], [CStruct("eq_mve_gemm_t", "params", fields)], arrays, scratch_bytes=staged)
 
     def _add_s8(self, call: KernelCall) -> Impl | str:
-        from edgeq.codegen.backends.cmsis_nn import CmsisNN
-
         p = call.params
-        if not CmsisNN._same_shapes(p):
+        if not same_layout(p):
             return "broadcasting"
         shift = call.requant == "shift"
         if shift and p["out_shift"] < 1:

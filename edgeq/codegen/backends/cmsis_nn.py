@@ -17,6 +17,7 @@ from edgeq.codegen.backends import Backend, CStruct, Impl, Target
 from edgeq.codegen.backends import cmsis_nn_library as lib
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
+from edgeq.lowering.elementwise import same_layout
 from edgeq.lowering.fixedpoint import wrap32
 
 # CMSIS-NN's CONVERT_DW_CONV_WITH_ONE_INPUT_CH_AND_OUTPUT_CH_ABOVE_THRESHOLD (arm_nnsupportfunctions.h):
@@ -233,20 +234,11 @@ class CmsisNN(Backend):
     def _max_pool_s8(self, call: KernelCall, target: Target) -> Impl | str:
         return self._pool(call, target, "arm_max_pool_s8", 0)
 
-    @staticmethod
-    def _same_shapes(p: dict) -> bool:
-        """No broadcasting: both inputs laid out exactly as the output (CMSIS-NN's kernels are flat)."""
-        expected, acc = {}, 1
-        for i in range(3, -1, -1):
-            expected[i] = acc if p[f"d{i}"] != 1 else None
-            acc *= p[f"d{i}"]
-        return all(expected[i] is None or p[f"in{k}_s{i}"] == expected[i] for k in (0, 1) for i in range(4))
-
     def _add_s8(self, call: KernelCall, target: Target) -> Impl | str:
         p = call.params
         if call.requant == "shift":
             return "power-of-two ADD rounds once, CMSIS-NN's ADD in several steps"
-        if not self._same_shapes(p):
+        if not same_layout(p):
             return "broadcasting"
         size = p["d0"] * p["d1"] * p["d2"] * p["d3"]
         args = ["$in0", "$in1", *(str(p[k]) for k in ("in0_offset", "in0_mult", "in0_shift", "in1_offset", "in1_mult",
@@ -257,7 +249,7 @@ class CmsisNN(Backend):
 
     def _mul_s8(self, call: KernelCall, target: Target) -> Impl | str:
         p = call.params
-        if not self._same_shapes(p):
+        if not same_layout(p):
             return "broadcasting"
         mult, shift = p["out_mult"], p["out_shift"]
         if call.requant == "shift":

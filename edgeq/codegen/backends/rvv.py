@@ -17,6 +17,7 @@ from edgeq.codegen.backends.own_kernels import (conv_declines, conv_fields, dept
                                                 left_shift_declines, shift_nudges)
 from edgeq.lowering import KernelCall
 from edgeq.lowering.conv import depthwise_as_conv, is_pointwise
+from edgeq.lowering.elementwise import same_layout
 
 RUNTIME_DIR = edgeq.ROOT / "runtime_c" / "rvv"
 MODES = {"multiplier": "EQ_RVV_MULTIPLIER", "shift": "EQ_RVV_SHIFT"}  # ADD's two arithmetics
@@ -188,9 +189,8 @@ class Rvv(Backend):
                     [CStruct("eq_rvv_gemm_t", "params", gemm)], arrays, inline=True)
 
     def _add_s8(self, call: KernelCall, vlen: int) -> Impl | str:
-        from edgeq.codegen.backends.cmsis_nn import CmsisNN
         p = call.params
-        if not CmsisNN._same_shapes(p):
+        if not same_layout(p):
             return "broadcasting"
         if call.requant == "shift" and not (p["out_shift"] >= 1 and 0 <= min(p["in0_shift"], p["in1_shift"])
                                             and max(p["in0_shift"], p["in1_shift"]) <= 22):
