@@ -146,43 +146,4 @@ static inline void eq_store(int8_t *base, size_t i, int32_t v, int wide)
     memcpy(base + 2 * i, &s, sizeof s);
 }
 
-/* Reductions over some axes of a 4-D tensor (MEAN, SUM, REDUCE_MAX): out_dims has 1 on each reduced axis (0
- * when a dimension is empty, which the walks below cannot take). eq_reduce_window gives the input index range
- * [lo, hi) folded into output element i; eq_next_index walks a 4-D index through such a range in row-major
- * order, returning 0 once past its end. */
-static inline int eq_reduce_dims(const int32_t d[4], const int32_t r[4], int32_t out_dims[4])
-{
-    int ok = 1;
-    for (int k = 0; k < 4; k++) {
-        out_dims[k] = r[k] ? 1 : d[k];
-        ok = ok && d[k] >= 1;
-    }
-    return ok;
-}
-
-static inline void eq_reduce_window(const int32_t d[4], const int32_t r[4], const int32_t i[4], int32_t lo[4],
-                                    int32_t hi[4])
-{
-    for (int k = 0; k < 4; k++) {
-        lo[k] = r[k] ? 0 : i[k];
-        hi[k] = r[k] ? d[k] : i[k] + 1;
-    }
-}
-
-static inline int eq_next_index(int32_t idx[4], const int32_t lo[4], const int32_t hi[4])
-{
-    for (int k = 3; k >= 0; k--) {
-        if (++idx[k] < hi[k]) {
-            return 1;
-        }
-        idx[k] = lo[k];
-    }
-    return 0;
-}
-
-static inline size_t eq_offset4(const int32_t d[4], const int32_t j[4])
-{
-    return (((size_t)j[0] * d[1] + j[1]) * d[2] + j[2]) * d[3] + j[3];
-}
-
 #endif /* EQ_COMMON_H */
