@@ -1,14 +1,15 @@
 /* The matrix product under convolutions and fully connected layers: each output row is the dot products
  * of one int8 input row (a pixel's channels, or an im2col window) with every output channel's weights.
  * SXTB16 splits a word of four int8 into the even and the odd pair, for weights and inputs alike, so
- * SMLAD multiplies matching pairs with no reordering. Input rows are sign-extended once into scratch; the
- * weights, split on the fly, are stored at build time in the order the loops read them:
+ * SMLAD multiplies matching pairs with no reordering. Rows taken two at a time are sign-extended once into
+ * scratch (a single row is split word by word in place); the weights, split on the fly, are stored at build
+ * time in the order the loops read them:
  *
  *   channels in groups of 4 (then one of 2 and one of 1 for the rest); per group, for each four-deep chunk
  *   of the depth, the group's channels' words side by side (16 bytes for a group of 4), then each channel's
  *   depth % 4 tail bytes, the group padded to whole words.
  *
- * so every step is one 64-bit load (LDRD) of two channels' words and one of a row's unpacked pair. */
+ * so every step is 64-bit loads (LDRD) of two channels' words and of a row's unpacked pair. */
 #ifndef EQ_DSP_GEMM_H
 #define EQ_DSP_GEMM_H
 
@@ -59,19 +60,16 @@ static EQ_ALWAYS_INLINE size_t eq_dsp_group_bytes(const eq_dsp_gemm_t *g, int32_
     return (size_t)n * (size_t)(g->depth & ~3) + (((size_t)n * (size_t)(g->depth & 3) + 3u) & ~(size_t)3);
 }
 
-/* Rows sign-extended into SXTB16 order, chunk by chunk: per chunk the (even, odd) pair of words of each row in
- * turn (rows = 1 or 2); the depth % 4 tail stays in the int8 rows. */
+/* Two rows sign-extended into SXTB16 order, chunk by chunk: per chunk the (even, odd) pair of words of x0, then
+ * of x1; the depth % 4 tail stays in the int8 rows. */
 static EQ_ALWAYS_INLINE void eq_dsp_unpack(const int8_t *x0, const int8_t *x1, int32_t depth, uint32_t *u)
 {
     for (int32_t k = 0; k + 4 <= depth; k += 4) {
-        const uint32_t v = eq_load4(x0 + k);
+        const uint32_t v = eq_load4(x0 + k), w = eq_load4(x1 + k);
         *u++ = eq_sxtb16(v);
         *u++ = eq_sxtb16_ror8(v);
-        if (x1) {
-            const uint32_t w = eq_load4(x1 + k);
-            *u++ = eq_sxtb16(w);
-            *u++ = eq_sxtb16_ror8(w);
-        }
+        *u++ = eq_sxtb16(w);
+        *u++ = eq_sxtb16_ror8(w);
     }
 }
 
