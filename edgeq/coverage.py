@@ -14,10 +14,8 @@ from pathlib import Path
 BEGIN, END = "<!-- ops:begin -->", "<!-- ops:end -->"
 # IR ops float graphs cannot hold (the quantizer refuses them: they are the model's own quantization)
 NOT_POT = {"QUANTIZE", "DEQUANTIZE"}
-# operators with state, which the power-of-two quantizer refuses (its float executor keeps none)
-NOT_POT |= {"SVDF", "READ_VARIABLE", "ASSIGN_VARIABLE"}
-# operators the power-of-two quantizer takes from some sources only (a float TFLite LSTM keeps state across invokes)
-POT_ONLY = {"UNIDIRECTIONAL_SEQUENCE_LSTM": "ONNX's LSTM"}
+# operators the power-of-two quantizer takes from some sources only (IR op -> which)
+POT_ONLY: dict[str, str] = {}
 # outputs that are not int8
 OUTPUT_DTYPES = {"ARG_MAX": "int32 indices"}
 # kernels that move or requantize elements of either width (the others are named _s8 or _s16)

@@ -207,25 +207,6 @@ def test_command_line_with_state(tmp_path):
     assert proc.returncode == 0 and "48 of 48 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_power_of_two_quantization_refuses_state(tmp_path):
-    """A float SVDF model under --quant pot: one clear line naming the operator and the way out."""
-    from tests.test_cli import assert_clean_error, edgeq
-
-    rng = np.random.default_rng(0)
-
-    def const(shape):
-        return T(shape, "float32", data=rng.normal(0, 0.3, shape).astype(np.float32))
-
-    op = Op("SVDF", [T((1, 8), "float32"), const((4, 8)), const((4, 5)), const((4,)),
-                     T((1, 20), "float32", variable=True)], [T((1, 4), "float32")], "SVDFOptions", {"rank": 1})
-    model = tmp_path / "svdf_float.tflite"
-    model.write_bytes(build([op]))
-    np.savez(tmp_path / "calib.npz", x=rng.normal(size=(8, 1, 8)).astype(np.float32))
-    proc = edgeq("build", model, "--board", "host", "-o", tmp_path / "out", "--quant", "pot", "--calib",
-                 tmp_path / "calib.npz")
-    assert_clean_error(proc, "svdf_0 (SVDF) keeps state across invokes", "--quant keep")
-
-
 RESET_MAIN = r"""
 #include <stdio.h>
 #include "PREFIX.h"

@@ -168,6 +168,8 @@ def fold_float_variables(graph) -> None:
             continue
         quantizes = [c for r in reads for c in consumers.get(r.outputs[0], [])]
         dequantizes = [producers.get(w.inputs[0]) for w in writes]
+        if not any(isinstance(op, (ops.Quantize, ops.Dequantize)) for op in quantizes + dequantizes):
+            continue  # a float model's variable: power-of-two quantization gives it a scale
         stored = [graph.t(d.inputs[0]) for d in dequantizes if isinstance(d, ops.Dequantize)]
         if len(reads) != 1 or len(quantizes) != 1 or not isinstance(quantizes[0], ops.Quantize) or \
                 graph.t(quantizes[0].outputs[0]).dtype != "int8" or len(stored) != len(writes) or \

@@ -2,7 +2,8 @@
 ASSIGN_VARIABLE).
 
 Their state lives in Graph.states, outside the arena: the C model keeps it in static buffers across invokes
-(`<model>_reset()` restores the initial value), the numpy executor in the `state` dict run_int is given.
+(`<model>_reset()` restores the initial value), the numpy executors in the `state` dict run_int and run_float_graph
+are given (the float impls take the states after their inputs, as the kernels do).
 SVDF is TFLM's EvalIntegerSvdfReference (svdf_common.cc) with int16 (or int8) state and time weights. The LSTM is TFLM's
 integer LSTM (lstm_eval.h's LstmStep, lstm_eval_common.cc's parameters): int8 activations or 16x8 (int16
 activations, int64 bias), int16 cell state of a power-of-two scale, gates in int16 (FC outputs in 2^-12,
@@ -15,7 +16,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
-from edgeq.lowering.common import INT8_MAX, INT8_MIN
+from edgeq.lowering.common import INT8_MAX, INT8_MIN, float_activation
 from edgeq.lowering.fixedpoint import (multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64,
                                        quantize_multiplier, round_half_away, wrap32)
 from edgeq.lowering.lut16 import SIGMOID_TABLE, checked_log2, sigmoid_tanh_s16
@@ -23,28 +24,27 @@ from edgeq.lowering.lut16 import SIGMOID_TABLE, checked_log2, sigmoid_tanh_s16
 INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 
 
-def _refuse_pot(op: ops.Op, graph: Graph) -> None:
-    if graph.requant == "shift":
-        raise EdgeqError(f"Operator {op.name} ({op.kind}): edgeq's power-of-two quantization does not handle "
-                         "recurrent state yet; quantize the model to int8 with the TFLite converter and build it "
-                         "with --quant keep.")
-
-
-def _float_refusal(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
-    raise EdgeqError(f"Operator {op.name} ({op.kind}) keeps state across invokes, which edgeq's power-of-two "
-                     "quantization (--quant pot) does not handle yet; quantize the model to int8 with the TFLite "
-                     "converter and build it with --quant keep.")
-
-
-for _op in (ops.Svdf, ops.ReadVariable, ops.AssignVariable):
-    float_impl(_op)(_float_refusal)
-
-
 # --- SVDF -----------------------------------------------------------------------------------------
+
+@float_impl(ops.Svdf)
+def svdf_float(op: ops.Svdf, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    """TFLite's EvalFloatSVDF: the state (every filter's last `memory` feature values) moves one step left, the
+    feature products x . w_f fill each filter's newest slot, then the time weights, the bias and the activation."""
+    x, wf, wt = (np.asarray(a, np.float64) for a in inputs[:3])
+    state = inputs[-1]
+    b, (f, m) = x.shape[0], wt.shape
+    flat = state.reshape(-1)
+    flat[:-1] = flat[1:].copy()  # across filters, as the integer kernel (and TFLite) shifts
+    s = state.reshape(b, f, m)
+    s[:, :, m - 1] = x @ wf.T
+    out = (s.astype(np.float64) * wt[None]).sum(-1).reshape(b, -1, op.rank).sum(-1)
+    if len(inputs) > 4:
+        out = out + np.asarray(inputs[3], np.float64)[None]
+    return float_activation(op.activation, out.astype(np.float32))
+
 
 @lowers(ops.Svdf, "svdf_s8", "svdf_state8_s8")
 def lower_svdf(op: ops.Svdf, graph: Graph) -> KernelCall:
-    _refuse_pot(op, graph)
     x, wf, wt = (graph.t(n) for n in op.inputs[:3])
     y, state = graph.t(op.outputs[0]), graph.states[op.state]
     if (x.dtype, wf.dtype, y.dtype) != ("int8", "int8", "int8") or wt.dtype != state.dtype or \
@@ -169,16 +169,18 @@ def lower_lstm(op: ops.UnidirectionalSequenceLstm, graph: Graph) -> KernelCall:
 
 @float_impl(ops.UnidirectionalSequenceLstm)
 def lstm_float(op: ops.UnidirectionalSequenceLstm, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
-    """The float LSTM of an ONNX model (reset_state: every invoke starts from zero, so samples are independent and
-    may share a batched pass along the leading axis); TFLite's float LSTMs carry state and stay refused."""
-    if not op.reset_state:
-        return _float_refusal(op, graph, inputs)
+    """The float LSTM. With reset_state (ONNX's) every invoke starts from zero, so samples are independent and may
+    share a batched pass along the leading axis; otherwise (TFLite's) inputs end with the hidden and cell states,
+    read and updated in place."""
     x = inputs[0].astype(np.float64)
     w_in, w_rec, bias = (np.stack([np.asarray(a, np.float64) for a in inputs[k:k + 4]]) for k in (1, 5, 9))
     if op.time_major:
         x = x.transpose(1, 0, 2)
     h = np.zeros((x.shape[0], w_in.shape[1]))
     c = np.zeros_like(h)
+    if not op.reset_state:
+        h_state, c_state = inputs[13], inputs[14]
+        h, c = h_state.reshape(h.shape).astype(np.float64), c_state.reshape(c.shape).astype(np.float64)
     out = np.empty(x.shape[:2] + (h.shape[1],))
     sigmoid = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
     for t in range(x.shape[1]):
@@ -188,6 +190,8 @@ def lstm_float(op: ops.UnidirectionalSequenceLstm, graph: Graph, inputs: list[np
             c = np.clip(c, -op.cell_clip, op.cell_clip)
         h = sigmoid(z[3]) * np.tanh(c)
         out[:, t] = h
+    if not op.reset_state:
+        h_state.reshape(h.shape)[:], c_state.reshape(c.shape)[:] = h, c
     return out.transpose(1, 0, 2) if op.time_major else out
 
 
@@ -353,6 +357,18 @@ def lower_read_variable(op: ops.ReadVariable, graph: Graph) -> KernelCall:
     table = np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
     return KernelCall(op.name, "read_variable_s8", [], [op.outputs[0]], {"size": state.size}, {"table": table},
                       states=[op.state])
+
+
+@float_impl(ops.ReadVariable)
+def read_variable_float(op: ops.ReadVariable, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[-1].reshape(graph.t(op.outputs[0]).shape).copy()
+
+
+@float_impl(ops.AssignVariable)
+def assign_variable_float(op: ops.AssignVariable, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:
+    value, state = inputs
+    state.reshape(-1)[:] = np.asarray(value, np.float32).reshape(-1)
+    return state
 
 
 @kernel("read_variable")

@@ -147,10 +147,13 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     import time
 
     from edgeq.quant.calibration import check_outcome, collapse_error, collect_stats
-    from edgeq.quant.executor import run_float_batch
+    from edgeq.quant.executor import run_float_batch, stateful
+    from edgeq.quant.pot_state import stateful_options
 
     start = time.perf_counter()
     options = options.checked()
+    if stateful(graph):  # calibration samples are one sequence of invokes (edgeq.quant.pot_state)
+        options = stateful_options(options, echo)
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
@@ -201,7 +204,9 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     from edgeq.passes.equalization import equalize
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.calibration import check_outcome
+    from edgeq.quant.executor import stateful
     from edgeq.quant.pot import dequantized_outputs, quantize_graph
+    from edgeq.quant.pot_state import dequantized_sequence
 
     g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
     if stats is None:
@@ -228,7 +233,7 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
         corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
                                               options.rounding, echo)
     else:
-        corrections, outputs = {}, dequantized_outputs(qgraph, x)
+        corrections, outputs = {}, (dequantized_sequence if stateful(qgraph) else dequantized_outputs)(qgraph, x)
     sqnr, agree = output_sqnr(reference, outputs), top1_agreement(reference, outputs)
     summary = QuantSummary(
         equalization=cle, equalized_pairs=eq_info["pairs"], data_free=options.data_free, high_bias_absorbed=absorbed,

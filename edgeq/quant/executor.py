@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.ir import Graph
+from edgeq.ir import Graph, ops
 from edgeq.lowering import KernelCall, lower_graph, run_float, run_kernel
+
+STATE_KEY = "state:"  # prefix of a state's values among a float run's tensors (calibration statistics)
 
 
 def _check_inputs(graph: Graph, inputs: list[np.ndarray], dtype: str | None) -> None:
@@ -23,6 +25,16 @@ def _check_inputs(graph: Graph, inputs: list[np.ndarray], dtype: str | None) -> 
 def initial_state(graph: Graph) -> dict[str, np.ndarray]:
     """Fresh copies of the graph's persistent state (Graph.states), for run_int's `state`."""
     return {name: t.data.copy() for name, t in graph.states.items()}
+
+
+def op_states(op: ops.Op) -> list[str]:
+    """The graph states (Graph.states) an operator reads and updates, in the order its kernels take them."""
+    return [name for name in (getattr(op, a, "") for a in ("state", "hidden_state", "cell_state")) if name]
+
+
+def stateful(graph: Graph) -> bool:
+    """Whether an invoke depends on earlier ones: state that carries over (an ONNX LSTM's restarts every invoke)."""
+    return any(op_states(op) and not getattr(op, "reset_state", False) for op in graph.ops)
 
 
 def run_int(graph: Graph, inputs: list[np.ndarray], calls: list[KernelCall] | None = None,
@@ -45,12 +57,18 @@ def run_int(graph: Graph, inputs: list[np.ndarray], calls: list[KernelCall] | No
     return values if keep_all else {n: values[n] for n in graph.outputs}
 
 
-def run_float_graph(graph: Graph, inputs: list[np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
+def run_float_graph(graph: Graph, inputs: list[np.ndarray], keep_all: bool = False,
+                    state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """One invoke of the float graph. state: as run_int's (float32 arrays, updated in place); None starts from the
+    initial state."""
     _check_inputs(graph, inputs, "float32")
+    state = initial_state(graph) if state is None else state
     values: dict[str, np.ndarray] = dict(zip(graph.inputs, inputs))
     for op in graph.ops:
-        args = [values[n] if n in values else graph.t(n).data for n in op.inputs]
-        values[op.outputs[0]] = run_float(op, graph, args).astype(np.float32)
+        args = [values[n] if n in values else graph.t(n).data for n in op.inputs] + [state[n] for n in op_states(op)]
+        out = run_float(op, graph, args)
+        if op.outputs:  # ASSIGN_VARIABLE writes its state only
+            values[op.outputs[0]] = out.astype(np.float32)
     return values if keep_all else {n: values[n] for n in graph.outputs}
 
 
@@ -77,6 +95,8 @@ def batches_exactly(graph: Graph, sample: np.ndarray) -> bool:
     """Whether running two samples at once gives, for every tensor, what running them one by one gives: some
     operators' semantics (or lowerings) may read the batch axis, and those graphs run sample by sample.
     sample: one input, float32 for a float graph, else the integer graph's input type."""
+    if stateful(graph):  # the samples are successive invokes, each reading the state the one before left
+        return False
     # equalized, absorbed and corrected copies share the answer: it depends on operators and shapes only
     key = (graph.t(graph.inputs[0]).dtype, tuple((type(op).__name__, tuple(op.inputs), tuple(op.outputs),
                                                   tuple(graph.t(o).shape for o in op.outputs)) for op in graph.ops))
@@ -114,14 +134,18 @@ def _batches_exactly(graph: Graph, sample: np.ndarray) -> bool:
 def run_float_batch(graph: Graph, x: np.ndarray, keep_all: bool = False, each=None) -> dict[str, np.ndarray]:
     """The float graph on every sample of x ([N, *input_shape]), BATCH samples per pass where the graph allows:
     per tensor [N, *shape[1:]] (with keep_all every tensor, else the outputs). each(start, values), when given,
-    sees every pass's tensors instead and nothing is kept."""
+    sees every pass's tensors instead and nothing is kept.
+    A stateful graph runs the samples in order as successive invokes from the initial state, as the C model runs
+    them after <model>_reset(); with keep_all each state's value after every invoke is kept too, under
+    STATE_KEY + its name."""
     shape = graph.t(graph.inputs[0]).shape
     single = len(x) < 2 or not batches_exactly(graph, x[0].reshape(shape).astype(np.float32))
+    state = initial_state(graph) if stateful(graph) else None
     out: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(x), BATCH):
         chunk = x[start:start + BATCH]
         if single:
-            runs = [run_float_graph(graph, [s.reshape(shape)], keep_all) for s in chunk]
+            runs = [_invoke(graph, s.reshape(shape), keep_all, state) for s in chunk]
             # a tensor whose leading axis is not 1 (an LSTM's [steps, 1, units]) gains a sample axis
             values = {k: np.concatenate([r[k].reshape(1, *r[k].shape[1:]) if r[k].ndim and r[k].shape[0] == 1
                                          else r[k][None] for r in runs]) for k in runs[0]}
@@ -134,3 +158,10 @@ def run_float_batch(graph: Graph, x: np.ndarray, keep_all: bool = False, each=No
             for k, v in values.items():
                 out.setdefault(k, []).append(v)
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _invoke(graph: Graph, sample: np.ndarray, keep_all: bool, state: dict[str, np.ndarray] | None):
+    values = run_float_graph(graph, [sample], keep_all, state)
+    if keep_all and state is not None:
+        values.update({STATE_KEY + name: v.copy() for name, v in state.items()})
+    return values

@@ -18,6 +18,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.quant.calibration import TensorStats
+from edgeq.quant.pot_state import STATE_OPS, int16_scale, quantize_state_op, state_range
 
 UNSIGNED_OFFSET = -128
 SOFTMAX_SPAN = 8.0  # logits this far below a sample's top one get probability e^-8, under int8's 1/256
@@ -203,6 +204,10 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
     for op in g.ops:
         if isinstance(op, (ops.Quantize, ops.Dequantize)):
             raise EdgeqError(f"Operator {op.name} ({op.kind}) in a float graph cannot be power-of-two quantized.")
+        if isinstance(op, STATE_OPS):  # SVDF and resource variables (edgeq.quant.pot_state)
+            quantize_state_op(g, op, stats, report, activation, _requantized, new_ops)
+            new_ops.append(op)
+            continue
         out = g.t(op.outputs[0])
         if isinstance(op, SAME_QUANT):
             out.quant, out.dtype = copy.deepcopy(g.t(op.inputs[0]).quant), "int8"
@@ -222,7 +227,7 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         elif isinstance(op, (ops.Prelu, ops.BatchMatMul)) and g.t(op.inputs[1]).is_const:
             _quantize_constant(g, op.inputs[1], report)
         elif isinstance(op, ops.UnidirectionalSequenceLstm):
-            _quantize_lstm(g, op, report)
+            _quantize_lstm(g, op, report, stats)
         elif isinstance(op, ops.Gru):
             _quantize_gates(g, op, 3, report)
         new_ops.append(op)
@@ -290,23 +295,27 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     b.dtype, b.quant = "int32", Quant([bias_scale], [0])
 
 
-def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict) -> None:
+def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict, stats: dict[str, TensorStats]) -> None:
     """TFLite's integer LSTM with power-of-two scales where it takes a free one: the input and the output (shared by
     the hidden state, as TFLite's converter does) from calibration, each of the eight weight matrices per tensor; the
     biases int32 at s_x * s_w of their gate's input weights. The gates' 2^-12 and 2^-15 are the kernel's own. The
-    cell state is int16 at the finest power of two that holds steps + 1: it starts at zero every invoke
-    (reset_state) and each step adds i * g with |i * g| < 1 to f * c with f < 1, so it cannot saturate."""
-    if not op.reset_state:
-        raise EdgeqError(f"Operator {op.name} (UNIDIRECTIONAL_SEQUENCE_LSTM) carries its state across invokes, "
-                         "which edgeq's power-of-two quantization does not handle; quantize the model to int8 with "
-                         "the TFLite converter and build it with --quant keep.")
+    cell state is int16 at a power of two. When it starts at zero every invoke (reset_state, ONNX's), the finest
+    that holds steps + 1: each step adds i * g with |i * g| < 1 to f * c with f < 1, so it cannot saturate. When it
+    carries over (TFLite's), the finest that holds every value it took over the calibration invokes, no finer than
+    2^-15 (edgeq.quant.pot_state); beyond that range it saturates, as in TFLite's kernel."""
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     _quantize_gates(g, op, 4, report)
     steps = x.shape[0] if op.time_major else x.shape[1]
     hidden, cell = g.states[op.hidden_state], g.states[op.cell_state]
     hidden.dtype, hidden.quant = "int8", copy.deepcopy(y.quant)
     hidden.data = np.full(hidden.shape, y.quant.zp, np.int8)
-    cell_scale = 2.0 ** (math.ceil(math.log2(steps + 1)) - 15)
+    if op.reset_state:
+        cell_scale = 2.0 ** (math.ceil(math.log2(steps + 1)) - 15)
+    else:
+        st = state_range(g, op.cell_state, stats)
+        cell_scale = max(int16_scale(st.max_abs), 2.0 ** -15)
+        report[op.cell_state] = {"kind": "state", "exponent": -round(math.log2(cell_scale)), "zero_point": 0,
+                                 "dtype": "int16", "min": st.min, "max": st.max}
     cell.dtype, cell.quant, cell.data = "int16", Quant([cell_scale], [0]), np.zeros(cell.shape, np.int16)
 
 
