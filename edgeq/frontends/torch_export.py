@@ -80,6 +80,7 @@ class _Reader:
         import torch
         from torch.export.graph_signature import InputKind
 
+        self._refuse_unrolled_recurrent()
         sig = self.ep.graph_signature
         specs = {s.arg.name: s for s in sig.input_specs if hasattr(s.arg, "name")}
         inputs, notes = [], []
@@ -110,6 +111,24 @@ class _Reader:
                 self.nodes.append(Node(node.name, f"fx:{node.op}", [], [node.name]))
         return SourceGraph(self.name, self.origin, self.hash, self.nodes, inputs, outputs, self.consts, opset=17,
                            notes=notes, supported=supported_aten())
+
+    def _refuse_unrolled_recurrent(self) -> None:
+        """run_decompositions() unrolls nn.LSTM and nn.GRU into their time steps, which edgeq would take as a
+        large float graph quantized op by op, not as its recurrent kernels: ask for the program before that."""
+        calls: dict[str, tuple[str, str, set]] = {}
+        for node in self.ep.graph.nodes:
+            stack = node.meta.get("nn_module_stack") or {}
+            if node.op != "call_function" or not stack:
+                continue
+            path, kind = list(stack.values())[-1]
+            if kind in ("torch.nn.modules.rnn.LSTM", "torch.nn.modules.rnn.GRU"):
+                packet = getattr(getattr(node.target, "_overloadpacket", None), "__name__", "")
+                calls.setdefault(path, (kind.rsplit(".", 1)[1], node.name, set()))[2].add(packet)
+        for path, (kind, first, packets) in calls.items():
+            if not packets & {"lstm", "gru"}:
+                raise EdgeqError(f"{self.origin}: the {kind} '{path}' is unrolled into its time steps (node "
+                                 f"'{first}' on), as run_decompositions() writes it; edgeq maps the {kind} call "
+                                 "itself: save the program torch.export.export returns, without run_decompositions().")
 
     def _param(self, spec) -> np.ndarray:
         target = spec.target
@@ -461,6 +480,72 @@ class _Reader:
     def _aten_cat(self, node, a):
         rank = len(self.shapes[node.name])
         self._emit(node.name, "Concat", [t.name for t in a["tensors"]], axis=int(a["dim"]) % rank)
+
+    # recurrent layers: nn.LSTM and nn.GRU export as one aten.lstm / aten.gru call for all their layers
+
+    def _aten_zeros(self, node, a):
+        self.consts[node.name] = np.zeros([int(d) for d in a["size"]], np.float32)
+
+    def _aten_full(self, node, a):
+        self.consts[node.name] = np.full([int(d) for d in a["size"]], float(a["fill_value"]), np.float32)
+
+    def _aten_lstm(self, node, a):
+        # torch's gates i, f, g, o in ONNX's order i, o, f, c
+        self._recurrent(node, a, "LSTM", list(a["hx"]), (0, 3, 1, 2))
+
+    def _aten_gru(self, node, a):
+        # torch's gates r, z, n in ONNX's order z, r, h; torch applies r after the recurrent product
+        self._recurrent(node, a, "GRU", [a["hx"]], (1, 0, 2), linear_before_reset=1)
+
+    def _recurrent(self, node, a, op: str, hx: list, order: tuple[int, ...], **attrs) -> None:
+        """One ONNX LSTM or GRU node per layer (what torch.onnx.export writes), then the call's outputs: the
+        last layer's sequence (#0) and the layers' final hidden (#1) and cell (#2) states."""
+        def refuse(why: str) -> EdgeqError:
+            return EdgeqError(f"{self.origin}: node '{node.name}' (aten.{op.lower()}): this {op} {why}.")
+
+        if node.target._overloadname != "input":
+            raise refuse("takes a packed sequence (pack_padded_sequence); edgeq runs one fixed-length sequence")
+        x, layers, batch_first = a["input"].name, int(a["num_layers"]), bool(a["batch_first"])
+        weights = [self.consts.get(p.name) for p in a["params"]]
+        per_layer = (4 if a["has_biases"] else 2) * (2 if a["bidirectional"] else 1)
+        batch = self.shapes[x][0 if batch_first else 1]
+        initial = [self.consts.get(h.name) for h in hx]
+        for bad, why in [
+                (bool(a["bidirectional"]), f"is bidirectional; edgeq runs forward {op}s"),
+                (len(weights) != per_layer * layers, "has a projection (proj_size); edgeq runs LSTMs without one"),
+                (bool(a["train"]) and float(a["dropout"]) > 0, "was exported in training mode with dropout; call "
+                                                               "model.eval() before torch.export.export"),
+                (batch != 1, f"runs a batch of {batch}; edgeq runs batch 1: export with an example of batch 1"),
+                (any(w is None for w in weights), "has weights computed in the model; edgeq takes them as parameters"),
+                (any(h is None for h in initial), "is given an initial state computed in the model; edgeq starts "
+                                                  "it from zero at every invoke: call it without one"),
+                (any(h is not None and np.any(h) for h in initial), "is given an initial state that is not zero; edgeq "
+                                                                    "starts it from zero at every invoke: call it "
+                                                                    "without one")]:
+            if bad:
+                raise refuse(why)
+        units = weights[1].shape[1]
+        gate = lambda w: np.concatenate([np.split(w, len(order))[g] for g in order])  # noqa: E731
+        seq = self._emit(f"{node.name}_time_major", "Transpose", [x], perm=[1, 0, 2]) if batch_first else x
+        steps = self.shapes[x][1 if batch_first else 0]
+        finals: list[list[str]] = [[], []]
+        for layer in range(layers):
+            w_ih, w_hh, *biases = weights[layer * per_layer:(layer + 1) * per_layer]
+            name = f"{node.name}_l{layer}"
+            w = self._const(gate(w_ih)[None], f"{name}_W")
+            r = self._const(gate(w_hh)[None], f"{name}_R")
+            b = self._const(np.concatenate([gate(v) for v in biases])[None], f"{name}_B") if biases else ""
+            outs = [f"{name}#y", f"{name}#h"] + ([f"{name}#c"] if op == "LSTM" else [])
+            self._emit(name, op, [seq, w, r, b], outs, hidden_size=units, **attrs)
+            # Y [steps, directions, batch, units] is the next layer's [steps, batch, units]
+            seq = self._emit(f"{name}_y", "Reshape", [outs[0], self._ints([steps, 1, units], f"{name}_y_shape")])
+            for final, out in zip(finals, outs[1:]):
+                final.append(out)
+        if batch_first:
+            seq = self._emit(f"{node.name}_batch_major", "Transpose", [seq], perm=[1, 0, 2])
+        self._emit(node.name, "Identity", [seq], [f"{node.name}#0"])
+        for k, final in enumerate(finals[:len(hx)]):
+            self._emit(f"{node.name}_final{k}", "Concat", final, [f"{node.name}#{k + 1}"], axis=0)
 
     # shapes: every view-like op becomes a Reshape to the shape torch.export traced
 
