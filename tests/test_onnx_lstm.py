@@ -3,6 +3,8 @@ UNIDIRECTIONAL_SEQUENCE_LSTM and edgeq's GRU: the float executor against onnxrun
 name, and power-of-two builds whose numpy golden model and host C (ASan/UBSan) agree bit for bit."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -17,7 +19,7 @@ from edgeq.ir import ops  # noqa: E402
 from edgeq.quant.executor import run_float_graph  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
-                                        "ignore::FutureWarning")
+                                        "ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
 STEPS, FEATURES, UNITS, CLASSES = 12, 6, 16, 4
 
 
@@ -117,6 +119,25 @@ def test_hand_made_node_matches_onnxruntime(tmp_path, attrs):
 
 # --- power-of-two quantization ------------------------------------------------------------------------
 
+def quantized_tagger(cell: str, path):
+    """A two-layer Tagger with its head on Y_h, exported to path, and its power-of-two build on 64 sequences."""
+    from edgeq.quant.driver import QuantOptions, quantize
+
+    torch.manual_seed(2)
+    graph = load_model(export(Tagger(2, from_hidden=True, cell=cell), path))
+    return graph, quantize(graph, sequences(64, 1), QuantOptions(equalization="off"), echo=lambda s: None).graph
+
+
+def golden_outputs(q, xs: np.ndarray) -> tuple[list, list]:
+    """The int8 samples of float sequences xs and the golden model's outputs over them, invoked in turn."""
+    from edgeq.quant.executor import initial_state, run_int
+    from edgeq.quant.pot import quantize_sample
+
+    samples = [[quantize_sample(x, q.t(q.inputs[0]).quant)] for x in xs]
+    state = initial_state(q)
+    return samples, [run_int(q, s, state=state)[q.outputs[0]] for s in samples]
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_power_of_two_golden_equals_host_c(tmp_path, cell):
     """A two-layer nn.LSTM (TFLite's integer LSTM kernel) or nn.GRU (edgeq's integer GRU), the head on Y_h,
@@ -124,15 +145,11 @@ def test_power_of_two_golden_equals_host_c(tmp_path, cell):
     restarts every invoke, so each equals a fresh run) against the generated C under ASan/UBSan, bit for bit; the
     output's SQNR against the float model is reported and must stay above 25 dB (measured 38.8 and 37.6 dB)."""
     from edgeq.build import build_and_run_host
-    from edgeq.quant.driver import QuantOptions, quantize
-    from edgeq.quant.executor import initial_state, run_int
-    from edgeq.quant.pot import dequantize, quantize_sample
     from edgeq.quant.driver import output_sqnr
+    from edgeq.quant.executor import run_int
+    from edgeq.quant.pot import dequantize
 
-    torch.manual_seed(2)
-    graph = load_model(export(Tagger(2, from_hidden=True, cell=cell), tmp_path / "rnn2.onnx"))
-    result = quantize(graph, sequences(64, 1), QuantOptions(equalization="off"), echo=lambda s: None)
-    q = result.graph
+    graph, q = quantized_tagger(cell, tmp_path / "rnn2.onnx")
     rnns = [op for op in q.ops if isinstance(op, (ops.UnidirectionalSequenceLstm, ops.Gru))]
     assert len(rnns) == 2
     for op in rnns:  # every free scale a power of two, an LSTM's cell state int16
@@ -141,11 +158,8 @@ def test_power_of_two_golden_equals_host_c(tmp_path, cell):
         for t in [q.t(n) for n in weights + op.outputs] + states:
             assert np.log2(t.quant.s) == np.round(np.log2(t.quant.s)), t.name
         assert not states or states[1].dtype == "int16"
-    x_in = q.t(q.inputs[0])
     xs = sequences(24, 7)
-    samples = [[quantize_sample(x, x_in.quant)] for x in xs]
-    state = initial_state(q)
-    golden = [run_int(q, s, state=state)[q.outputs[0]] for s in samples]
+    samples, golden = golden_outputs(q, xs)
     for s, g in zip(samples[:4], golden[:4]):  # the state restarted: a fresh run agrees
         np.testing.assert_array_equal(run_int(q, s)[q.outputs[0]], g)
     outs = build_and_run_host(q, tmp_path / "c", samples, sanitize=True)
@@ -170,3 +184,23 @@ def test_command_line_build_and_validate(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     proc = edgeq("validate", out, "--data", tmp_path / "calib.npz")
     assert proc.returncode == 0 and "32 of 32 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
+                    reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
+@pytest.mark.parametrize("cell, board", [("LSTM", "qemu-mps2-an386"), ("GRU", "qemu-mps2-an500")])
+def test_power_of_two_on_emulated_board(tmp_path, cell, board):
+    """The same power-of-two models as firmware for an emulated Cortex-M4 (LSTM) and Cortex-M7 (GRU), kernels
+    chosen by auto: 12 sequences sent in turn over the serial link, each output equal to the golden model's."""
+    from edgeq.build import compile_graph, write_project
+    from edgeq.run import run_build
+    from edgeq.targets.boards import get_board
+
+    path = tmp_path / "rnn2.onnx"
+    _, q = quantized_tagger(cell, path)
+    b = get_board(board)
+    write_project(compile_graph(q, "pot", b, "auto"), b, "pot", tmp_path / "fw", path, echo=lambda *_: None)
+    samples, golden = golden_outputs(q, sequences(12, 7))
+    outs = run_build(tmp_path / "fw", [np.stack([s[0] for s in samples])])[0]
+    for k, want in enumerate(golden):
+        np.testing.assert_array_equal(outs[k].reshape(want.shape), want, err_msg=f"invoke {k} on {board}")

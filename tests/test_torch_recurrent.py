@@ -14,7 +14,7 @@ from edgeq.errors import EdgeqError  # noqa: E402
 from edgeq.frontends import load_model  # noqa: E402
 from edgeq.ir import ops  # noqa: E402
 from edgeq.quant.executor import run_float_graph  # noqa: E402
-from tests.test_onnx_lstm import FEATURES, STEPS, UNITS, Tagger, export, sequences  # noqa: E402
+from tests.test_onnx_lstm import FEATURES, UNITS, Tagger, export, golden_outputs, sequences  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
                                         "ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
@@ -165,8 +165,6 @@ def test_power_of_two_equals_onnx_and_host_c(tmp_path, cell):
     over 16 invokes in sequence."""
     from edgeq.build import build_and_run_host
     from edgeq.quant.driver import QuantOptions, quantize
-    from edgeq.quant.executor import initial_state, run_int
-    from edgeq.quant.pot import quantize_sample
 
     torch.manual_seed(2)
     model = Tagger(2, from_hidden=True, cell=cell).eval()
@@ -175,9 +173,7 @@ def test_power_of_two_equals_onnx_and_host_c(tmp_path, cell):
     for kind, path in (("pt2", save(model, torch.from_numpy(calib[0]), tmp_path / "rnn.pt2")),
                        ("onnx", export(model, tmp_path / "rnn.onnx"))):
         q = quantize(load_model(path), calib, QuantOptions(equalization="off"), echo=lambda s: None).graph
-        samples = [[quantize_sample(x, q.t(q.inputs[0]).quant)] for x in xs]
-        state = initial_state(q)
-        golden[kind] = [run_int(q, s, state=state)[q.outputs[0]] for s in samples]
+        samples, golden[kind] = golden_outputs(q, xs)
         if kind == "pt2":
             outs = build_and_run_host(q, tmp_path / "c", samples, sanitize=True)
             for k, (got, want) in enumerate(zip(outs, golden[kind])):
