@@ -18,7 +18,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.quant.calibration import TensorStats
-from edgeq.quant.pot_state import STATE_OPS, int16_scale, quantize_state_op, state_range
+from edgeq.quant.pot_state import STATE_OPS, hold_range, int16_scale, quantize_state_op, state_range
 
 UNSIGNED_OFFSET = -128
 SOFTMAX_SPAN = 8.0  # logits this far below a sample's top one get probability e^-8, under int8's 1/256
@@ -303,6 +303,8 @@ def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict, s
     that holds steps + 1: each step adds i * g with |i * g| < 1 to f * c with f < 1, so it cannot saturate. When it
     carries over (TFLite's), the finest that holds every value it took over the calibration invokes, no finer than
     2^-15 (edgeq.quant.pot_state); beyond that range it saturates, as in TFLite's kernel."""
+    if not op.reset_state:
+        hold_range(g, op.outputs[0], stats, report)
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     _quantize_gates(g, op, 4, report)
     steps = x.shape[0] if op.time_major else x.shape[1]

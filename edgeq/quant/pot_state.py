@@ -42,6 +42,17 @@ def int16_scale(max_abs: float) -> float:
     return 2.0 ** -math.floor(math.log2(INT16_LEVELS / max_abs)) if max_abs > 0 else 2.0 ** -15
 
 
+def hold_range(g: Graph, name: str, stats: dict[str, TensorStats], report: dict) -> None:
+    """An activation that is a state too (an LSTM's output is its hidden state) on the grid that clips nothing
+    calibration saw, rather than the least squared error's, which may clip the tail."""
+    from edgeq.quant.pot import choose_exponent
+
+    st = stats[name]
+    c = choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0, clip=False)
+    g.t(name).quant = Quant([c.scale], [c.zero_point])
+    report[name].update(exponent=c.exponent, zero_point=c.zero_point, mse=c.mse)
+
+
 def quantize_state_op(g: Graph, op: ops.Op, stats: dict[str, TensorStats], report: dict, activation, requantized,
                       new_ops: list[ops.Op]) -> None:
     """One of STATE_OPS in edgeq.quant.pot.quantize_graph's walk: activation(name) quantizes an activation from its
