@@ -277,6 +277,13 @@ def load_manifest(build_dir: Path) -> dict:
     return m
 
 
+def tflite_round(x: np.ndarray) -> np.ndarray:
+    """std::round, halves away from zero, as TFLite's QUANTIZE rounds (np.round takes halves to even). In float64,
+    where |x| + 0.5 is exact for every float32 x."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
 def quantize_inputs(x: np.ndarray, tensor: dict, echo=None) -> np.ndarray:
     """float32 -> int8 with the input's scale and zero point (as TFLite's QUANTIZE does); int8 as is. Refuses
     other dtypes, NaN/Inf, and values far outside what the input's quantization represents (wrong scaling);
@@ -299,7 +306,7 @@ def quantize_inputs(x: np.ndarray, tensor: dict, echo=None) -> np.ndarray:
                          f"model's int8 input (scale {float(scale):.4g}, zero point {zp}) represents: they are in "
                          "another scaling than the model's (0..255 pixels for a model trained on 0..1, say). "
                          "Rescale them, or give int8 inputs to use as is.")
-    q = np.round(x.astype(np.float32) / scale).astype(np.int64) + zp
+    q = tflite_round(x.astype(np.float32) / scale).astype(np.int64) + zp
     clipped = float(np.mean((q < -128) | (q > 127)))
     if echo is not None and clipped > 0.01:
         echo(f"warning: {100 * clipped:.1f}% of the input values fall outside [{lo:.4g}, {hi:.4g}], the range of the "

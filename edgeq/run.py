@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeq.build import REFERENCE_FILES, dequantize_outputs, load_manifest, quantize_inputs
+from edgeq.build import REFERENCE_FILES, dequantize_outputs, load_manifest, quantize_inputs, tflite_round
 from edgeq.errors import EdgeqError
 
 
@@ -88,7 +88,7 @@ def _quantize_int16(x: np.ndarray, tensor: dict) -> np.ndarray:
     if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
         raise EdgeqError(f"The inputs for '{tensor['name']}' are {x.dtype} (or hold NaN/Inf); this 16x8 model takes "
                          "int16 (used as is) or finite float32 (quantized with its input scale).")
-    q = np.round(x.astype(np.float32) / np.float32(tensor["scale"][0])).astype(np.int64)
+    q = tflite_round(x.astype(np.float32) / np.float32(tensor["scale"][0])).astype(np.int64)
     return np.clip(q, -(2**15), 2**15 - 1).astype(np.int16)
 
 

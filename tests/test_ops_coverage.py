@@ -501,7 +501,8 @@ def _int16_samples(graph, rng):
     return [rng.integers(-32768, 32768, size=graph.t(n).shape).astype(np.int16) for n in graph.inputs]
 
 
-def convert_16x8(model, shapes, n_rep=16, seed=0) -> bytes:
+def convert_16x8(model, shapes, n_rep=16, seed=0, float_interface=False) -> bytes:
+    """float_interface: float32 inputs and outputs, behind the converter's QUANTIZE and DEQUANTIZE."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
@@ -514,8 +515,9 @@ def convert_16x8(model, shapes, n_rep=16, seed=0) -> bytes:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    conv.inference_input_type = tf.int16
-    conv.inference_output_type = tf.int16
+    if not float_interface:
+        conv.inference_input_type = tf.int16
+        conv.inference_output_type = tf.int16
     return conv.convert()
 
 
@@ -548,6 +550,7 @@ def test_16x8_model():
     import tempfile
     from pathlib import Path
 
+    from edgeq.build import tflite_round
     from tests.oracles import tflm_run
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -561,7 +564,8 @@ def test_16x8_model():
         y = np.load(d / "y.npy")
         scale = graph.t(graph.inputs[0]).quant.s
         for k in range(3):
-            xq = np.clip(np.round(xs[k] / np.float32(scale)), -32768, 32767).astype(np.int16)[None]
+            # halves away from zero, as TFLite's QUANTIZE (tests/test_int16_activations.py checks it against TFLM)
+            xq = np.clip(tflite_round(xs[k] / np.float32(scale)), -32768, 32767).astype(np.int16)[None]
             np.testing.assert_array_equal(y[k].reshape(-1), tflm_run(data, [xq])[0].reshape(-1))
 
 

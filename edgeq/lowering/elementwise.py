@@ -16,7 +16,7 @@ from edgeq.lowering.fixedpoint import (
 )
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
-    INT8_MAX, INT8_MIN, activation_range, clamp_int, clamp_s8, exponent_of, float_activation, pot_shift, require_int8,
+    INT_RANGES, activation_range, clamp_int, clamp_s8, exponent_of, float_activation, pot_shift, require_int8,
     to_nhwc4, variant,
 )
 
@@ -152,26 +152,29 @@ def mul_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     return clamp_int(raw, call.kernel, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
-@lowers(ops.SquaredDifference, "squared_difference_s8")
+@lowers(ops.SquaredDifference, "squared_difference_s8", "squared_difference_s16")
 def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelCall:
-    """TFLM's squared_difference PrepareQuantized (left shift 7); its scales need not be powers of two, and
-    power-of-two graphs take the same arithmetic, which is exact for them."""
-    require_int8(op, graph, op.inputs + op.outputs)
+    """TFLM's squared_difference PrepareQuantized: left shift 7 for int8, 0 for 16x8's int16 (whose inputs,
+    scaled by at most 1/2, square to at most 2^30). Its scales need not be powers of two, and power-of-two graphs
+    take the same arithmetic, which is exact for their int8 tensors."""
+    kind = variant(op, graph, op.inputs + op.outputs)
     a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    left = 7
+    left = 7 if kind == "s8" else 0
     twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
     m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
     mo, so = quantize_multiplier(twice_max * twice_max / ((1 << (2 * left)) * float(y.quant.s)))
+    lo, hi = INT_RANGES[y.dtype]
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": left, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
-                   "out_mult": mo, "out_shift": so, "act_min": INT8_MIN, "act_max": INT8_MAX})
-    return KernelCall(op.name, "squared_difference_s8", _binary_inputs(op, graph), list(op.outputs), params,
+                   "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
+    return KernelCall(op.name, f"squared_difference_{kind}", _binary_inputs(op, graph), list(op.outputs), params,
                       requant="multiplier")
 
 
 @kernel("squared_difference_s8")
+@kernel("squared_difference_s16")
 def squared_difference_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     scaled = []
@@ -180,7 +183,7 @@ def squared_difference_s8(call: KernelCall, inputs: list[np.ndarray], out_shape)
         scaled.append(multiply_by_quantized_multiplier_smaller_than_one_exp(v, p[f"in{k}_mult"], p[f"in{k}_shift"]))
     diff = wrap32(scaled[0] - scaled[1])
     raw = multiply_by_quantized_multiplier(wrap32(diff * diff), p["out_mult"], p["out_shift"]) + p["output_offset"]
-    return clamp_s8(raw).reshape(out_shape)
+    return clamp_int(raw, call.kernel, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
 @lowers(ops.Prelu, "prelu_s8")
@@ -210,21 +213,23 @@ def prelu_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarra
     return clamp_s8(np.where(x >= 0, pos, neg) + p["output_offset"]).reshape(out_shape)
 
 
-@lowers(ops.Maximum, "min_max_s8")
-@lowers(ops.Minimum, "min_max_s8")
+@lowers(ops.Maximum, "min_max_s8", "min_max_s16")
+@lowers(ops.Minimum, "min_max_s8", "min_max_s16")
 def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
-    """TFLite Micro compares the raw int8 values, whatever the scales (the converter gives all three one)."""
-    require_int8(op, graph, op.inputs + op.outputs)
+    """TFLite Micro compares the raw int8 or int16 values, whatever the scales (the converter gives all three
+    one)."""
+    kind = variant(op, graph, op.inputs + op.outputs)
     params = _broadcast_params(op, graph)
     params["is_max"] = int(isinstance(op, ops.Maximum))
-    return KernelCall(op.name, "min_max_s8", _binary_inputs(op, graph), list(op.outputs), params)
+    return KernelCall(op.name, f"min_max_{kind}", _binary_inputs(op, graph), list(op.outputs), params)
 
 
 @kernel("min_max_s8")
+@kernel("min_max_s16")
 def min_max_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     a, b = _gather(inputs[0], p, "in0"), _gather(inputs[1], p, "in1")
-    return (np.maximum(a, b) if p["is_max"] else np.minimum(a, b)).astype(np.int8).reshape(out_shape)
+    return clamp_int(np.maximum(a, b) if p["is_max"] else np.minimum(a, b), call.kernel).reshape(out_shape)
 
 
 @lowers(ops.Pad, "pad_s8")

@@ -21,6 +21,7 @@ typedef eq_add_s8_params_t eq_sub_s8_params_t;
 typedef eq_add_s8_params_t eq_add_s16_params_t;
 typedef eq_add_s8_params_t eq_sub_s16_params_t;
 typedef eq_add_s8_params_t eq_squared_difference_s8_params_t; /* left_shift 7; out_mult/out_shift may exceed 1 */
+typedef eq_add_s8_params_t eq_squared_difference_s16_params_t; /* left_shift 0 */
 
 /* out = x >= 0 ? x * m1 : x * alpha * m2 (x and alpha with their offsets), alpha a constant read through
  * broadcast strides like a second input. */
@@ -39,6 +40,8 @@ typedef struct {
     int32_t in1_s0, in1_s1, in1_s2, in1_s3;
     int32_t is_max; /* MAXIMUM, else MINIMUM */
 } eq_min_max_s8_params_t;
+
+typedef eq_min_max_s8_params_t eq_min_max_s16_params_t;
 
 typedef struct {
     int32_t d0, d1, d2, d3;
@@ -78,6 +81,9 @@ eq_status_t eq_squared_difference_s8(const eq_squared_difference_s8_params_t *p,
                                      int8_t *out);
 eq_status_t eq_prelu_s8(const eq_prelu_s8_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_min_max_s16(const eq_min_max_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
+eq_status_t eq_squared_difference_s16(const eq_squared_difference_s16_params_t *p, const int8_t *in0,
+                                      const int8_t *in1, int8_t *out);
 eq_status_t eq_add_s16(const eq_add_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_sub_s16(const eq_sub_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_mul_s16(const eq_mul_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
