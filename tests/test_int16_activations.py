@@ -261,7 +261,8 @@ def test_16x8_float_interface_through_edgeq_run(tmp_path):
 
     data = _converter_model(float_interface=True)
     graph = load_tflite(data, "m16f")
-    assert sum("moved to the caller" in n for n in graph.notes) == len(graph.inputs) + len(graph.outputs) == 7
+    assert sum("moved to the caller; the input is int16" in n for n in graph.notes) == len(graph.inputs) == 2
+    assert sum("moved to the caller; the output is int16" in n for n in graph.notes) == len(graph.outputs) == 5
     (tmp_path / "m16f.tflite").write_bytes(data)
     rng = np.random.default_rng(8)
     xs = [rng.uniform(-1.2, 1.2, (6, 1, 6, 6)).astype(np.float32) for _ in graph.inputs]

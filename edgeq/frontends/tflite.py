@@ -535,14 +535,16 @@ def _strip_boundary_conversions(graph: Graph) -> None:
             q = users[0]
             graph.inputs[i] = q.outputs[0]
             graph.ops.remove(q)
-            graph.notes.append(f"{q.name}: float input quantization moved to the caller; the input is int8")
+            graph.notes.append(f"{q.name}: float input quantization moved to the caller; the input is "
+                               f"{graph.t(q.outputs[0]).dtype}")
     producers = graph.producers()
     for i, name in enumerate(graph.outputs):
         op = producers.get(name)
         if isinstance(op, ops.Dequantize) and graph.t(op.inputs[0]).dtype in ("int8", "int16"):
             graph.outputs[i] = op.inputs[0]
             graph.ops.remove(op)
-            graph.notes.append(f"{op.name}: output dequantization moved to the caller; the output is int8")
+            graph.notes.append(f"{op.name}: output dequantization moved to the caller; the output is "
+                               f"{graph.t(op.inputs[0]).dtype}")
 
 
 def _drop_unused_tensors(graph: Graph) -> None:
