@@ -207,8 +207,9 @@ def test_batch_matmul_16x8():
     check_model(build(op_list), n=6, sample=_int16_with_extremes)
 
 
-def test_batch_matmul_16x8_refusals():
-    """An int16 lhs with an int8 rhs (TFLite Micro has no such kernel) is refused by name."""
+def test_16x8_refusals():
+    """An int16 lhs with an int8 rhs (TFLite Micro has no such kernel) is refused by name, and so is a constant
+    operand of an element-wise op (TFLite Micro runs those; edgeq's binary kernels take two activations)."""
     from edgeq.errors import EdgeqError
     from edgeq.frontends.tflite import load_tflite
     from edgeq.lowering import lower_graph
@@ -217,6 +218,11 @@ def test_batch_matmul_16x8_refusals():
     graph = load_tflite(build([Op("BATCH_MATMUL", [q16((2, 4), 0.001), rhs], [q16((2, 3), 0.01)],
                                   "BatchMatMulOptions", {}, version=4)]), "m")
     with pytest.raises(EdgeqError, match=r"BATCH_MATMUL\): an int16 lhs times a int8 rhs; TFLite Micro has no"):
+        lower_graph(graph)
+    # a constant operand of an element-wise op (tf.minimum(x, 6.0)) is still refused, naming the op
+    six = T((1,), "int16", 0.001, 0, np.array([6000], np.int16))
+    graph = load_tflite(build([Op("MINIMUM", [q16((2, 4), 0.001), six], [q16((2, 4), 0.001)], version=4)]), "m")
+    with pytest.raises(EdgeqError, match=r"\(MINIMUM\) has a constant operand .*both operands of MINIMUM"):
         lower_graph(graph)
 
 

@@ -54,7 +54,7 @@ def _binary_inputs(op: ops.Op, graph: Graph) -> list[str]:
         if graph.t(name).is_const:
             # Constant operands stay in flash: the lowering passes them as arrays instead of activations.
             raise EdgeqError(f"Operator {op.name} ({op.kind}) has a constant operand '{name}'; edgeq needs both "
-                             "operands of ADD/MUL to be activations in this version.")
+                             f"operands of {op.kind} to be activations in this version.")
     return list(op.inputs)
 
 
