@@ -186,7 +186,7 @@ def test_command_line_build_and_validate(tmp_path):
     assert proc.returncode == 0 and "32 of 32 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
 
 
-@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
+@pytest.mark.skipif(not all(shutil.which(tool) for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")),
                     reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
 @pytest.mark.parametrize("cell, board", [("LSTM", "qemu-mps2-an386"), ("GRU", "qemu-mps2-an500")])
 def test_power_of_two_on_emulated_board(tmp_path, cell, board):

@@ -66,6 +66,34 @@ def test_float_matches_torch(tmp_path, cell, layers, batch_first, bias, final):
         assert out.shape == ref.shape and np.abs(out - ref).max() <= 1e-4, (cell, np.abs(out - ref).max())
 
 
+class Crnn(nn.Module):
+    """A keyword-spotting shape: Conv1d over [1, channels, time], the frames to a recurrent layer, a Linear head."""
+
+    def __init__(self, cell: str, padding, stride: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(FEATURES, 12, 3, stride=stride, padding=padding, dilation=dilation)
+        self.rnn = getattr(nn, cell)(12, UNITS, batch_first=True)
+        self.head = nn.Linear(UNITS, 4)
+
+    def forward(self, x):
+        y, _ = self.rnn(torch.relu(self.conv(x)).permute(0, 2, 1))
+        return self.head(y.mean(1))
+
+
+@pytest.mark.parametrize("cell, padding, stride, dilation", [("LSTM", 1, 1, 1), ("GRU", "same", 1, 2),
+                                                              ("LSTM", 0, 2, 1)])
+def test_conv1d_front_end_matches_torch(tmp_path, cell, padding, stride, dilation):
+    torch.manual_seed(4)
+    model = Crnn(cell, padding, stride, dilation)
+    x = _sequence(True).permute(0, 2, 1).contiguous()  # [1, features, steps]
+    graph = load_model(save(model, x, tmp_path / "crnn.pt2"))
+    for seed in range(3):
+        x = _sequence(True, seed).permute(0, 2, 1).contiguous()
+        with torch.no_grad():
+            ref = model(x).numpy()
+        assert np.abs(run_float_graph(graph, [x.numpy()])[graph.outputs[0]] - ref).max() <= 1e-4
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_tagger_matches_torch_and_onnx_graph(tmp_path, cell):
     """The ONNX tests' model (two layers, a Linear head on h_n[-1]): from its .pt2 the float executor equals PyTorch,

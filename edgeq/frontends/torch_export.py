@@ -5,7 +5,9 @@ alongside. Each ATen call is rewritten here as the ONNX operator with the same m
 Conv, linear -> Gemm or MatMul+Add, batch_norm -> BatchNormalization, hardtanh -> Clip, view ->
 Reshape to the traced shape, ...), and the shared NCHW importer (nchw.py) does the rest, so a model
 gives the same IR from its .pt2 and from its ONNX export. Both the ATen set torch.export.export
-produces and the core ATen set of `run_decompositions()` are understood.
+produces and the core ATen set of `run_decompositions()` are understood, except nn.LSTM and nn.GRU: one
+aten.lstm / aten.gru call becomes one ONNX LSTM / GRU node per layer, and their decomposition (the cell unrolled over
+the time steps) is refused with a message asking for the program before it.
 
 torch is imported only when a .pt2 file is given.
 """
@@ -64,9 +66,10 @@ def supported_aten() -> list[str]:
     return sorted(methods + list(_UNARY) + list(_BINARY))
 
 
-def _pair(v) -> list[int]:
+def _pair(v, n: int = 2) -> list[int]:
+    """An int or list attribute as n ints (torch repeats a single one over the spatial axes)."""
     v = [int(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
-    return v * 2 if len(v) == 1 else v
+    return v * n if len(v) == 1 else v
 
 
 class _Reader:
@@ -223,22 +226,25 @@ class _Reader:
     def _aten_conv2d(self, node, a):
         self._conv(node, a)
 
+    _aten_conv1d = _aten_conv2d  # a CRNN's front end; the importer takes ONNX's 1-D Conv
+
     def _conv(self, node, a):
         w = self.consts.get(a["weight"].name)
         padding = a["padding"]
-        kernel = list(w.shape[2:]) if w is not None else [1, 1]
-        dil = _pair(a["dilation"])
+        n = len(self.shapes[a["input"].name]) - 2  # spatial axes
+        kernel = list(w.shape[2:]) if w is not None else [1] * n
+        dil = _pair(a["dilation"], n)
         if isinstance(padding, str):
             if padding == "valid":
-                pads = [0, 0, 0, 0]
+                pads = [0] * 2 * n
             else:  # "same": PyTorch puts the odd extra pixel at the end
                 total = [d * (k - 1) for d, k in zip(dil, kernel)]
                 pads = [t // 2 for t in total] + [t - t // 2 for t in total]
         else:
-            p = _pair(padding)
+            p = _pair(padding, n)
             pads = p + p
         self._emit(node.name, "Conv", [a["input"].name, a["weight"].name, self._arg(a["bias"], node.name)],
-                   strides=_pair(a["stride"]), pads=pads, dilations=dil, group=int(a["groups"]))
+                   strides=_pair(a["stride"], n), pads=pads, dilations=dil, group=int(a["groups"]))
 
     def _aten_batch_norm(self, node, a):
         if a["training"]:
