@@ -232,7 +232,8 @@ def test_power_of_two_golden_equals_host_c_across_invokes_and_reset(name, tmp_pa
     reference = run_float_batch(graph, xs)[graph.outputs[0]].reshape(HELD_OUT, -1).astype(np.float64)
     noise = np.sum((reference - dequantize(golden, q.t(q.outputs[0]).quant)) ** 2)
     sqnr = 10 * np.log10(np.sum(reference ** 2) / noise)
-    print(f"{name}: output SQNR {sqnr:.1f} dB on {HELD_OUT} held-out invokes (calibration {result.summary.output_sqnr_db:.1f} dB)")
+    print(f"{name}: output SQNR {sqnr:.1f} dB on {HELD_OUT} held-out invokes "
+          f"(calibration {result.summary.output_sqnr_db:.1f} dB)")
     assert sqnr > 25, sqnr
 
 

@@ -42,13 +42,17 @@ def int16_scale(max_abs: float) -> float:
     return 2.0 ** -math.floor(math.log2(INT16_LEVELS / max_abs)) if max_abs > 0 else 2.0 ** -15
 
 
+def _unclipped(st: TensorStats):
+    """The int8 power-of-two grid that holds every value in st (unsigned when none is negative)."""
+    from edgeq.quant.pot import choose_exponent
+
+    return choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0, clip=False)
+
+
 def hold_range(g: Graph, name: str, stats: dict[str, TensorStats], report: dict) -> None:
     """An activation that is a state too (an LSTM's output is its hidden state) on the grid that clips nothing
     calibration saw, rather than the least squared error's, which may clip the tail."""
-    from edgeq.quant.pot import choose_exponent
-
-    st = stats[name]
-    c = choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0, clip=False)
+    c = _unclipped(stats[name])
     g.t(name).quant = Quant([c.scale], [c.zero_point])
     report[name].update(exponent=c.exponent, zero_point=c.zero_point, mse=c.mse)
 
@@ -71,13 +75,11 @@ def quantize_state_op(g: Graph, op: ops.Op, stats: dict[str, TensorStats], repor
 def _variable(g: Graph, name: str, stats: dict[str, TensorStats], report: dict):
     """A resource variable in int8 at a power of two that holds every value it took (unsigned when none was
     negative, as activations are), its initial value rounded onto that grid."""
-    from edgeq.quant.pot import choose_exponent
-
     state = g.states[name]
-    if state.quant is not None:
+    if state.dtype != "float32":  # quantized at its first READ_VARIABLE or ASSIGN_VARIABLE
         return state
     st = state_range(g, name, stats)
-    c = choose_exponent(st.values, st.max_abs if st.min < 0 else st.max, unsigned=st.min >= 0, clip=False)
+    c = _unclipped(st)
     state.quant = Quant([c.scale], [c.zero_point])
     init = np.asarray(state.data, np.float64)
     state.data = np.clip(np.round(init / c.scale) + c.zero_point, -128, 127).astype(np.int8)
