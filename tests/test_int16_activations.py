@@ -174,6 +174,21 @@ def test_squared_difference_16x8():
     check_model(build(op_list), n=6, sample=_int16_with_extremes)
 
 
+def test_prelu_16x8():
+    """int16 input and output with an int8 alpha (TFLite Micro's only 16x8 PRELU): alpha per channel, scalar and
+    broadcast over several axes, with zero points, slopes above 1 and negative ones, outputs finer and coarser."""
+    rng = np.random.default_rng(13)
+    op_list = []
+    for (x_shape, a_shape), (s_x, s_a, zp_a, s_y) in zip(
+            [((1, 4, 5, 3), (3,)), ((2, 7), (1,)), ((1, 3, 4, 6), (1, 1, 6)), ((3, 4, 5), (4, 5)),
+             ((2, 2, 2, 2), (2, 1, 2)), ((5, 8), (8,))],
+            [(0.001, 0.01, 0, 0.001), (0.002, 0.004, -20, 0.0007), (0.0005, 0.02, 100, 0.003), (0.01, 0.05, -128, 0.02),
+             (2**-12, 2**-6, 3, 2**-10), (0.003, 0.001, 0, 0.0001)]):
+        alpha = T(a_shape, "int8", s_a, zp_a, rng.integers(-128, 128, a_shape).astype(np.int8))
+        op_list.append(Op("PRELU", [q16(x_shape, s_x), alpha], [q16(x_shape, s_y)], version=1))
+    check_model(build(op_list), n=6, sample=_int16_with_extremes)
+
+
 def _batch_matmul16(rng, a_shape, b_shape, adj_x, adj_y, const_rhs, fill=1.0, scales=(0.002, 0.003)):
     """One 16x8 BATCH_MATMUL whose output scale makes random full-range operands' products spread over `fill`
     times the int16 range at three standard deviations (fill > 1 saturates)."""
@@ -208,8 +223,9 @@ def test_batch_matmul_16x8():
 
 
 def test_16x8_refusals():
-    """An int16 lhs with an int8 rhs (TFLite Micro has no such kernel) is refused by name, and so is a constant
-    operand of an element-wise op (TFLite Micro runs those; edgeq's binary kernels take two activations)."""
+    """An int16 BATCH_MATMUL lhs with an int8 rhs and an int16 PRELU with an int16 alpha (TFLite Micro has neither
+    kernel) are refused by name, and so is a constant operand of an element-wise op (TFLite Micro runs those;
+    edgeq's binary kernels take two activations)."""
     from edgeq.errors import EdgeqError
     from edgeq.frontends.tflite import load_tflite
     from edgeq.lowering import lower_graph
@@ -218,6 +234,10 @@ def test_16x8_refusals():
     graph = load_tflite(build([Op("BATCH_MATMUL", [q16((2, 4), 0.001), rhs], [q16((2, 3), 0.01)],
                                   "BatchMatMulOptions", {}, version=4)]), "m")
     with pytest.raises(EdgeqError, match=r"BATCH_MATMUL\): an int16 lhs times a int8 rhs; TFLite Micro has no"):
+        lower_graph(graph)
+    alpha16 = T((4,), "int16", 0.01, 0, np.ones(4, np.int16))
+    graph = load_tflite(build([Op("PRELU", [q16((2, 4), 0.001), alpha16], [q16((2, 4), 0.001)], version=1)]), "m")
+    with pytest.raises(EdgeqError, match=r"PRELU\): an int16 input with a int16 alpha; TFLite Micro has no such"):
         lower_graph(graph)
     # a constant operand of an element-wise op (tf.minimum(x, 6.0)) is still refused, naming the op
     six = T((1,), "int16", 0.001, 0, np.array([6000], np.int16))

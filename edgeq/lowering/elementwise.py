@@ -186,11 +186,16 @@ def squared_difference_s8(call: KernelCall, inputs: list[np.ndarray], out_shape)
     return clamp_int(raw, call.kernel, p["act_min"], p["act_max"]).reshape(out_shape)
 
 
-@lowers(ops.Prelu, "prelu_s8")
+@lowers(ops.Prelu, "prelu_s8", "prelu_s16")
 def lower_prelu(op: ops.Prelu, graph: Graph) -> KernelCall:
-    """TFLM's CalculatePreluParams and BroadcastPrelu4DSlow; alpha is a constant in flash."""
-    require_int8(op, graph, op.inputs + op.outputs)
+    """TFLM's CalculatePreluParams and BroadcastPrelu4DSlow; alpha is a constant in flash, int8 also when the
+    input and output are a 16x8 model's int16 (TFLite Micro takes no other alpha there)."""
+    kind = variant(op, graph, [op.inputs[0], op.outputs[0]])
     x, alpha, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if kind == "s16" and alpha.dtype != "int8":
+        raise EdgeqError(f"Operator {op.name} (PRELU): an int16 input with a {alpha.dtype} alpha; TFLite Micro has no "
+                         "such kernel (its 16x8 PRELU takes an int8 alpha), so edgeq has none either.")
+    require_int8(op, graph, [op.inputs[1]])
     if x.is_const or not alpha.is_const or not alpha.quant.per_tensor:
         raise EdgeqError(f"Operator {op.name} (PRELU): edgeq needs an activation input and a constant alpha with "
                          "one scale; this model has them otherwise.")
@@ -199,18 +204,19 @@ def lower_prelu(op: ops.Prelu, graph: Graph) -> KernelCall:
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -x.quant.zp, "in1_offset": -alpha.quant.zp, "output_offset": y.quant.zp,
                    "out_mult1": m1, "out_shift1": s1, "out_mult2": m2, "out_shift2": s2})
-    return KernelCall(op.name, "prelu_s8", [op.inputs[0]], list(op.outputs), params,
+    return KernelCall(op.name, f"prelu_{kind}", [op.inputs[0]], list(op.outputs), params,
                       {"alpha": alpha.data.astype(np.int8).reshape(-1)})
 
 
 @kernel("prelu_s8")
+@kernel("prelu_s16")
 def prelu_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     p = call.params
     x = _gather(inputs[0], p, "in0") + p["in0_offset"]
     a = _gather(call.arrays["alpha"], p, "in1") + p["in1_offset"]
     pos = multiply_by_quantized_multiplier(x, p["out_mult1"], p["out_shift1"])
     neg = multiply_by_quantized_multiplier(wrap32(x * a), p["out_mult2"], p["out_shift2"])
-    return clamp_s8(np.where(x >= 0, pos, neg) + p["output_offset"]).reshape(out_shape)
+    return clamp_int(np.where(x >= 0, pos, neg) + p["output_offset"], call.kernel).reshape(out_shape)
 
 
 @lowers(ops.Maximum, "min_max_s8", "min_max_s16")

@@ -34,6 +34,8 @@ typedef struct {
     const int8_t *alpha;
 } eq_prelu_s8_params_t;
 
+typedef eq_prelu_s8_params_t eq_prelu_s16_params_t; /* int16 input and output, int8 alpha, as TFLite Micro has it */
+
 typedef struct {
     int32_t d0, d1, d2, d3;
     int32_t in0_s0, in0_s1, in0_s2, in0_s3;
@@ -80,6 +82,7 @@ eq_status_t eq_sub_s8(const eq_sub_s8_params_t *p, const int8_t *in0, const int8
 eq_status_t eq_squared_difference_s8(const eq_squared_difference_s8_params_t *p, const int8_t *in0, const int8_t *in1,
                                      int8_t *out);
 eq_status_t eq_prelu_s8(const eq_prelu_s8_params_t *p, const int8_t *in, int8_t *out);
+eq_status_t eq_prelu_s16(const eq_prelu_s16_params_t *p, const int8_t *in, int8_t *out);
 eq_status_t eq_min_max_s8(const eq_min_max_s8_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_min_max_s16(const eq_min_max_s16_params_t *p, const int8_t *in0, const int8_t *in1, int8_t *out);
 eq_status_t eq_squared_difference_s16(const eq_squared_difference_s16_params_t *p, const int8_t *in0,
