@@ -176,6 +176,19 @@ def test_initial_state_and_batch_refused(tmp_path):
                                                                torch.cat([x, x], 1))
 
 
+class Filled(nn.Module):
+    def forward(self, x):
+        index = torch.full((2,), 1, dtype=torch.long)
+        return torch.index_select(x, 1, index) + torch.full((1, 2, FEATURES), 0.5) + torch.zeros(1, 2, FEATURES)
+
+
+def test_constants_made_in_forward(tmp_path):
+    """aten.full and aten.zeros (an nn.LSTM's initial state) become constants: a Gather's indices, two addends."""
+    x = _sequence(False)[:4].reshape(1, 4, FEATURES)
+    graph = load_model(save(Filled(), x, tmp_path / "filled.pt2"))
+    np.testing.assert_allclose(run_float_graph(graph, [x.numpy()])[graph.outputs[0]], Filled()(x).numpy(), atol=1e-6)
+
+
 def test_unrolled_program_refused(tmp_path):
     """run_decompositions() writes an LSTM as its time steps; edgeq asks for the program before that."""
     model = Sequence(nn.LSTM(FEATURES, UNITS)).eval()

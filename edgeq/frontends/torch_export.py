@@ -489,11 +489,13 @@ class _Reader:
 
     # recurrent layers: nn.LSTM and nn.GRU export as one aten.lstm / aten.gru call for all their layers
 
-    def _aten_zeros(self, node, a):
-        self.consts[node.name] = np.zeros([int(d) for d in a["size"]], np.float32)
-
     def _aten_full(self, node, a):
-        self.consts[node.name] = np.full([int(d) for d in a["size"]], float(a["fill_value"]), np.float32)
+        import torch
+
+        value = a.get("fill_value", 0)
+        self.consts[node.name] = torch.full([int(d) for d in a["size"]], value, dtype=node.meta["val"].dtype).numpy()
+
+    _aten_zeros = _aten_full  # an LSTM's or GRU's initial state
 
     def _aten_lstm(self, node, a):
         # torch's gates i, f, g, o in ONNX's order i, o, f, c
