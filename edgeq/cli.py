@@ -20,8 +20,9 @@ def _load(model: str):
     return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
 
 
-_QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "input_zero_point", "bias_absorption", "pool_as_mean",
-                 "data_free", "input_range", "resize", "cv_folds", "mixed_precision", "max_arena")
+_QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "weight_scales", "input_zero_point", "bias_absorption",
+                 "pool_as_mean", "data_free", "input_range", "resize", "cv_folds", "mixed_precision", "max_arena",
+                 "max_latency")
 
 
 def _calibration_options(fn):
@@ -55,6 +56,10 @@ def _calibration_options(fn):
                       help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, adaptive "
                            "(AdaRound: learned up/down per weight; slower), or to the nearest step (always so with "
                            "--data-free).")(fn)
+    fn = click.option("--weight-scales", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
+                      show_default=True,
+                      help="One power-of-two weight scale per output channel (each layer's rescale is then a shift "
+                           "per channel) or one per tensor.")(fn)
     fn = click.option("--input-zero-point/--no-input-zero-point", default=True, show_default=True,
                       help="Let the model's input take a zero point beside its power-of-two scale when that "
                            "quantizes it better (inputs read by conv/fully-connected layers only).")(fn)
@@ -66,6 +71,9 @@ def _calibration_options(fn):
                            "as the arena stays within --max-arena.")(fn)
     fn = click.option("--max-arena", type=click.IntRange(min=1), metavar="BYTES",
                       help="--mixed-precision: the arena budget in bytes (edgeq's memory planner).")(fn)
+    fn = click.option("--max-latency", type=click.IntRange(min=1), metavar="INSTRUCTIONS",
+                      help="--mixed-precision, edgeq build: the latency budget, instructions per inference on the "
+                           "board's emulated core (each layer measured with int8 and int16 activations).")(fn)
     fn = click.option("--pool-as-mean/--no-pool-as-mean", default=True, show_default=True,
                       help="Quantize global average pools as MEAN, so their output gets its own scale (int8 "
                            "AVERAGE_POOL_2D keeps its input's).")(fn)
@@ -162,8 +170,9 @@ def build(model, board, out_dir, quant, calib, quant_options, report_path, lib, 
     quant = quant or ("keep" if graph.is_integer else "pot")
     if quant == "pot":
         from edgeq.quant.driver import quantize
-        from edgeq.quant.mixed import board_arena
-        result = quantize(graph, calib, quant_options, click.echo, board_arena(b, kernels))
+        from edgeq.quant.mixed import board_arena, board_latency
+        latency_of = board_latency(b, kernels, click.echo) if quant_options.max_latency is not None else None
+        result = quantize(graph, calib, quant_options, click.echo, board_arena(b, kernels), latency_of)
         graph = result.graph
         if report_path:
             from edgeq.quant.report import build_report, write_html
@@ -234,7 +243,9 @@ def quantize_cmd(model, calib, quant_options, out_dir, tflite_path):
     click.echo(f"{'tensor':<60} {'kind':<10} {'scale':>8} {'zp':>5} {'SQNR dB':>8}")
     for name, c in report["tensors"].items():
         q = f"{c['sqnr_db']:8.1f}" if c.get("sqnr_db") is not None else "       -"
-        click.echo(f"{name[-60:]:<60} {c['kind']:<10} {'2^-' + str(c['exponent']):>8} {c.get('zero_point', 0):>5} {q}")
+        scale = f"2^-{c['exponent']}" + (f"..{c['max_exponent']}" if c.get("max_exponent", c["exponent"]) !=
+                                         c["exponent"] else "")  # per-channel weights: coarsest..finest
+        click.echo(f"{name[-60:]:<60} {c['kind']:<10} {scale:>8} {c.get('zero_point', 0):>5} {q}")
     click.echo(f"wrote {out / 'quant_report.json'} and {out / 'quant_report.html'}")
     if tflite_path:
         Path(tflite_path).write_bytes(tflite_bytes)

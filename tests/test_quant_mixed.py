@@ -1,5 +1,5 @@
-"""Mixed int8/int16 power-of-two activations under an arena budget (issue 15, item 3): the choice, the budget
-in model.json, and bit-exact builds on the host and on an emulated Cortex-M7."""
+"""Mixed int8/int16 power-of-two activations under an arena or latency budget (issue 15, item 3): the choice, the
+budget in model.json, and bit-exact builds on the host and on an emulated Cortex-M7."""
 from __future__ import annotations
 
 import json
@@ -37,12 +37,12 @@ def residual_model(tmp_path_factory):
     return path, root
 
 
-def _quantize(path, root, **options):
+def _quantize(path, root, latency_of=None, **options):
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.quant.driver import QuantOptions, quantize
 
     return quantize(load_tflite_file(path), root / "calib.npz", QuantOptions(equalization="off", **options),
-                    echo=lambda *_: None)
+                    echo=lambda *_: None, latency_of=latency_of)
 
 
 def test_choice_within_budget_and_more_accurate(residual_model):
@@ -74,10 +74,17 @@ def test_options_refused_with_reason(residual_model, tmp_path):
     from edgeq.quant.mixed import arena_bytes
 
     path, root = residual_model
-    with pytest.raises(EdgeqError, match="go together"):
+    with pytest.raises(EdgeqError, match="goes with a budget"):
         _quantize(path, root, mixed_precision=True)
-    with pytest.raises(EdgeqError, match="go together"):
+    with pytest.raises(EdgeqError, match="goes with a budget"):
         _quantize(path, root, max_arena=10_000)
+    with pytest.raises(EdgeqError, match="goes with a budget"):
+        _quantize(path, root, max_latency=10_000)
+    with pytest.raises(EdgeqError, match="give it to `edgeq build` with --board"):
+        _quantize(path, root, mixed_precision=True, max_latency=10_000)
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--mixed-precision",
+                 "--max-latency", 10_000, "-o", tmp_path / "h")
+    assert proc.returncode != 0 and "host has none" in proc.stderr and "Traceback" not in proc.stderr
     a8 = arena_bytes(_quantize(path, root).graph)
     with pytest.raises(EdgeqError, match=f"below the {a8} B arena"):
         _quantize(path, root, mixed_precision=True, max_arena=a8 - 1)
@@ -123,3 +130,39 @@ def test_emulated_board_bit_exact(residual_model, tmp_path):
     path, root = residual_model
     _build_and_validate(path, root, tmp_path / "m7", int(arena_bytes(_quantize(path, root).graph) * 1.5),
                         "--board", "qemu-mps2-an500", "--kernels", "ref")
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")),
+                    reason="needs arm-none-eabi-gcc, cmake and qemu-system-arm")
+def test_latency_budget_on_emulated_board(residual_model, tmp_path, monkeypatch):
+    """--max-latency: the choice's latency, measured on the emulated Cortex-M7, stays within the budget; a budget
+    between the int8 and the all-int16 latency widens some tensors, the most sensitive first; one below the int8
+    latency is refused with the figure; the build reports the measured count and is bit-exact over the serial link."""
+    from edgeq.quant.mixed import board_latency, candidates, widen
+    from edgeq.targets.boards import get_board
+
+    monkeypatch.setenv("EDGEQ_CACHE", str(tmp_path / "cache"))
+    path, root = residual_model
+    latency_of = board_latency(get_board("qemu-mps2-an500"), "ref")
+    plain = _quantize(path, root)
+    l8 = sum(latency_of(plain.graph).values())
+    l16 = sum(latency_of(widen(plain.graph, set(candidates(plain.graph)))).values())
+    assert l16 > l8 > 0
+    budget = (l8 + l16) // 2
+    info = _quantize(path, root, mixed_precision=True, max_latency=budget, latency_of=latency_of) \
+        .summary.mixed_precision
+    # the kernels' work depends a little on the values, which rounding and bias correction change
+    assert abs(info["int8_latency"] - l8) < 1e-3 * l8 and info["latency"] <= budget, info
+    with pytest.raises(EdgeqError, match=f"below the {info['int8_latency']:,} instructions"):
+        _quantize(path, root, mixed_precision=True, max_latency=info["int8_latency"] - 1, latency_of=latency_of)
+    assert 0 < len(info["int16_tensors"]) < len(candidates(plain.graph)), info
+    assert abs(info["estimated_latency"] - info["latency"]) < 0.05 * info["latency"], info
+    assert max(info["sensitivity"], key=info["sensitivity"].get) in info["int16_tensors"]
+    out = tmp_path / "m7"
+    proc = edgeq("build", path, "--board", "qemu-mps2-an500", "--kernels", "ref", "--calib", root / "calib.npz",
+                 "--equalization", "off", "--mixed-precision", "--max-latency", budget, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    notes = json.loads((out / "model.json").read_text())["notes"]
+    assert any(f"within --max-latency {budget:,} instructions" in n and "instructions measured" in n for n in notes)
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "24 of 24 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr

@@ -284,21 +284,46 @@ def test_high_bias_absorption_keeps_the_function_and_shrinks_ranges(tmp_path):
 
 
 def test_error_compensating_rounding(digits_float, branchy_float, tmp_path):
-    """--rounding gptq (the default) keeps the power-of-two scales, raises the output SQNR over nearest
-    rounding, and builds host C bit-exact with the executor; so does --rounding nearest."""
+    """--rounding gptq (the default) keeps the power-of-two scales, lowers each layer's output error against
+    nearest rounding (per-channel and per-tensor scales), with per-tensor scales raises the models' output SQNR,
+    and builds host C bit-exact with the executor; so does --rounding nearest."""
     from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.ir import ops
+    from edgeq.lowering.conv import _float_patches
     from edgeq.quant.driver import QuantOptions, quantize
+    from edgeq.quant.rounding import round_layer
 
+    rng = np.random.default_rng(1)
+    # correlated channels and neighbouring pixels, as in real feature maps (independent inputs leave GPTQ nothing)
+    x = np.cumsum(np.cumsum(rng.normal(size=(40, 6, 6, 18)), axis=1), axis=2) @ rng.normal(size=(18, 18)) * 0.1
+    patches = _float_patches(x, ops.Conv2D("c", [], []), (3, 3), (40, 4, 4, 18)).reshape(-1, 9, 18)
+    layers = {"fc": (ops.FullyConnected("fc", [], []), (40, 12), (12, 6 * 6 * 18), 0,
+                     lambda d: x.reshape(len(x), -1) @ d.T),
+              "conv": (ops.Conv2D("conv", [], []), (40, 4, 4, 12), (12, 3, 3, 18), 0,
+                       lambda d: patches.reshape(len(patches), -1) @ d.reshape(len(d), -1).T),
+              "depthwise": (ops.DepthwiseConv2D("dw", [], []), (40, 4, 4, 18), (1, 3, 3, 18), 3,
+                            lambda d: np.einsum("rkc,kc->rc", patches, d.reshape(9, 18)))}
+    for name, (op, out_shape, shape, axis, linear) in layers.items():
+        per = [1] * len(shape)
+        per[axis] = -1
+        w = rng.normal(size=shape) * rng.uniform(0.05, 2, shape[axis]).reshape(per)  # channels of unlike ranges
+        for steps in (np.array([2.0 ** -5]), 2.0 ** -rng.integers(4, 8, shape[axis]).astype(float)):
+            q_gptq = round_layer(op, w, steps, [x], out_shape).astype(float)
+            q_nearest = np.clip(np.round(w / steps.reshape(per)), -127, 127)
+            gptq_error, nearest_error = (np.sum(linear(w - q * steps.reshape(per)) ** 2) for q in (q_gptq, q_nearest))
+            assert gptq_error < 0.8 * nearest_error, (name, steps.size, gptq_error, nearest_error)
     for path, root in (digits_float, branchy_float):
         graph = load_tflite_file(path)
-        nearest = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest"), echo=lambda *a: None)
-        gptq = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "gptq"), echo=lambda *a: None)
+        options = QuantOptions("off", "off", "nearest", weight_scales="per-tensor")
+        nearest = quantize(graph, root / "calib.npz", options, echo=lambda *a: None)
+        gptq = quantize(graph, root / "calib.npz", replace(options, rounding="gptq"), echo=lambda *a: None)
         assert gptq.summary.rounding == "gptq"
         assert gptq.summary.output_sqnr_db > nearest.summary.output_sqnr_db, \
             (nearest.summary.output_sqnr_db, gptq.summary.output_sqnr_db)
         for a, b in zip(nearest.graph.ops, gptq.graph.ops):
             if a.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
-                assert nearest.graph.t(a.inputs[1]).quant.s == gptq.graph.t(b.inputs[1]).quant.s
+                np.testing.assert_array_equal(nearest.graph.t(a.inputs[1]).quant.scale,
+                                              gptq.graph.t(b.inputs[1]).quant.scale)
     path, root = branchy_float
     out = tmp_path / "nearest"
     proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--rounding", "nearest", "-o", out)

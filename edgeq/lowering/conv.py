@@ -27,12 +27,13 @@ def _requant_mode(graph: Graph) -> str:
 
 
 def _rescale_arrays(op: ops.Op, graph: Graph, channels: int, kind: str) -> dict[str, np.ndarray]:
-    """out_mult/out_shift per channel (TFLite), or out_shift alone for a power-of-two graph's int8 layers (its
-    int16 layers run TFLite's 16x8 kernels, whose multiplier is then 0.5: a rounding shift done by a multiply)."""
+    """out_mult/out_shift per channel (TFLite), or out_shift alone, per channel, for a power-of-two graph's int8
+    layers (its int16 layers run TFLite's 16x8 kernels, whose multiplier is then 0.5: a rounding shift done by a
+    multiply)."""
     if graph.requant == "shift" and kind == "s8":
         x, w, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
-        return {"out_shift": np.full(channels, pot_shift(float(x.quant.s) * float(w.quant.s), y.quant.s, op),
-                                     np.int32)}
+        shifts = [pot_shift(float(x.quant.s) * float(s), y.quant.s, op) for s in w.quant.scale]
+        return {"out_shift": np.broadcast_to(np.array(shifts, np.int32), (channels,)).copy()}
     mult, shift = _per_channel_multipliers(op, graph, channels)
     return {"out_mult": mult, "out_shift": shift}
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from edgeq.ir import ops
 from edgeq.lowering.conv import _float_patches
+from edgeq.quant.rounding import layer_steps, plain_rounding
 
 ZETA, GAMMA = 1.1, -0.1  # the rectified sigmoid's stretch
 ITERATIONS = 1000
@@ -30,8 +31,9 @@ def _h(v: np.ndarray) -> np.ndarray:
     return np.clip(1 / (1 + np.exp(-v)) * (ZETA - GAMMA) + GAMMA, 0, 1)
 
 
-def _optimise(w: np.ndarray, hqq: np.ndarray, hfq: np.ndarray, step: float, qmax: int = 127) -> np.ndarray:
-    """w [B, O, K] float weights; hqq = E[x~ x~^T], hfq = E[x x~^T], [B, K, K]. Integer weights [B, O, K]."""
+def _optimise(w: np.ndarray, hqq: np.ndarray, hfq: np.ndarray, step: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """w [B, O, K] float weights, step [B, O, 1]; hqq = E[x~ x~^T], hfq = E[x x~^T], [B, K, K]. Integer weights
+    [B, O, K]."""
     scale = np.mean(np.diagonal(hqq, axis1=1, axis2=2), axis=1)[:, None, None] + 1e-30  # inputs in their own units
     # damped as GPTQ damps H: with fewer input rows than weights per row (fully connected layers on 64
     # samples) the undamped error can be fitted exactly, and held-out error rises
@@ -72,12 +74,13 @@ def _moments(xf: np.ndarray, xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xq.T @ xq / len(xq), xf.T @ xq / len(xq)
 
 
-def round_layer(op: ops.Op, w_float: np.ndarray, step: float, float_inputs: list[np.ndarray],
+def round_layer(op: ops.Op, w_float: np.ndarray, steps: np.ndarray, float_inputs: list[np.ndarray],
                 inputs: list[np.ndarray], out_shape) -> np.ndarray:
-    """The int8 weights of a conv/depthwise/FC layer with scale `step`: w_float against the layer's float
-    inputs and its real (dequantized) quantized inputs, sample by sample."""
+    """The int8 weights of a conv/depthwise/FC layer with scales `steps` (per tensor or per output channel): w_float
+    against the layer's float inputs and its real (dequantized) quantized inputs, sample by sample."""
     rng = np.random.default_rng(0)
     w_float = w_float.astype(np.float64)
+    step = layer_steps(op, steps, w_float)
     if isinstance(op, ops.FullyConnected):
         k = w_float.shape[1]
         xq = np.concatenate([v.reshape(-1, k) for v in inputs]).astype(np.float64)
@@ -103,7 +106,7 @@ def round_layer(op: ops.Op, w_float: np.ndarray, step: float, float_inputs: list
         q = _optimise(w, hqq, hfq, step)[:, 0, :]
         return q.T.reshape(1, kh, kw, -1).astype(np.int8)
     if w_float.shape[3] != pq.shape[-1]:  # grouped convolution: plain rounding
-        return np.clip(np.round(w_float / step), -127, 127).astype(np.int8)
+        return plain_rounding(op, w_float, steps)
     hqq, hfq = _moments(pf.reshape(len(pf), -1), pq.reshape(len(pq), -1))
     q = _optimise(w_float.reshape(w_float.shape[0], -1)[None], hqq[None], hfq[None], step)[0]
     return q.reshape(w_float.shape).astype(np.int8)

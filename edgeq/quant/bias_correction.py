@@ -15,7 +15,7 @@ import numpy as np
 from edgeq.ir import Graph, ops
 from edgeq.lowering import lower, run_float, run_kernel
 from edgeq.lowering.common import float_activation
-from edgeq.quant.pot import dequantize, quantize_sample
+from edgeq.quant.pot import dequantize, per_channel, quantize_sample
 
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
 ROUNDING_SAMPLES = 16  # samples whose inputs define each layer's H for error-compensating rounding
@@ -139,18 +139,19 @@ def _correct_layer(op, chunks: _Chunks, fargs, pre_fs, qins, correct: bool, roun
     x_t = qgraph.t(op.inputs[0])
     if rounding == "gptq" and fargs:
         from edgeq.quant.rounding import round_layer
-        w.data = round_layer(op, np.asarray(fargs[0][1], np.float64), float(w.quant.s),
+        w.data = round_layer(op, np.asarray(fargs[0][1], np.float64), w.quant.scale,
                              [_dequantize(q_in, x_t) for q_in in chunks.first(qins, ROUNDING_SAMPLES)],
                              qgraph.t(op.outputs[0]).shape)
     elif rounding == "adaround" and fargs:
         from edgeq.quant.adaround import round_layer as adaround_layer
-        w.data = adaround_layer(op, np.asarray(fargs[0][1], np.float64), float(w.quant.s),
+        w.data = adaround_layer(op, np.asarray(fargs[0][1], np.float64), w.quant.scale,
                                 [np.asarray(a[0], np.float64) for a in fargs], [_dequantize(q, x_t) for q in qins],
                                 qgraph.t(op.outputs[0]).shape)
     if not correct:
         return 0.0
-    w_real = (w.data.astype(np.float64) * w.quant.s).astype(np.float32)
-    b_real = (b.data.astype(np.float64) * b.quant.s).astype(np.float32)
+    w_real = (w.data.astype(np.float64) * per_channel(w.quant.scale, op, w.data.ndim)).astype(np.float32)
+    b_scale = b.quant.scale.astype(np.float64)  # per channel with the weights
+    b_real = (b.data.astype(np.float64) * b_scale).astype(np.float32)
     diff, rows = 0.0, 0
     for k, (q_in, pre_f) in enumerate(zip(qins, pre_fs)):
         pre_q = run_float(linear_q, chunks.qgraph(k), [_dequantize(q_in, x_t), w_real, b_real])
@@ -158,5 +159,5 @@ def _correct_layer(op, chunks: _Chunks, fargs, pre_fs, qins, correct: bool, roun
         diff, rows = diff + delta.sum(axis=0), rows + len(delta)
     error = diff / rows
     top = 2**31 - 1 if b.data.dtype == np.int32 else 2**62  # int64: a layer on int16 activations (quant.mixed)
-    b.data = np.clip(np.round((b_real - error) / b.quant.s), -top - 1, top).astype(b.data.dtype)
+    b.data = np.clip(np.round((b_real - error) / b_scale), -top - 1, top).astype(b.data.dtype)
     return float(np.abs(error).max(initial=0.0) / qgraph.t(op.outputs[0]).quant.s)

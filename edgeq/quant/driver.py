@@ -23,6 +23,7 @@ from edgeq.ir import Graph
 EQUALIZATION = ("auto", "on", "off")
 BIAS_CORRECTION = ("empirical", "analytic", "off")
 ROUNDING = ("gptq", "adaround", "nearest")
+WEIGHT_SCALES = ("per-channel", "per-tensor")
 RESIZE = ("stretch", "center-crop")
 SELECTION_RULE = ("the candidate with the highest output SQNR against the float model on the calibration data "
                   "(every model, classifier or not); equal SQNRs keep the first candidate (equalization off)")
@@ -34,6 +35,7 @@ class QuantOptions:
     equalization: str = "auto"  # on, off, or auto: both, kept by SELECTION_RULE
     bias_correction: str = "empirical"  # empirical (edgeq.quant.bias_correction), analytic, off
     rounding: str = "gptq"  # gptq (edgeq.quant.rounding), adaround (edgeq.quant.adaround), nearest
+    weight_scales: str = "per-channel"  # a power-of-two weight scale per output channel, or per-tensor
     input_zero_point: bool = True  # the graph input may be asymmetric (a zero point beside its 2^-n scale)
     bias_absorption: bool = True  # edgeq.passes.bias_absorption, where exact
     pool_as_mean: bool = True  # edgeq.passes.global_pool
@@ -41,21 +43,26 @@ class QuantOptions:
     input_range: str | None = None  # "LO,HI": data-free inputs, and image folders' pixel mapping
     resize: str = "stretch"  # image folders: stretch or center-crop
     cv_folds: int = 0  # > 1: k-fold cross-validation of the kept variant on the calibration data
-    mixed_precision: bool = False  # int16 activations where most sensitive, within max_arena (edgeq.quant.mixed)
+    mixed_precision: bool = False  # int16 activations where most sensitive, within the budgets (edgeq.quant.mixed)
     max_arena: int | None = None  # bytes; the arena budget of mixed_precision
+    max_latency: int | None = None  # instructions on the board's emulated core; the latency budget of mixed_precision
 
     def checked(self) -> "QuantOptions":
         for name, allowed in (("equalization", EQUALIZATION), ("bias_correction", BIAS_CORRECTION),
-                              ("rounding", ROUNDING), ("resize", RESIZE)):
+                              ("rounding", ROUNDING), ("weight_scales", WEIGHT_SCALES), ("resize", RESIZE)):
             if getattr(self, name) not in allowed:
                 raise EdgeqError(f"Unknown --{name.replace('_', '-')} '{getattr(self, name)}'; choose one of "
                                  f"{', '.join(allowed)}.")
-        if self.mixed_precision != (self.max_arena is not None):
-            raise EdgeqError("--mixed-precision and --max-arena BYTES go together: mixed precision spends the arena "
-                             "budget BYTES on int16 activations (for instance 1.25 times the arena `edgeq build` "
-                             "prints for the plain int8 build).")
-        if self.max_arena is not None and self.max_arena <= 0:
-            raise EdgeqError(f"--max-arena {self.max_arena}: give the arena budget in bytes, a positive number.")
+        budgeted = self.max_arena is not None or self.max_latency is not None
+        if self.mixed_precision != budgeted:
+            raise EdgeqError("--mixed-precision goes with a budget, --max-arena BYTES and/or --max-latency "
+                             "INSTRUCTIONS, and a budget with --mixed-precision: mixed precision spends it on int16 "
+                             "activations (for instance 1.25 times the arena `edgeq build` prints for the plain int8 "
+                             "build).")
+        for flag, value, unit in (("--max-arena", self.max_arena, "bytes"),
+                                  ("--max-latency", self.max_latency, "instructions")):
+            if value is not None and value <= 0:
+                raise EdgeqError(f"{flag} {value}: give the budget in {unit}, a positive number.")
         if self.cv_folds < 0 or self.cv_folds == 1:
             raise EdgeqError(f"--cv-folds {self.cv_folds}: give 0 (no cross-validation) or 2 or more folds.")
         if self.data_free:  # data-free: equalization on unless off, analytic correction, nearest rounding
@@ -82,6 +89,7 @@ class QuantSummary:
     global_pools_as_means: list[str]
     bias_correction: str
     rounding: str
+    weight_scales: str
     input_zero_point: int  # the graph input's zero point (0: symmetric; -128: unsigned)
     output_sqnr_db: float
     calibration_top1_agreement: float
@@ -140,10 +148,13 @@ def calibration_inputs(graph: Graph, calib: str | Path | None, options: QuantOpt
 
 
 def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: QuantOptions = QuantOptions(),
-             echo: Callable[[str], None] = print, arena_of: Callable[[Graph], int] | None = None) -> QuantResult:
+             echo: Callable[[str], None] = print, arena_of: Callable[[Graph], int] | None = None,
+             latency_of: Callable[[Graph], dict[str, int]] | None = None) -> QuantResult:
     """Power-of-two quantization of a float graph on calibration data (a path, or the float inputs
     themselves as [N, *input_shape]). arena_of: the arena bytes of an integer graph, which mixed precision keeps
-    within options.max_arena (default: edgeq's planner with the reference kernels)."""
+    within options.max_arena (default: edgeq's planner with the reference kernels); latency_of: an integer graph's
+    per-layer instructions on the target's emulated core (edgeq.quant.mixed.board_latency), which it keeps within
+    options.max_latency."""
     import time
 
     from edgeq.quant.calibration import check_outcome, collapse_error, collect_stats
@@ -154,6 +165,9 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     options = options.checked()
     if stateful(graph):  # calibration samples are one sequence of invokes (edgeq.quant.pot_state)
         options = stateful_options(options, echo)
+    if options.max_latency is not None and latency_of is None:
+        raise EdgeqError("--max-latency counts instructions on a board's emulated core: give it to `edgeq build` "
+                         "with --board, or budget the arena alone with --max-arena.")
     if graph.is_integer:
         raise EdgeqError(f"{graph.name} is already an integer model: build it with --quant keep, or give the float "
                          "model to quantize it with power-of-two scales.")
@@ -170,7 +184,7 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     reference = reference.reshape(len(x), -1).astype(np.float64)
     check_outcome(graph.name, x, reference)
     results = [_quantize_variant(graph, x, reference, cle, options, pools_as_means, echo, None if cle else stats,
-                                 arena_of) for cle in candidates]
+                                 arena_of, latency_of) for cle in candidates]
     best = max(results, key=lambda r: r[0].summary.output_sqnr_db) if len(results) > 1 else results[0]
     for r in results:
         r[0].summary.candidates = [Candidate(q.summary.equalization, q.summary.calibration_top1_agreement,
@@ -187,7 +201,7 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     if options.cv_folds:
         fixed = replace(options, equalization="on" if result.summary.equalization else "off", cv_folds=0)
         result.cross_validation = cross_validate(graph, x, reference, fixed, options.cv_folds, result, echo,
-                                                 arena_of)
+                                                 arena_of, latency_of)
     return result
 
 
@@ -197,7 +211,8 @@ def _pools_as_means(graph: Graph, options: QuantOptions) -> tuple[Graph, list[st
 
 
 def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: bool, options: QuantOptions,
-                      pools_as_means: list[str], echo, stats=None, arena_of=None) -> tuple[QuantResult, bool]:
+                      pools_as_means: list[str], echo, stats=None, arena_of=None,
+                      latency_of=None) -> tuple[QuantResult, bool]:
     """One candidate: the graph equalized or not, quantized and scored on the calibration data (stats: the
     graph's statistics when already collected). Returns it and whether its outputs collapsed (the same for
     every sample)."""
@@ -221,23 +236,36 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
              "(README, 'Data-free mode'). Give --calib with a few hundred real samples when you can.")
     qgraph, tensors = quantize_graph(g, stats, bias_correction=options.bias_correction == "analytic",
                                      input_zero_point=options.input_zero_point,
-                                     inputs=None if options.data_free else x)
-    mixed = None
+                                     inputs=None if options.data_free else x,
+                                     per_channel_scales=options.weight_scales == "per-channel")
+    mixed, narrow = None, qgraph
     if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
         from edgeq.quant.mixed import arena_bytes, choose
-        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo)
+        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo, options.max_latency,
+                               latency_of)
+    while True:
+        if options.bias_correction == "empirical" or options.rounding != "nearest":
+            corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
+                                                  options.rounding, echo)
+        else:
+            corrections, outputs = {}, (dequantized_sequence if stateful(qgraph) else dequantized_outputs)(qgraph, x)
+        if mixed is None or options.max_latency is None:
+            break
+        from edgeq.quant.mixed import arena_bytes, within_latency
+        wider = within_latency(narrow, qgraph, mixed, latency_of, arena_of or arena_bytes, echo)
+        if wider is None:
+            break
+        qgraph = wider
+    if mixed is not None:
+        qgraph.notes = list(qgraph.notes) + [mixed.note()]
         for name in (n for n in mixed.int16_tensors if n in tensors):
             tensors[name].update(dtype="int16", exponent=tensors[name]["exponent"] + (
                 8 if tensors[name]["zero_point"] != -128 else 7), zero_point=0)
-    if options.bias_correction == "empirical" or options.rounding != "nearest":
-        corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
-                                              options.rounding, echo)
-    else:
-        corrections, outputs = {}, (dequantized_sequence if stateful(qgraph) else dequantized_outputs)(qgraph, x)
     sqnr, agree = output_sqnr(reference, outputs), top1_agreement(reference, outputs)
     summary = QuantSummary(
         equalization=cle, equalized_pairs=eq_info["pairs"], data_free=options.data_free, high_bias_absorbed=absorbed,
         global_pools_as_means=pools_as_means, bias_correction=options.bias_correction, rounding=options.rounding,
+        weight_scales=options.weight_scales,
         input_zero_point=int(qgraph.t(qgraph.inputs[0]).quant.zp), output_sqnr_db=sqnr,
         calibration_top1_agreement=agree, bias_correction_max_lsb=corrections,
         mixed_precision=None if mixed is None else dataclasses.asdict(mixed))
@@ -292,7 +320,7 @@ def top1_agreement(reference: np.ndarray, outputs: np.ndarray) -> float:
 
 
 def cross_validate(graph: Graph, x: np.ndarray, reference: np.ndarray, options: QuantOptions, folds: int,
-                   result: QuantResult, echo, arena_of=None) -> CrossValidation:
+                   result: QuantResult, echo, arena_of=None, latency_of=None) -> CrossValidation:
     """k-fold cross-validation on the calibration data of one fixed variant: what the in-sample figures
     would look like on inputs the quantizer did not see."""
     from edgeq.quant.pot import dequantized_outputs
@@ -304,7 +332,8 @@ def cross_validate(graph: Graph, x: np.ndarray, reference: np.ndarray, options: 
     for k, held_out in enumerate(np.array_split(order, folds)):
         echo(f"cross-validation: fold {k + 1} of {folds} ...")
         train = np.setdiff1d(order, held_out)
-        fold = quantize(graph, x[np.sort(train)], options, echo=lambda *_: None, arena_of=arena_of)
+        fold = quantize(graph, x[np.sort(train)], options, echo=lambda *_: None, arena_of=arena_of,
+                        latency_of=latency_of)
         outputs = dequantized_outputs(fold.graph, x[held_out])
         agree.append(top1_agreement(reference[held_out], outputs))
         sqnr.append(output_sqnr(reference[held_out], outputs))

@@ -1,9 +1,13 @@
-"""Mixed int8/int16 activations under an arena budget (`--mixed-precision --max-arena BYTES`).
+"""Mixed int8/int16 activations under a budget (`--mixed-precision --max-arena BYTES` and/or `--max-latency N`).
 
-A power-of-two int8 graph gets 16-bit activations where they matter most and the arena allows: each candidate
+A power-of-two int8 graph gets 16-bit activations where they matter most and the budgets allow: each candidate
 tensor's sensitivity is the error at the model's output when that tensor alone is rounded to its int8 grid in
 the float model; tensors are taken greedily, most sensitive first, whenever the widened graph's planned arena
-(edgeq's memory planner) stays within the budget.
+(edgeq's memory planner) and its estimated latency stay within the budgets. The latency comes from the kernel
+tables: each layer's instructions measured on the board's emulated core (edgeq.targets.kernel_timing) once with
+every activation int8 and once with every candidate int16, plus the width conversions' instructions per element;
+the chosen graph is then measured itself, and while it is over budget its least sensitive int16 tensor goes back
+to int8.
 
 An int16 tensor keeps its int8 grid's top and gets 2^8 times finer steps (2^7 for unsigned ones, which int16
 stores with zero point 0), so every rescale stays a power of two. An operator that touches an int16 tensor
@@ -29,21 +33,33 @@ WIDE_OPS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected, ops.AveragePool
 PASS_THROUGH = (ops.AveragePool2D, ops.MaxPool2D, ops.Reshape, ops.Squeeze)
 LAYERS = (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected)
 SENSITIVITY_SAMPLES = 16
+CONVERSION = "to_{dtype}_"  # the names widen gives the operators converting between the widths
 
 
 @dataclass
 class MixedPrecision:
     """What `--mixed-precision` chose, for the report and model.json's notes."""
-    max_arena: int
+    max_arena: int | None
     int8_arena: int  # the all-int8 graph's arena
     arena: int  # the chosen graph's
     int16_tensors: list[str] = field(default_factory=list)
     sensitivity: dict[str, float] = field(default_factory=dict)  # candidate -> output MSE with it alone int8
+    max_latency: int | None = None  # instructions on the board's emulated core
+    int8_latency: int | None = None  # the all-int8 graph's, measured
+    latency: int | None = None  # the chosen graph's, measured
+    estimated_latency: int | None = None  # the chosen graph's, from the kernel tables before it was measured
+    taken: list[str] = field(default_factory=list)  # the candidates widened, in the order taken (most sensitive first)
 
     def note(self) -> str:
+        budgets = [f"--max-arena {self.max_arena} B"] if self.max_arena is not None else []
+        budgets += [f"--max-latency {self.max_latency:,} instructions"] if self.max_latency is not None else []
+        result = f"arena {self.arena} B (int8: {self.int8_arena} B)"
+        if self.latency is not None:
+            result += (f", {self.latency:,} instructions measured (estimated {self.estimated_latency:,}; int8: "
+                       f"{self.int8_latency:,})")
         return (f"mixed precision: {len(self.int16_tensors)} activation tensor(s) int16 "
-                f"({', '.join(self.int16_tensors) or 'none'}), chosen by output sensitivity within --max-arena "
-                f"{self.max_arena} B: arena {self.arena} B (int8: {self.int8_arena} B)")
+                f"({', '.join(self.int16_tensors) or 'none'}), chosen by output sensitivity within "
+                f"{' and '.join(budgets)}: {result}")
 
 
 def wide_quant(q: Quant) -> Quant:
@@ -91,7 +107,7 @@ def widen(qgraph: Graph, wide: set[str]) -> Graph:
             new = f"{name}/{dtype}"
             quant = Quant([float(t.quant.s)], [0]) if dtype == "int16" else copy.deepcopy(narrow[name])
             g.tensors[new] = Tensor(new, t.shape, dtype, quant)
-            new_ops.append(ops.Quantize(f"to_{dtype}_{len(new_ops)}", [name], [new]))
+            new_ops.append(ops.Quantize(CONVERSION.format(dtype=dtype) + str(len(new_ops)), [name], [new]))
             copies[(name, dtype)] = new
         return copies[(name, dtype)]
 
@@ -107,13 +123,13 @@ def widen(qgraph: Graph, wide: set[str]) -> Graph:
             b, w = g.t(op.inputs[2]), g.t(op.inputs[1])
             factor = int(round(s_in / float(g.t(op.inputs[0]).quant.s)))  # 1, or 2^7 / 2^8 for a widened input
             b.data, b.dtype = b.data.astype(np.int64) * factor, "int64"
-            b.quant = Quant([float(g.t(op.inputs[0]).quant.s) * float(w.quant.s)], [0])
+            b.quant = Quant(float(g.t(op.inputs[0]).quant.s) * w.quant.scale.astype(np.float64), [0])
         out = op.outputs[0]
         if runs_wide and out not in wide:
             temp = f"{out}/int16"
             g.tensors[temp] = Tensor(temp, g.t(out).shape, "int16", wide_quant(g.t(out).quant))
             op.outputs = [temp]
-            new_ops += [op, ops.Quantize(f"to_int8_{len(new_ops)}", [temp], [out])]
+            new_ops += [op, ops.Quantize(CONVERSION.format(dtype="int8") + str(len(new_ops)), [temp], [out])]
         else:
             new_ops.append(op)
     g.ops = new_ops
@@ -161,32 +177,99 @@ def arena_bytes(graph: Graph) -> int:
     return plan_arena(graph, lower_graph(graph)).size
 
 
-def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int,
-           arena_of: Callable[[Graph], int] = arena_bytes, echo=print) -> tuple[Graph, MixedPrecision]:
+@dataclass
+class LatencyTable:
+    """Per layer the instructions of the all-int8 graph and of the graph with every candidate int16 (the kernel
+    tables), and the width conversions' instructions per element, from which a choice's latency is estimated."""
+    int8: dict[str, int]
+    int16: dict[str, int]
+    per_element: dict[str, float]  # the conversion into "int8" / "int16", per element converted
+
+    @classmethod
+    def measure(cls, qgraph: Graph, names: list[str], latency_of) -> "LatencyTable":
+        wide = widen(qgraph, set(names))
+        int8, int16 = latency_of(qgraph), latency_of(wide)
+        per_element = {}
+        for dtype in ("int8", "int16"):
+            ops_ = [op for op in wide.ops if op.name.startswith(CONVERSION.format(dtype=dtype))]
+            size = sum(int(np.prod(wide.t(op.outputs[0]).shape)) for op in ops_)
+            per_element[dtype] = sum(int16.get(op.name, 0) for op in ops_) / size if size else 0.0
+        return cls(int8, int16, per_element)
+
+    def estimate(self, g: Graph) -> int:
+        total = 0.0
+        for op in g.ops:
+            out = g.t(op.outputs[0])
+            if any(op.name.startswith(CONVERSION.format(dtype=d)) for d in ("int8", "int16")):
+                total += self.per_element[out.dtype] * int(np.prod(out.shape))
+            elif any(g.t(n).dtype == "int16" for n in [*op.inputs, *op.outputs] if n and not g.t(n).is_const):
+                total += self.int16.get(op.name, self.int8.get(op.name, 0))
+            else:
+                total += self.int8.get(op.name, 0)
+        return int(round(total))
+
+
+def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int | None,
+           arena_of: Callable[[Graph], int] = arena_bytes, echo=print, max_latency: int | None = None,
+           latency_of: Callable[[Graph], dict[str, int]] | None = None) -> tuple[Graph, MixedPrecision]:
     """The widened graph and the choice: candidates most sensitive first, each kept when the arena stays within
-    max_arena (bytes)."""
+    max_arena (bytes) and the latency within max_latency (instructions on the board's emulated core, latency_of
+    giving a graph's per-layer counts)."""
     int8_arena = arena_of(qgraph)
-    if int8_arena > max_arena:
+    if max_arena is not None and int8_arena > max_arena:
         raise EdgeqError(f"--max-arena {max_arena} is below the {int8_arena} B arena of {qgraph.name} with int8 "
                          "activations alone, and int16 ones only add memory: give a budget of at least "
                          f"{int8_arena} (for instance {int(int8_arena * 1.25)}, 1.25x), or build without "
                          "--mixed-precision.")
     names = candidates(qgraph)
+    table = None
+    if max_latency is not None:
+        echo(f"measuring {qgraph.name}'s layers with int8 and with int16 activations for --max-latency ...")
+        table = LatencyTable.measure(qgraph, names, latency_of)
+        int8_latency = sum(table.int8.values())
+        if int8_latency > max_latency:
+            raise EdgeqError(f"--max-latency {max_latency:,} is below the {int8_latency:,} instructions {qgraph.name} "
+                             "takes with int8 activations alone on the board's emulated core, and int16 layers are "
+                             f"slower: give a budget of at least {int8_latency:,} (for instance "
+                             f"{int(int8_latency * 1.25):,}, 1.25x), or build without --mixed-precision.")
     sens = sensitivities(float_graph, qgraph, x, names)
-    wide: set[str] = set()
+    order: list[str] = []  # the tensors kept, in the order taken
     graph, arena = qgraph, int8_arena
     for name in sorted(names, key=lambda n: (-sens[n], n)):
-        trial = widen(qgraph, wide | {name})
+        trial = widen(qgraph, set(order) | {name})
         size = arena_of(trial)
-        if size <= max_arena:
-            wide.add(name)
+        if (max_arena is None or size <= max_arena) and (table is None or table.estimate(trial) <= max_latency):
+            order.append(name)
             graph, arena = trial, size
-    chosen = [n for n in names if n in closure(qgraph, wide)] + \
-        sorted(closure(qgraph, wide) - set(names))
-    info = MixedPrecision(max_arena, int8_arena, arena, chosen, sens)
+    info = MixedPrecision(max_arena, int8_arena, arena, [], sens, max_latency, taken=order)
+    info.candidates = names
+    if table is not None:
+        info.int8_latency, info.estimated_latency = sum(table.int8.values()), table.estimate(graph)
+        info.table = table  # not a field: the report keeps the figures, not the tables
+    _chosen(info, qgraph)
     echo(f"{info.note()}; candidates {len(names)}")
-    graph.notes = list(graph.notes) + [info.note()]
     return graph, info
+
+
+def _chosen(info: MixedPrecision, qgraph: Graph) -> None:
+    wide = closure(qgraph, set(info.taken))
+    info.int16_tensors = [n for n in info.candidates if n in wide] + sorted(wide - set(info.candidates))
+
+
+def within_latency(narrow: Graph, graph: Graph, info: MixedPrecision, latency_of, arena_of, echo=print) -> Graph | None:
+    """After weight rounding and bias correction, which change a layer's instructions a little where the kernels'
+    work depends on the values: graph's measured latency into info; None when it is within the budget (or no int16
+    tensor is left), else the int8 graph narrow widened without the least sensitive int16 tensor taken."""
+    info.latency = sum(latency_of(graph).values())
+    if info.latency <= info.max_latency or not info.taken:
+        return None
+    echo(f"measured {info.latency:,} instructions, over --max-latency; retrying with {len(info.taken) - 1} int16 "
+         "tensor(s) ...")
+    info.taken.pop()
+    graph = widen(narrow, set(info.taken))
+    info.arena, info.estimated_latency = arena_of(graph), info.table.estimate(graph)
+    _chosen(info, narrow)
+    return graph
 
 
 def board_arena(board, kernels: str) -> Callable[[Graph], int]:
@@ -211,9 +294,34 @@ def board_arena(board, kernels: str) -> Callable[[Graph], int]:
     return arena_of
 
 
+def board_latency(board, kernels: str, progress=None) -> Callable[[Graph], dict[str, int]]:
+    """latency_of for `edgeq build --max-latency`: a graph's per-layer instructions on the board's emulated core with
+    the kernels the build would choose (edgeq.targets.kernel_timing: measured once, then cached)."""
+    from edgeq.codegen import backends
+    from edgeq.lowering import lower_graph
+    from edgeq.targets.kernel_timing import emulated_twin, layer_timings
+
+    if emulated_twin(board) is None:
+        raise EdgeqError(f"--max-latency counts instructions on the board's emulated core, and {board.name} has none "
+                         "(boards/*.toml): build for a microcontroller board whose core edgeq emulates, or budget "
+                         "the arena alone with --max-arena.")
+    order = backends.library_order(board, kernels)
+
+    def latency_of(graph: Graph) -> dict[str, int]:
+        calls = lower_graph(graph)
+        timings = layer_timings(graph, calls, "pot", board, order, progress)
+        if timings is None:
+            raise EdgeqError(f"--max-latency: the emulator or toolchain of {board.name}'s core is missing, so its "
+                             "layers cannot be measured; install them (`make toolchains`) or drop --max-latency.")
+        impls = backends.select(calls, board, kernels, lambda _libraries: timings)
+        return {call.layer: timings[impl.backend][call.layer] for call, impl in zip(calls, impls)
+                if impl is not None and call.layer in timings.get(impl.backend, {})}
+    return latency_of
+
+
 def check_budget(arena: int, options) -> None:
     """The built arena against --max-arena (auto may pick a library whose scratch differs from the one planned)."""
-    if options.mixed_precision and arena > options.max_arena:
+    if options.mixed_precision and options.max_arena is not None and arena > options.max_arena:
         raise EdgeqError(f"The arena of the mixed-precision build is {arena} B, over --max-arena {options.max_arena}: "
                          "the kernels chosen while measuring need more scratch memory than the ones the budget was "
                          "planned with. Name one library with --kernels, or give a larger --max-arena.")

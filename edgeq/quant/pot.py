@@ -1,11 +1,12 @@
 """Power-of-two post-training quantization of a float graph.
 
-Every int8 tensor gets one scale 2^-n per tensor. Weights are symmetric ([-127, 127], zero point 0).
+Every int8 activation tensor gets one scale 2^-n per tensor. Weights are symmetric ([-127, 127], zero point 0),
+with one 2^-n per output channel (or per tensor), so every requantization stays a rounding shift.
 Activations are symmetric with zero point 0 when they can be negative; non-negative ones (after ReLU,
 ReLU6, ...) use all 256 levels as unsigned values, stored in int8 with a fixed offset of -128 (the
 int8 image of a uint8 tensor with zero point 0), so no bit is wasted on a sign. Biases are int32 at
-scale s_w * s_x. Each exponent is the candidate that minimizes the mean squared quantization error
-on the weights or on the calibration activations.
+scale s_w * s_x (per channel with the weights). Each exponent is the candidate that minimizes the mean
+squared quantization error on the weights or on the calibration activations.
 """
 from __future__ import annotations
 
@@ -158,7 +159,8 @@ def _quant(choice: Choice) -> Quant:
 
 
 def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction: bool = True,
-                   input_zero_point: bool = False, inputs: np.ndarray | None = None) -> tuple[Graph, dict]:
+                   input_zero_point: bool = False, inputs: np.ndarray | None = None,
+                   per_channel_scales: bool = True) -> tuple[Graph, dict]:
     """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report).
 
     With input_zero_point, a graph input that can be negative and feeds only conv/depthwise/fully-connected
@@ -167,7 +169,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
     no rescale changes. Given the float calibration inputs, that error is the one the reading layers'
     outputs see (input_grid), else the input's own. With bias_correction, each layer's bias absorbs the expected error its quantized weights cause,
     (W_q - W) E[x], with E[x] the per-channel mean of its input in the statistics (Nagel et al. 2019,
-    section 4.2, analytic variant; the empirical one is edgeq.quant.bias_correction)."""
+    section 4.2, analytic variant; the empirical one is edgeq.quant.bias_correction). per_channel_scales: one
+    weight exponent per output channel (else per tensor)."""
     g = copy.deepcopy(graph)
     g.requant = "shift"
     g.unshare_constants()
@@ -223,7 +226,7 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             activation(op.outputs[0])
         if isinstance(op, (ops.Conv2D, ops.DepthwiseConv2D, ops.FullyConnected, ops.TransposeConv)):
             mean_in = stats[op.inputs[0]].channel_mean if bias_correction else None
-            _quantize_weights(g, op, report, mean_in)
+            _quantize_weights(g, op, report, mean_in, per_channel_scales)
         elif isinstance(op, (ops.Prelu, ops.BatchMatMul)) and g.t(op.inputs[1]).is_const:
             _quantize_constant(g, op.inputs[1], report)
         elif isinstance(op, ops.UnidirectionalSequenceLstm):
@@ -270,10 +273,35 @@ def _quantize_constant(g: Graph, name: str, report: dict) -> None:
     t.data, t.dtype, t.quant = np.clip(np.round(t.data / c.scale), -127, 127).astype(np.int8), "int8", _quant(c)
 
 
-def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None) -> None:
+def weight_axis(op: ops.Op) -> int:
+    """The output-channel axis of a layer's weights: [1, KH, KW, C*M] for depthwise, [O, ...] otherwise."""
+    return 3 if isinstance(op, ops.DepthwiseConv2D) else 0
+
+
+def per_channel(values, op: ops.Op, ndim: int) -> np.ndarray:
+    """Per-output-channel values shaped to broadcast against op's weights (a single value broadcasts as it is)."""
+    shape = [1] * ndim
+    shape[weight_axis(op)] = -1
+    return np.reshape(np.asarray(values, np.float64), shape)
+
+
+def weight_choices(op: ops.Op, w: np.ndarray, per_channel_scales: bool) -> list[Choice]:
+    """The weights' exponent per output channel (HPTQ's per-channel thresholds: every rescale stays a shift, one per
+    channel), or one for the tensor."""
+    w = w.astype(np.float64)
+    if not per_channel_scales:
+        return [choose_exponent(w, float(np.abs(w).max()), unsigned=False, weights=True)]
+    rows = np.moveaxis(w, weight_axis(op), 0)
+    return [choose_exponent(r, float(np.abs(r).max()), unsigned=False, weights=True) for r in rows]
+
+
+def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None,
+                      per_channel_scales: bool = True) -> None:
     w = g.t(op.inputs[1])
-    c = choose_exponent(w.data.astype(np.float64), float(np.abs(w.data).max()), unsigned=False, weights=True)
-    q = np.clip(np.round(w.data / c.scale), -127, 127).astype(np.int8)
+    choices = weight_choices(op, w.data, per_channel_scales)
+    scales = np.array([c.scale for c in choices])
+    steps = per_channel(scales, op, w.data.ndim)
+    q = np.clip(np.round(w.data / steps), -127, 127).astype(np.int8)
     s_in = g.t(op.inputs[0]).quant.s
     out_channels = w.shape[0] if not isinstance(op, ops.DepthwiseConv2D) else w.shape[3]
     if len(op.inputs) < 3 or not op.inputs[2]:
@@ -284,15 +312,16 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     bias = b.data.astype(np.float64)
     correction = np.zeros(out_channels)
     if mean_in is not None:
-        correction = weight_error_bias(op, w.data, q.astype(np.float64) * c.scale, mean_in)
+        correction = weight_error_bias(op, w.data, q.astype(np.float64) * steps, mean_in)
         bias = bias - correction
-    report[w.name] = {"kind": "weights", "exponent": c.exponent, "mse": c.mse,
-                      "max_abs": float(np.abs(w.data).max()),
+    exponents = [c.exponent for c in choices]
+    report[w.name] = {"kind": "weights", "exponent": min(exponents), "max_exponent": max(exponents),
+                      "mse": float(np.mean([c.mse for c in choices])), "max_abs": float(np.abs(w.data).max()),
                       "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0))}
-    w.data, w.dtype, w.quant = q, "int8", Quant([c.scale], [0])
-    bias_scale = float(s_in) * c.scale
-    b.data = np.clip(np.round(bias / bias_scale), -2**31, 2**31 - 1).astype(np.int32)
-    b.dtype, b.quant = "int32", Quant([bias_scale], [0])
+    w.data, w.dtype, w.quant = q, "int8", Quant(scales, [0], axis=weight_axis(op) if len(scales) > 1 else 0)
+    bias_scales = float(s_in) * scales
+    b.data = np.clip(np.round(bias / bias_scales), -2**31, 2**31 - 1).astype(np.int32)
+    b.dtype, b.quant = "int32", Quant(bias_scales, [0])
 
 
 def _quantize_lstm(g: Graph, op: ops.UnidirectionalSequenceLstm, report: dict, stats: dict[str, TensorStats]) -> None:

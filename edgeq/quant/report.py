@@ -66,7 +66,10 @@ def _plots(report: dict) -> list[tuple[str, str]]:
         ax.barh(range(len(weights)), [t["exponent"] for _, t in weights], color="#cc6677")
         ax.set_yticks(range(len(weights)), [_short(n) for n, _ in weights], fontsize=7)
         ax.invert_yaxis()
-        ax.set_xlabel("weight exponent n (scale 2^-n)")
+        ax.barh(range(len(weights)), [t.get("max_exponent", t["exponent"]) - t["exponent"] for _, t in weights],
+                left=[t["exponent"] for _, t in weights], color="#ddaa33", label="per-channel: up to the finest")
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_xlabel("weight exponent n (scale 2^-n): coarsest channel, and the range over channels")
         plots.append(("Weight exponents per layer", _png(fig)))
         plt.close(fig)
     eq = report["equalization"]
@@ -123,7 +126,9 @@ def _plots(report: dict) -> list[tuple[str, str]]:
 def write_html(report: dict, path: Path) -> None:
     from edgeq.codegen.render import template
 
-    rows = [{"name": n, "kind": t["kind"], "exponent": t["exponent"], "zero_point": t.get("zero_point", 0),
+    rows = [{"name": n, "kind": t["kind"], "zero_point": t.get("zero_point", 0),
+             "exponent": t["exponent"] if t.get("max_exponent", t["exponent"]) == t["exponent"] else
+             f"{t['exponent']}..{t['max_exponent']}",
              "sqnr": "-" if t.get("sqnr_db") is None else f"{t['sqnr_db']:.1f}"} for n, t in report["tensors"].items()]
     path.write_text(template("report/quant_report.html.j2").render(
         report=report, summary=report["summary"], rows=rows, plots=_plots(report)))
