@@ -92,6 +92,22 @@ def _io(graph: Graph, names: list[str], plan: ArenaPlan) -> list[dict]:
     return result
 
 
+def _operand_symbols(model: CModel, call: KernelCall, base: str, plan: ArenaPlan) -> dict[str, str]:
+    """`in<k>` -> the C pointer of the call's k-th input: its tensor in the arena, or a constant operand's array in
+    flash, cast to the `const int8_t *` every kernel takes its inputs as (int16 data is read by memcpy)."""
+    activations = iter(call.inputs)
+    symbols = {}
+    for k in range(call.n_operands):
+        if k in call.constants:
+            data = call.constants[k]
+            model.arrays.append(CArray(f"{base}_operand{k}", C_TYPES[data.dtype.name], _initializer(data),
+                                       int(data.size)))
+            symbols[f"in{k}"] = f"(const int8_t *){base}_operand{k}"
+        else:
+            symbols[f"in{k}"] = f"{model.prefix}_arena + {plan.offsets[next(activations)]}"
+    return symbols
+
+
 def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None], plan: ArenaPlan,
                  options: str) -> CModel:
     prefix = c_identifier(graph.name)
@@ -107,7 +123,7 @@ def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None]
         if impl is None:
             continue
         base = f"{prefix}_{c_identifier(call.layer)}"
-        symbols = {f"in{i}": f"{prefix}_arena + {plan.offsets[n]}" for i, n in enumerate(call.inputs)}
+        symbols = _operand_symbols(model, call, base, plan)
         symbols.update({f"out{i}": f"{prefix}_arena + {plan.offsets[n]}" for i, n in enumerate(call.outputs)})
         symbols.update({f"state{i}": state_symbols[n] for i, n in enumerate(call.states)})
         symbols["inputs"] = "in"
@@ -121,7 +137,7 @@ def build_cmodel(graph: Graph, calls: list[KernelCall], impls: list[Impl | None]
                    for s in impl.structs]
         model.calls.append(CCall(
             index, call.layer, impl.function, structs, [substitute(a, symbols) for a in impl.args],
-            [symbols[f"in{i}"] for i in range(len(call.inputs))] if call.variadic else None, impl.returns_status,
+            [symbols[f"in{i}"] for i in range(call.n_operands)] if call.variadic else None, impl.returns_status,
             f"{base}_run" if impl.inline else None))
     return model
 

@@ -31,6 +31,8 @@ class KernelCall:
     multiplier and shift) or "shift" (power-of-two graphs: one rounding shift, no multiplier).
     states: persistent buffers the C call takes after its outputs (the numpy kernel after its inputs, and updates
     them in place).
+    constants: operands held in flash rather than the arena (an element-wise op's `x * 0.5`): kernel input
+    position -> data, whose dtype is the C element type; `inputs` then names only the other (activation) operands.
     This is the semantic kernel; edgeq.codegen.backends picks the C function that implements it per board.
     """
 
@@ -44,10 +46,22 @@ class KernelCall:
     alias: bool = False
     requant: str | None = None
     states: list[str] = field(default_factory=list)  # graph states (Graph.states) the kernel reads and updates
+    constants: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def op_kind(self) -> str:
         return self.kernel.removesuffix("_s8")
+
+    @property
+    def n_operands(self) -> int:
+        """The kernel's input pointers: activations and constants."""
+        return len(self.inputs) + len(self.constants)
+
+    def operands(self, values: list) -> list:
+        """values (one per activation input, then any states) with each constant operand put in at its position."""
+        rest = iter(values)
+        merged = [self.constants[i] if i in self.constants else next(rest) for i in range(self.n_operands)]
+        return merged + list(rest)
 
 
 Lowering = Callable[[ops.Op, Graph], KernelCall]
@@ -105,7 +119,7 @@ def run_kernel(call: KernelCall, inputs: list[np.ndarray], out_shape: tuple[int,
     _load_all()
     if call.alias:
         return inputs[0].reshape(out_shape)
-    return KERNELS[call.kernel](call, inputs, out_shape)
+    return KERNELS[call.kernel](call, call.operands(inputs) if call.constants else inputs, out_shape)
 
 
 def run_float(op: ops.Op, graph: Graph, inputs: list[np.ndarray]) -> np.ndarray:

@@ -25,7 +25,7 @@ ADD_LEFT_SHIFT_S16 = 15
 
 
 def _broadcast_params(op: ops.Op, graph: Graph) -> dict[str, int]:
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    a, b, y = _operands(op, graph)
     out = to_nhwc4(y.shape)
     params = {f"d{i}": out[i] for i in range(4)}
     for name, t in (("in0", a), ("in1", b)):
@@ -49,13 +49,28 @@ def same_layout(p: dict[str, int]) -> bool:
     return all(expected[i] is None or p[f"in{k}_s{i}"] == expected[i] for k in (0, 1) for i in range(4))
 
 
-def _binary_inputs(op: ops.Op, graph: Graph) -> list[str]:
+def _operands(op: ops.Op, graph: Graph) -> list:
+    """The two inputs and the output; a constant operand must have one scale, as TFLite's element-wise kernels
+    read it (an activation always has)."""
     for name in op.inputs:
-        if graph.t(name).is_const:
-            # Constant operands stay in flash: the lowering passes them as arrays instead of activations.
-            raise EdgeqError(f"Operator {op.name} ({op.kind}) has a constant operand '{name}'; edgeq needs both "
-                             f"operands of {op.kind} to be activations in this version.")
-    return list(op.inputs)
+        t = graph.t(name)
+        if t.is_const and t.quant is not None and not t.quant.per_tensor:
+            raise EdgeqError(f"Operator {op.name} ({op.kind}): constant operand '{name}' is quantized per channel; "
+                             f"TFLite's {op.kind} takes one scale and zero point per operand, so quantize it per "
+                             "tensor.")
+    return [graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0])]
+
+
+def _binary_call(op: ops.Op, graph: Graph, kernel_name: str, params: dict[str, int], **kw) -> KernelCall:
+    """The call of a binary element-wise kernel. A constant operand (`x * 0.5`, `tf.minimum(x, 6.0)`) stays in
+    flash as the call's constant, read through its broadcast strides like an activation."""
+    constants = {k: graph.t(n).data.astype(graph.t(n).dtype).reshape(-1) for k, n in enumerate(op.inputs)
+                 if graph.t(n).is_const}
+    if len(constants) == len(op.inputs):
+        raise EdgeqError(f"Operator {op.name} ({op.kind}) has only constant operands; fold it into a constant "
+                         "before conversion (TFLite's converter does), edgeq computes it at run time only.")
+    inputs = [n for k, n in enumerate(op.inputs) if k not in constants]
+    return KernelCall(op.name, kernel_name, inputs, list(op.outputs), params, constants=constants, **kw)
 
 
 def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
@@ -74,7 +89,7 @@ def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
     kernel_name = f"{'sub' if isinstance(op, ops.Sub) else 'add'}_{kind}"
     if graph.requant == "shift" and kind == "s8":  # int16 ADDs of mixed-precision graphs: TFLite's 16x8 kernel
         return _lower_add_shift(op, graph, kernel_name)
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    a, b, y = _operands(op, graph)
     twice_max = 2 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
     m2, s2 = quantize_multiplier(float(b.quant.s) / twice_max)
@@ -85,13 +100,13 @@ def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": left, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
                    "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, kernel_name, _binary_inputs(op, graph), list(op.outputs), params, requant="multiplier")
+    return _binary_call(op, graph, kernel_name, params, requant="multiplier")
 
 
 def _lower_add_shift(op: ops.Add | ops.Sub, graph: Graph, kernel_name: str) -> KernelCall:
     """Power-of-two ADD: both inputs aligned on the finer scale by left shifts, the sum rescaled by one
     rounding shift."""
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    a, b, y = _operands(op, graph)
     what = f"Operator {op.name} ({op.kind})"
     na, nb, ny = (exponent_of(t.quant.s, what) for t in (a, b, y))
     n = max(na, nb)
@@ -100,7 +115,7 @@ def _lower_add_shift(op: ops.Add | ops.Sub, graph: Graph, kernel_name: str) -> K
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": 0, "in0_mult": 0, "in0_shift": n - na, "in1_mult": 0, "in1_shift": n - nb,
                    "out_mult": 0, "out_shift": max(n - ny, -31), "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, kernel_name, _binary_inputs(op, graph), list(op.outputs), params, requant="shift")
+    return _binary_call(op, graph, kernel_name, params, requant="shift")
 
 
 @kernel("add_s8")
@@ -127,7 +142,7 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 @lowers(ops.Mul, "mul_s8", "mul_s16")
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     kind = variant(op, graph, op.inputs + op.outputs)
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    a, b, y = _operands(op, graph)
     if graph.requant == "shift":  # the product rescaled by one rounding shift
         m, s = 0, max(pot_shift(float(a.quant.s) * float(b.quant.s), y.quant.s, op), -31)
     else:
@@ -136,8 +151,7 @@ def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
     params = _broadcast_params(op, graph)
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "out_mult": m, "out_shift": s, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, f"mul_{kind}", _binary_inputs(op, graph), list(op.outputs), params,
-                      requant="shift" if graph.requant == "shift" else "multiplier")
+    return _binary_call(op, graph, f"mul_{kind}", params, requant="shift" if graph.requant == "shift" else "multiplier")
 
 
 @kernel("mul_s16")
@@ -158,7 +172,7 @@ def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelC
     scaled by at most 1/2, square to at most 2^30). Its scales need not be powers of two, and power-of-two graphs
     take the same arithmetic, which is exact for their int8 tensors."""
     kind = variant(op, graph, op.inputs + op.outputs)
-    a, b, y = (graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    a, b, y = _operands(op, graph)
     left = 7 if kind == "s8" else 0
     twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
     m1, s1 = quantize_multiplier(float(a.quant.s) / twice_max)
@@ -169,8 +183,7 @@ def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelC
     params.update({"in0_offset": -a.quant.zp, "in1_offset": -b.quant.zp, "output_offset": y.quant.zp,
                    "left_shift": left, "in0_mult": m1, "in0_shift": s1, "in1_mult": m2, "in1_shift": s2,
                    "out_mult": mo, "out_shift": so, "act_min": lo, "act_max": hi})
-    return KernelCall(op.name, f"squared_difference_{kind}", _binary_inputs(op, graph), list(op.outputs), params,
-                      requant="multiplier")
+    return _binary_call(op, graph, f"squared_difference_{kind}", params, requant="multiplier")
 
 
 @kernel("squared_difference_s8")
@@ -227,7 +240,7 @@ def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
     kind = variant(op, graph, op.inputs + op.outputs)
     params = _broadcast_params(op, graph)
     params["is_max"] = int(isinstance(op, ops.Maximum))
-    return KernelCall(op.name, f"min_max_{kind}", _binary_inputs(op, graph), list(op.outputs), params)
+    return _binary_call(op, graph, f"min_max_{kind}", params)
 
 
 @kernel("min_max_s8")

@@ -21,7 +21,7 @@ class Ref(Backend):
         if call.requant is not None:
             fields.append(("requant", REQUANT_ENUM[call.requant]))
         fields += [(k, f"${k}") for k in call.arrays]
-        ins = ["$inputs"] if call.variadic else [f"$in{i}" for i in range(len(call.inputs))]
+        ins = ["$inputs"] if call.variadic else [f"$in{i}" for i in range(call.n_operands)]
         outs = [f"$out{i}" for i in range(len(call.outputs))] + [f"$state{i}" for i in range(len(call.states))]
         return Impl(self.name, f"eq_{call.kernel}", ["&$params", *ins, *outs],
                     [CStruct(f"eq_{call.kernel}_params_t", "params", fields)], dict(call.arrays))
