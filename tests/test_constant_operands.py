@@ -86,3 +86,98 @@ def test_constant_operand_keep_mode(code, dtype):
     calls = lower_graph(load_tflite(model, "m"))
     assert [sorted(c.constants) for c in calls] == [[1], [0]] * len(CONST_SHAPES)
     check_model(model, n=4, sample=_sample(dtype))
+
+
+@pytest.mark.parametrize("mode", ["int8", "16x8"])
+def test_constant_operands_from_the_converter(mode):
+    """The constants as TensorFlow's converter writes them (int8, and 16x8): numpy == host C == TFLite Micro."""
+    import tensorflow as tf
+
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.lowering import lower_graph
+    from tests.oracles import convert_int8
+    from tests.test_ops_coverage import convert_16x8
+
+    tf.keras.utils.set_random_seed(2)
+    per_channel = tf.constant(np.random.default_rng(2).uniform(-0.5, 0.5, 6).astype(np.float32))
+    full = tf.constant(np.random.default_rng(3).uniform(-1, 1, (1, 5, 6)).astype(np.float32))
+
+    class Ops(tf.keras.layers.Layer):
+        def call(self, x):
+            return (x * 0.5 + per_channel, tf.minimum(x, 0.6), tf.maximum(x, -0.3), 0.25 - x,
+                    tf.math.squared_difference(x, full), x * per_channel)
+
+    x = tf.keras.Input((5, 6), batch_size=1)
+    model = tf.keras.Model(x, list(Ops()(x)))
+    data = convert_int8(model, [(5, 6)]) if mode == "int8" else convert_16x8(model, [(5, 6)])
+    graph = load_tflite(data, "m")
+    kinds = {op.kind for op in graph.ops}
+    assert {"ADD", "SUB", "MUL", "MINIMUM", "MAXIMUM", "SQUARED_DIFFERENCE"} <= kinds, kinds
+    assert sum(len(c.constants) for c in lower_graph(graph)) >= 7
+    dtype = "int8" if mode == "int8" else "int16"
+    check_model(data, n=4, sample=_sample(dtype))
+
+
+def _float_model() -> bytes:
+    """A float chain with a constant at every step, as a float model holds them: x * c (per channel), x + c (per
+    row), MAXIMUM by a scalar, c - x (the constant first), MINIMUM by 6.0 (`tf.minimum(x, 6.0)`), SQUARED_DIFFERENCE
+    with a full-shape constant, MUL by 0.5, and ADD with a constant larger than the activation."""
+    rng = np.random.default_rng(3)
+
+    def f(shape):
+        return T(tuple(shape), "float32")
+
+    def c(values):
+        return T(np.shape(values), "float32", data=np.asarray(values, np.float32))
+
+    shape = (1, 4, 6)
+    h = [f(shape) for _ in range(8)]
+    x = f(shape)
+    wide = f((3, 4, 6))
+    return build([
+        Op("MUL", [x, c(rng.uniform(0.5, 3.0, 6))], [h[0]], "MulOptions"),
+        Op("ADD", [h[0], c(rng.uniform(-1.0, 1.0, (4, 1)))], [h[1]], "AddOptions"),
+        Op("MAXIMUM", [h[1], c(-1.5)], [h[2]]),
+        Op("SUB", [c(0.75), h[2]], [h[3]], "SubOptions"),
+        Op("MINIMUM", [h[3], c([6.0])], [h[4]]),
+        Op("SQUARED_DIFFERENCE", [c(rng.uniform(-1.0, 1.0, shape)), h[4]], [h[5]]),
+        Op("MUL", [h[5], c(0.5)], [h[6]], "MulOptions"),
+        Op("ADD", [h[6], c(rng.uniform(-2.0, 2.0, (3, 4, 6)))], [wide], "AddOptions", {"fusedActivationFunction": 1}),
+    ])
+
+
+def test_constant_operand_power_of_two(tmp_path):
+    """A float model's constants get power-of-two scales (symmetric int8; MINIMUM/MAXIMUM's on the output's grid);
+    the golden model equals the generated C (ASan/UBSan) on held-out samples; output SQNR vs float reported."""
+    from edgeq.build import build_and_run_host
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.ir import ops
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.driver import quantize
+    from edgeq.quant.executor import run_float_batch, run_int
+    from edgeq.quant.pot import dequantize, quantize_sample
+
+    graph = load_tflite(_float_model(), "constants")
+    rng = np.random.default_rng(7)
+    calib, held_out = (rng.normal(0, 1.2, (n, 1, 4, 6)).astype(np.float32) for n in (64, 16))
+    q = quantize(graph, calib, echo=lambda *_: None).graph
+    calls = lower_graph(q)
+    assert sum(len(call.constants) for call in calls) == 8
+    for op in q.ops:
+        for name in op.inputs:
+            t = q.t(name)
+            if t.is_const:
+                assert t.dtype == "int8" and np.log2(float(t.quant.s)) == round(np.log2(float(t.quant.s))), name
+                if isinstance(op, (ops.Maximum, ops.Minimum)):
+                    assert t.quant.s == q.t(op.outputs[0]).quant.s and t.quant.zp == q.t(op.outputs[0]).quant.zp
+
+    samples = [[quantize_sample(x, q.t(q.inputs[0]).quant)] for x in held_out]
+    golden = np.array([run_int(q, s, calls)[q.outputs[0]].reshape(-1) for s in samples])
+    c_out = np.array([o[0].view(np.int8).reshape(-1) for o in build_and_run_host(q, tmp_path / "c", samples)])
+    np.testing.assert_array_equal(c_out, golden, err_msg="generated C != golden model")
+
+    reference = run_float_batch(graph, held_out)[graph.outputs[0]].reshape(len(held_out), -1).astype(np.float64)
+    noise = np.sum((reference - dequantize(golden, q.t(q.outputs[0]).quant)) ** 2)
+    sqnr = 10 * np.log10(np.sum(reference ** 2) / noise)
+    print(f"power-of-two constants: output SQNR {sqnr:.1f} dB vs float on {len(held_out)} held-out samples")
+    assert sqnr > 20, sqnr

@@ -19,6 +19,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, Tensor, ops
 from edgeq.quant.calibration import TensorStats
+from edgeq.quant.pot_constants import quantize_constant_operands
 from edgeq.quant.pot_state import STATE_OPS, hold_range, int16_scale, quantize_state_op, state_range
 
 UNSIGNED_OFFSET = -128
@@ -221,6 +222,7 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             out.quant, out.dtype = None, "int32"
         elif isinstance(op, SHARED_QUANT):
             activation(op.outputs[0])
+            quantize_constant_operands(g, op, report, out.quant)
             op.inputs = [_requantized(g, name, out.quant, new_ops, op) for name in op.inputs]
         else:
             activation(op.outputs[0])
@@ -233,6 +235,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
             _quantize_lstm(g, op, report, stats)
         elif isinstance(op, ops.Gru):
             _quantize_gates(g, op, 3, report)
+        elif isinstance(op, (ops.Add, ops.Sub, ops.Mul, ops.SquaredDifference)):
+            quantize_constant_operands(g, op, report)
         new_ops.append(op)
     g.ops = new_ops
     return g, report
