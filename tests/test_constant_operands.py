@@ -181,3 +181,81 @@ def test_constant_operand_power_of_two(tmp_path):
     sqnr = 10 * np.log10(np.sum(reference ** 2) / noise)
     print(f"power-of-two constants: output SQNR {sqnr:.1f} dB vs float on {len(held_out)} held-out samples")
     assert sqnr > 20, sqnr
+
+
+def _int8_chain() -> bytes:
+    """Constant operands where the optimized libraries compete (full-shape ADD and MUL, the constant first and
+    second) and where they decline (broadcasting)."""
+    rng = np.random.default_rng(11)
+    shape = (1, 4, 4, 8)
+
+    def c(shape_, scale, zp):
+        return T(tuple(shape_), "int8", scale, zp, rng.integers(-128, 128, shape_).astype(np.int8))
+
+    x, h = T(shape, "int8", 0.05, 3), [T(shape, "int8", s, z) for s, z in ((0.08, -5), (0.1, 2), (0.1, 2), (0.12, 0))]
+    return build([Op("ADD", [x, c(shape, 0.03, -7)], [h[0]], "AddOptions", {}, 2),
+                  Op("MUL", [c(shape, 0.02, 4), h[0]], [h[1]], "MulOptions", {"fusedActivationFunction": 1}, 2),
+                  Op("MINIMUM", [h[1], c((), 0.1, 2)], [h[2]], version=2),
+                  Op("SUB", [h[2], c((8,), 0.04, 1)], [h[3]], "SubOptions", {}, 2)])
+
+
+def test_constant_operands_on_emulated_arm_board(tmp_path):
+    """qemu-mps2-an500 (Cortex-M7) with auto kernels: the full-shape ADD and MUL go to an optimized library, which
+    reads the constant from flash; 8 samples over the serial link equal TFLite Micro."""
+    import shutil
+
+    from edgeq.build import compile_graph, write_project
+    from edgeq.codegen.backends import cmsis_nn_library
+    from edgeq.errors import EdgeqError
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.run import run_build
+    from edgeq.targets.boards import get_board
+    from tests.oracles import tflm_run
+
+    if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")):
+        pytest.skip("needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
+    try:  # auto measures CMSIS-NN against edgeq's kernels
+        cmsis_nn_library.locate()
+    except EdgeqError as e:
+        pytest.skip(f"CMSIS-NN is not available here (make test takes ../shared's copy): {e}")
+    data = _int8_chain()
+    path = tmp_path / "constants.tflite"
+    path.write_bytes(data)
+    board = get_board("qemu-mps2-an500")
+    compiled = compile_graph(load_tflite(data, "constants"), "keep", board, "auto")
+    backends = [impl.backend for impl in compiled.impls if impl is not None]
+    assert backends[0] != "ref" and backends[1] != "ref" and backends[3] == "ref", backends
+    out = tmp_path / "fw"
+    write_project(compiled, board, "keep", out, path, echo=lambda *_: None)
+    xs = np.random.default_rng(5).integers(-128, 128, size=(8, 1, 4, 4, 8)).astype(np.int8)
+    ys = run_build(out, [xs])[0]
+    for k in range(len(xs)):
+        np.testing.assert_array_equal(ys[k].reshape(-1), tflm_run(data, [xs[k]])[0].reshape(-1),
+                                      err_msg=f"sample {k} over serial != TFLite Micro")
+
+
+@pytest.mark.parametrize("kernels", ["cmsis-nn", "arm-dsp"])
+def test_constant_operands_in_optimized_kernels_on_host(kernels, tmp_path):
+    """The plain-C paths of CMSIS-NN (full-shape ADD and MUL) and arm-dsp (ADD) reading a constant operand
+    from flash: host C (ASan/UBSan) == golden model."""
+    from edgeq.build import build_and_run_host, compile_graph
+    from edgeq.codegen.backends import cmsis_nn_library
+    from edgeq.errors import EdgeqError
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.quant.executor import run_int
+    from edgeq.targets.boards import get_board
+
+    if kernels == "cmsis-nn":
+        try:
+            cmsis_nn_library.locate()
+        except EdgeqError as e:
+            pytest.skip(f"CMSIS-NN is not available here: {e}")
+    graph = load_tflite(_int8_chain(), "constants")
+    taken = [impl.backend == kernels for impl in compile_graph(graph, "keep", get_board("host"), kernels).impls]
+    assert taken == ([True, True, False, False] if kernels == "cmsis-nn" else [True, False, False, False]), taken
+    rng = np.random.default_rng(8)
+    samples = [[rng.integers(-128, 128, (1, 4, 4, 8)).astype(np.int8)] for _ in range(6)]
+    outs = build_and_run_host(graph, tmp_path, samples, kernels=kernels)
+    for k, (xs, got) in enumerate(zip(samples, outs)):
+        np.testing.assert_array_equal(got[0].reshape(-1), run_int(graph, xs)[graph.outputs[0]].reshape(-1),
+                                      err_msg=f"{kernels} != golden model, sample {k}")
