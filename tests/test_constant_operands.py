@@ -259,3 +259,31 @@ def test_constant_operands_in_optimized_kernels_on_host(kernels, tmp_path):
     for k, (xs, got) in enumerate(zip(samples, outs)):
         np.testing.assert_array_equal(got[0].reshape(-1), run_int(graph, xs)[graph.outputs[0]].reshape(-1),
                                       err_msg=f"{kernels} != golden model, sample {k}")
+
+
+def test_16x8_rescale_is_cut_to_int32_as_tflite_does():
+    """TFLite's MultiplyByQuantizedMultiplier(int64_t, ...) returns its rescaled accumulator cast to int32, which
+    wraps before the clamp to int16; the C kernels' eq_mbqm64 does too, and so must the numpy golden model. int64
+    biases near k * 2^42 with an output multiplier of 2^-10 put conv, depthwise and fully connected results
+    at k * 2^32 (wraps to a small value), 2^31 (wraps negative) and inside int32 (no wrap)."""
+    rng = np.random.default_rng(1)
+    oc, k = 6, np.array([0, 1, -1, 0.5, -0.5, 3])
+
+    def q16(shape, scale):
+        return T(tuple(shape), "int16", scale, 0)
+
+    def bias():
+        return T((oc,), "int64", [1e-6] * oc, [0] * oc,
+                 (k * 2.0 ** 42).astype(np.int64) + rng.integers(-2 ** 20, 2 ** 20, oc))
+
+    def weights(shape, axis):
+        return T(shape, "int8", [0.001] * oc, [0] * oc, rng.integers(-3, 4, shape).astype(np.int8), axis=axis)
+
+    conv = Op("CONV_2D", [q16((1, 3, 3, 4), 0.001), weights((oc, 1, 1, 4), 0), bias()], [q16((1, 3, 3, oc), 1.024e-3)],
+              "Conv2DOptions", {"padding": 1, "strideH": 1, "strideW": 1}, version=4)
+    dw = Op("DEPTHWISE_CONV_2D", [q16((1, 3, 3, 3), 0.001), weights((1, 2, 2, oc), 3), bias()],
+            [q16((1, 3, 3, oc), 1.024e-3)], "DepthwiseConv2DOptions",
+            {"padding": 0, "strideH": 1, "strideW": 1, "depthMultiplier": 2}, version=5)
+    fc = Op("FULLY_CONNECTED", [q16((2, 4), 0.001), weights((oc, 4), 0), bias()], [q16((2, oc), 1.024e-3)],
+            "FullyConnectedOptions", {}, version=5)
+    check_model(build([conv, dw, fc]), n=3, sample=_sample("int16"))

@@ -14,7 +14,7 @@ from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.lowering.fixedpoint import (
     multiply_by_quantized_multiplier, multiply_by_quantized_multiplier_int64, quantize_multiplier, rounding_shift,
-    tflite_rounding_shift,
+    tflite_rounding_shift, wrap32,
 )
 from edgeq.lowering import KernelCall, float_impl, kernel, lowers
 from edgeq.lowering.common import (
@@ -175,8 +175,8 @@ def _requantize(acc: np.ndarray, call: KernelCall, shift_rounding=tflite_roundin
     (convolutions: its multiplier of 2^-shift; fully connected: once, half away from zero)."""
     p, a = call.params, call.arrays
     shift = a["out_shift"].astype(np.int64)
-    if call.kernel.endswith("_s16"):  # int64 accumulators
-        out = multiply_by_quantized_multiplier_int64(acc, a["out_mult"].astype(np.int64), shift)
+    if call.kernel.endswith("_s16"):  # int64 accumulators; the rescaled value cut to int32 as TFLite and eq_mbqm64 do
+        out = wrap32(multiply_by_quantized_multiplier_int64(acc, a["out_mult"].astype(np.int64), shift))
     elif call.requant == "multiplier":
         out = multiply_by_quantized_multiplier(acc, a["out_mult"].astype(np.int64), shift)
     else:
