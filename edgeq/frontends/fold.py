@@ -1,8 +1,11 @@
 """IR rewrites the ONNX/PyTorch frontends run after translation.
 
-- per-channel Mul/Add by constants right after a Conv2D, DepthwiseConv2D or FullyConnected are
-  folded into its weights and bias (BatchNormalization arrives as such a Mul+Add; MatMul+Add
-  becomes a FullyConnected with bias the same way);
+- per-channel Mul/Add by constants right after a Conv2D, DepthwiseConv2D or FullyConnected, or after
+  a reshape of its output that keeps the channels last (a Conv1d's), are folded into its weights and
+  bias (BatchNormalization arrives as such a Mul+Add; MatMul+Add becomes a FullyConnected with bias
+  the same way);
+- a BatchNormalization's Mul+Add that followed no such layer becomes one 1x1 depthwise convolution,
+  which the power-of-two quantizer takes (a Mul by a per-channel float constant it does not);
 - a Relu/Relu6 after a layer, Add or Mul becomes that op's fused activation;
 - operators whose results nothing uses are dropped.
 A fold needs the layer's output to have no other reader, so residual branches stay exact.
@@ -48,8 +51,19 @@ def _replace_const(graph: Graph, op: ops.Op, pos: int, data: np.ndarray, users: 
         op.inputs[pos] = name
 
 
-def fold_affine(graph: Graph) -> set[str]:
-    """Fold per-channel Mul/Add constants into the layer before them. Returns the folded layers."""
+def _layer_of(graph: Graph, x: str, producers: dict, consumers: dict) -> tuple[ops.Op | None, ops.Op | None]:
+    """The op whose output x is, or, when x is a reshape of a layer's output that keeps the last (channel) axis, that
+    layer and the reshape. Both last axes being C, element i is in channel i % C on either side."""
+    op = producers.get(x)
+    if isinstance(op, (ops.Reshape, ops.Squeeze)) and _single_reader(graph, op.inputs[0], consumers) and \
+            graph.t(op.inputs[0]).shape[-1:] == graph.t(x).shape[-1:]:
+        return producers.get(op.inputs[0]), op
+    return op, None
+
+
+def fold_affine(graph: Graph, keep: set[str] = frozenset()) -> set[str]:
+    """Fold per-channel Mul/Add constants into the layer before them, except into the layers named in keep.
+    Returns the folded layers."""
     folded: set[str] = set()
     changed = True
     while changed:
@@ -62,8 +76,8 @@ def fold_affine(graph: Graph) -> set[str]:
             if len(consts) != 1 or len(op.inputs) != 2:
                 continue
             x = next(n for n in op.inputs if n != consts[0])
-            layer = producers.get(x)
-            if not isinstance(layer, LAYERS) or layer.activation != ops.Activation.NONE:
+            layer, reshape = _layer_of(graph, x, producers, consumers)
+            if not isinstance(layer, LAYERS) or layer.activation != ops.Activation.NONE or layer.name in keep:
                 continue
             if not _single_reader(graph, x, consumers) or graph.t(op.outputs[0]).shape != graph.t(x).shape:
                 continue
@@ -81,7 +95,9 @@ def fold_affine(graph: Graph) -> set[str]:
             else:
                 bias = bias + vec
             _replace_const(graph, layer, 2, bias, consumers)
-            layer.outputs = list(op.outputs)
+            (reshape or layer).outputs = list(op.outputs)
+            if reshape is not None and op.outputs[0] in graph.bn_stats:  # they describe the layer's output
+                graph.bn_stats[layer.outputs[0]] = graph.bn_stats.pop(op.outputs[0])
             layer.activation = op.activation
             graph.ops.remove(op)
             graph.tensors.pop(x, None)
@@ -89,6 +105,62 @@ def fold_affine(graph: Graph) -> set[str]:
             changed = True
             break
     return folded
+
+
+def affine_to_depthwise(graph: Graph, affines: dict[str, tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Each x * scale + shift still in the graph, keyed by its output and given as (the Mul's output, then the
+    BatchNormalization's beta and |gamma| in x's layout), becomes a 1x1 DepthwiseConv2D with the scale as weights
+    and the shift as bias: over x itself when x is NHWC, else over x seen as [1, 1, rows, width], where width
+    spans the axes from the channel axis on and the constants are repeated over it. bn_stats follow the conv."""
+    producers = graph.producers()
+    for out, (scaled, beta, gamma) in affines.items():
+        add, mul = producers.get(out), producers.get(scaled)
+        if not isinstance(add, ops.Add) or not isinstance(mul, ops.Mul):
+            continue  # folded into the layer before it
+        x = next(n for n in mul.inputs if not graph.t(n).is_const)
+        scale, shift = (next(graph.t(n).data for n in op.inputs if graph.t(n).is_const) for op in (mul, add))
+        shape = tuple(graph.t(x).shape)
+        varying = [a for a, d in enumerate(np.shape(scale)) if d != 1]
+        axis = varying[0] if varying else len(shape) - 1
+        width = int(np.prod(shape[axis:]))
+        rows = int(np.prod(shape)) // width
+
+        def repeated(c: np.ndarray) -> np.ndarray:
+            return np.broadcast_to(np.asarray(c, np.float32), shape).reshape(rows, width)[0].copy()
+
+        direct = len(shape) == 4 and width == shape[-1]
+        flat = (1, 1, rows, width)
+        new: list[ops.Op] = []
+        names = {op.name for op in graph.ops}
+
+        def tensor(name: str, tshape, data=None) -> str:
+            while name in graph.tensors:
+                name += "_"
+            graph.tensors[name] = Tensor(name, tuple(tshape), "float32", None, data)
+            return name
+
+        def op_name(name: str) -> str:
+            while name in names:
+                name += "_"
+            names.add(name)
+            return name
+
+        src = x
+        if not direct:
+            src = tensor(f"{out}_rows", flat)
+            new.append(ops.Reshape(op_name(f"{mul.name}_rows"), [x], [src]))
+        w = tensor(f"{out}_bn_weights", (1, 1, 1, width), repeated(scale).reshape(1, 1, 1, width))
+        b = tensor(f"{out}_bn_bias", (width,), repeated(shift))
+        conv = out if direct else tensor(f"{out}_conv", flat)
+        new.append(ops.DepthwiseConv2D(op_name(mul.name), [src, w, b], [conv], activation=add.activation))
+        if not direct:
+            new.append(ops.Reshape(op_name(f"{add.name}_back"), [conv], [out]))
+        at = graph.ops.index(mul)
+        graph.ops[at:at + 1] = new
+        graph.ops.remove(add)  # remove_dead drops the old constants
+        if out in graph.bn_stats:
+            del graph.bn_stats[out]
+            graph.bn_stats[conv] = (repeated(beta), repeated(gamma))
 
 
 def fuse_activations(graph: Graph) -> None:

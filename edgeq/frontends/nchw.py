@@ -17,8 +17,8 @@ Layout. The IR is NHWC and has no transpose, so layout is settled at import time
 Import-time rewrites (recorded in Graph.notes where they change what the user sees):
 - constant subgraphs (shape arithmetic, casts, transposed weights) are evaluated (constfold.py);
 - BatchNormalization becomes Mul+Add with per-channel constants, which fold.py folds into the
-  preceding Conv/Gemm, keeping (beta, |gamma|) in Graph.bn_stats; Relu/Clip(0,6) after a layer
-  becomes its fused activation;
+  preceding Conv/Gemm (1-D or 2-D), keeping (beta, |gamma|) in Graph.bn_stats, or, after anything
+  else, turns into a 1x1 depthwise convolution; Relu/Clip(0,6) after a layer becomes its fused activation;
 - HardSigmoid is Add(+3 scaled) with fused RELU6 then Mul(1/6); Sub and Div by constants become
   Add and Mul; padding ONNX expresses and TFLite's SAME/VALID cannot becomes an explicit Pad
   (zero padding in max pools only where the input is known non-negative);
@@ -107,6 +107,7 @@ class Importer:
         self.ops: list[ops.Op] = []
         self.notes: list[str] = list(src.notes)
         self.bn_stats: dict[str, tuple] = {}
+        self.bn_affine: dict[str, tuple] = {}  # BN output -> its Mul's output, beta and |gamma| in IR layout
         self.op_names: set[str] = set()
         self.node: Node | None = None
         self.node_index = 0
@@ -135,7 +136,8 @@ class Importer:
         graph = Graph(self.src.name, self.tensors, self.ops, inputs, outputs, self.src.source_hash, self.notes,
                       states=self.states)
         graph.bn_stats = dict(self.bn_stats)
-        folded = fold.fold_affine(graph)
+        folded = fold.fold_affine(graph, self.layout_ops)
+        fold.affine_to_depthwise(graph, self.bn_affine)
         fold.fuse_activations(graph)
         fold.remove_dead(graph)
         if self.act_quant:
@@ -568,12 +570,12 @@ class Importer:
         shift = beta.astype(np.float64) - mean.astype(np.float64) * scale
         c = x.shape[1]
         per_channel = (1, c) + (1,) * (len(x.shape) - 2)
-        src = x.tensor
-        m = self._emit(ops.Mul, [src, self._const(self._layout_const(scale.reshape(per_channel), x),
-                                                  f"{n.outputs[0]}_scale")], x.ir_shape, f"{n.outputs[0]}_scaled")
-        out = self._emit(ops.Add, [m, self._const(self._layout_const(shift.reshape(per_channel), x),
-                                                  f"{n.outputs[0]}_shift")], x.ir_shape)
+        laid = lambda v: self._layout_const(np.asarray(v).reshape(per_channel), x)  # noqa: E731
+        m = self._emit(ops.Mul, [x.tensor, self._const(laid(scale), f"{n.outputs[0]}_scale")], x.ir_shape,
+                       f"{n.outputs[0]}_scaled")
+        out = self._emit(ops.Add, [m, self._const(laid(shift), f"{n.outputs[0]}_shift")], x.ir_shape)
         self.bn_stats[out] = (beta.astype(np.float32).reshape(-1), np.abs(gamma).astype(np.float32).reshape(-1))
+        self.bn_affine[out] = (m, laid(beta), laid(np.abs(gamma)))
         self._set(n.outputs[0], out, x.shape, x.perm, x.order)
 
     # element-wise
