@@ -264,7 +264,7 @@ class OpZoo(nn.Module):
         self.grouped = nn.Conv2d(8, 8, 3, 1, 2, dilation=2, groups=2)
         self.dw_mult = nn.Conv2d(8, 16, 3, 1, 1, groups=8)  # depthwise with depth multiplier 2
         self.c_same = nn.Conv2d(16, 8, 3, 1, "same")
-        self.bn_alone = nn.BatchNorm2d(8)  # after an Add, with nothing to fold into: stays Mul + Add
+        self.bn_alone = nn.BatchNorm2d(8)  # after an Add, nothing to fold into: a 1x1 depthwise conv
         self.fc = nn.Linear(16 * 4 * 4, 6)  # after an NCHW flatten: its weight columns are permuted
         self.fc2 = nn.Linear(6, 5)
 
