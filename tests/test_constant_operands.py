@@ -183,6 +183,40 @@ def test_constant_operand_power_of_two(tmp_path):
     assert sqnr > 20, sqnr
 
 
+def test_constant_operand_under_mixed_precision(tmp_path):
+    """--mixed-precision widens activations only: an int16 ADD between two fully connected layers reads its int8
+    power-of-two constant as int16 at the same scale; golden == host C (ASan/UBSan)."""
+    from edgeq.build import build_and_run_host
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.driver import QuantOptions, quantize
+    from edgeq.quant.executor import run_int
+    from edgeq.quant.pot import quantize_sample
+
+    rng = np.random.default_rng(0)
+
+    def c(values):
+        return T(np.shape(values), "float32", data=np.asarray(values, np.float32))
+
+    x, h1, h2, y = T((1, 8), "float32"), T((1, 8), "float32"), T((1, 8), "float32"), T((1, 4), "float32")
+    model = build([Op("FULLY_CONNECTED", [x, c(rng.normal(0, 0.5, (8, 8))), c(rng.normal(0, 0.1, 8))], [h1],
+                      "FullyConnectedOptions"),
+                   Op("ADD", [c(rng.normal(0, 0.3, 8)), h1], [h2], "AddOptions"),
+                   Op("FULLY_CONNECTED", [h2, c(rng.normal(0, 0.5, (4, 8))), c(rng.normal(0, 0.1, 4))], [y],
+                      "FullyConnectedOptions")])
+    calib = rng.normal(0, 1, (64, 1, 8)).astype(np.float32)
+    q = quantize(load_tflite(model, "mixed"), calib, QuantOptions(mixed_precision=True, max_arena=100_000),
+                 echo=lambda *_: None).graph
+    calls = lower_graph(q)
+    add = next(call for call in calls if call.kernel.startswith("add"))
+    assert add.kernel == "add_s16" and add.constants[0].dtype == np.int16, (add.kernel, add.constants)
+    samples = [[quantize_sample(v, q.t(q.inputs[0]).quant)] for v in calib[:8]]
+    outs = build_and_run_host(q, tmp_path, samples)
+    for k, (xs, got) in enumerate(zip(samples, outs)):
+        want = run_int(q, xs, calls)[q.outputs[0]]
+        np.testing.assert_array_equal(got[0].view(want.dtype).reshape(-1), want.reshape(-1), err_msg=f"sample {k}")
+
+
 def _int8_chain() -> bytes:
     """Constant operands where the optimized libraries compete (full-shape ADD and MUL, the constant first and
     second) and where they decline (broadcasting)."""

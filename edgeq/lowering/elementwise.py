@@ -61,11 +61,26 @@ def _operands(op: ops.Op, graph: Graph) -> list:
     return [graph.t(n) for n in (op.inputs[0], op.inputs[1], op.outputs[0])]
 
 
+def _variant(op: ops.Op, graph: Graph) -> str:
+    """The kernel variant the activations call for; a constant operand must match it, except that mixed precision
+    (edgeq.quant.mixed) widens only activations, so a power-of-two graph's int8 constant with zero point 0 beside
+    int16 activations is read as int16 at its scale, which is exact."""
+    acts = [n for n in op.inputs if not graph.t(n).is_const] + list(op.outputs)
+    kind = variant(op, graph, acts)
+    for name in op.inputs:
+        t = graph.t(name)
+        widened = (kind == "s16" and graph.requant == "shift" and t.dtype == "int8" and t.quant is not None
+                   and t.quant.per_tensor and t.quant.zp == 0)
+        if t.is_const and not widened:
+            variant(op, graph, [acts[0], name])
+    return kind
+
+
 def _binary_call(op: ops.Op, graph: Graph, kernel_name: str, params: dict[str, int], **kw) -> KernelCall:
     """The call of a binary element-wise kernel. A constant operand (`x * 0.5`, `tf.minimum(x, 6.0)`) stays in
     flash as the call's constant, read through its broadcast strides like an activation."""
-    constants = {k: graph.t(n).data.astype(graph.t(n).dtype).reshape(-1) for k, n in enumerate(op.inputs)
-                 if graph.t(n).is_const}
+    dtype = np.int16 if kernel_name.endswith("_s16") else np.int8
+    constants = {k: graph.t(n).data.astype(dtype).reshape(-1) for k, n in enumerate(op.inputs) if graph.t(n).is_const}
     if len(constants) == len(op.inputs):
         raise EdgeqError(f"Operator {op.name} ({op.kind}) has only constant operands; fold it into a constant "
                          "before conversion (TFLite's converter does), edgeq computes it at run time only.")
@@ -85,7 +100,7 @@ def _gather(x: np.ndarray, p: dict, name: str) -> np.ndarray:
 def lower_add(op: ops.Add | ops.Sub, graph: Graph) -> KernelCall:
     """ADD, and SUB, which TFLite computes alike up to the sign of the second scaled input (16x8: int16
     elements, a left shift of 15)."""
-    kind = variant(op, graph, op.inputs + op.outputs)
+    kind = _variant(op, graph)
     kernel_name = f"{'sub' if isinstance(op, ops.Sub) else 'add'}_{kind}"
     if graph.requant == "shift" and kind == "s8":  # int16 ADDs of mixed-precision graphs: TFLite's 16x8 kernel
         return _lower_add_shift(op, graph, kernel_name)
@@ -141,7 +156,7 @@ def add_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
 
 @lowers(ops.Mul, "mul_s8", "mul_s16")
 def lower_mul(op: ops.Mul, graph: Graph) -> KernelCall:
-    kind = variant(op, graph, op.inputs + op.outputs)
+    kind = _variant(op, graph)
     a, b, y = _operands(op, graph)
     if graph.requant == "shift":  # the product rescaled by one rounding shift
         m, s = 0, max(pot_shift(float(a.quant.s) * float(b.quant.s), y.quant.s, op), -31)
@@ -171,7 +186,7 @@ def lower_squared_difference(op: ops.SquaredDifference, graph: Graph) -> KernelC
     """TFLM's squared_difference PrepareQuantized: left shift 7 for int8, 0 for 16x8's int16 (whose inputs,
     scaled by at most 1/2, square to at most 2^30). Its scales need not be powers of two, and power-of-two graphs
     take the same arithmetic, which is exact for their int8 tensors."""
-    kind = variant(op, graph, op.inputs + op.outputs)
+    kind = _variant(op, graph)
     a, b, y = _operands(op, graph)
     left = 7 if kind == "s8" else 0
     twice_max = 2.0 * float(max(np.float32(a.quant.s), np.float32(b.quant.s)))
@@ -237,7 +252,7 @@ def prelu_s8(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarra
 def lower_min_max(op: ops.Maximum | ops.Minimum, graph: Graph) -> KernelCall:
     """TFLite Micro compares the raw int8 or int16 values, whatever the scales (the converter gives all three
     one)."""
-    kind = variant(op, graph, op.inputs + op.outputs)
+    kind = _variant(op, graph)
     params = _broadcast_params(op, graph)
     params["is_max"] = int(isinstance(op, ops.Maximum))
     return _binary_call(op, graph, f"min_max_{kind}", params)
