@@ -78,11 +78,23 @@ class Seq(nn.Module):
         return self.body(x)
 
 
+class PerStep(nn.Module):
+    """A Linear on each step of [N, L, F] and a BatchNorm1d over its features, permuted to [N, C, L] and back."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.bn = nn.Linear(6, 8), nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        return self.bn(self.fc(x).permute(0, 2, 1)).permute(0, 2, 1)
+
+
 FOLDED = {  # name: (model, input shape)
     "conv1d": (lambda: Seq(nn.Conv1d(6, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU()), (1, 6, 12)),
     "depthwise1d": (lambda: Seq(nn.Conv1d(6, 6, 3, groups=6), nn.BatchNorm1d(6)), (1, 6, 12)),
     "conv2d": (lambda: Seq(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()), (1, 3, 6, 5)),
     "linear": (lambda: Seq(nn.Linear(10, 8), nn.BatchNorm1d(8)), (1, 10)),
+    "linear_per_step": (PerStep, (1, 5, 6)),
 }
 
 
@@ -148,6 +160,8 @@ STANDALONE = {
     "residual": (Residual, (1, 3, 5, 4)),
     "input_1d": (lambda: Seq(nn.BatchNorm1d(6)), (1, 6, 12)),  # channels not last: one conv channel per value
     "input_2d": (lambda: Seq(nn.BatchNorm2d(3)), (1, 3, 5, 4)),  # after the one-hot conv that makes it NHWC
+    "after_flatten": (lambda: Seq(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.BatchNorm1d(24), nn.Linear(24, 5)),
+                      (1, 3, 5, 4)),  # its channels in the NHWC flatten order
 }
 
 

@@ -35,15 +35,19 @@ def _per_channel(c: np.ndarray, channels: int) -> np.ndarray | None:
     return None
 
 
+def _unused(name: str, taken) -> str:
+    while name in taken:
+        name += "_"
+    return name
+
+
 def _replace_const(graph: Graph, op: ops.Op, pos: int, data: np.ndarray, users: dict) -> None:
     """Give op its own copy of constant input `pos` holding data (other readers keep the old one)."""
     old = op.inputs[pos] if pos < len(op.inputs) else None
     if old is not None and len(users.get(old, [])) == 1:
         graph.tensors[old].data = data.astype(np.float32)
         return
-    name = f"{op.name}_{'bias' if pos == 2 else 'weights'}_folded"
-    while name in graph.tensors:
-        name += "_"
+    name = _unused(f"{op.name}_{'bias' if pos == 2 else 'weights'}_folded", graph.tensors)
     graph.tensors[name] = Tensor(name, data.shape, "float32", None, data.astype(np.float32))
     if old is None:
         op.inputs.append(name)
@@ -119,42 +123,29 @@ def affine_to_depthwise(graph: Graph, affines: dict[str, tuple[str, np.ndarray, 
             continue  # folded into the layer before it
         x = next(n for n in mul.inputs if not graph.t(n).is_const)
         scale, shift = (next(graph.t(n).data for n in op.inputs if graph.t(n).is_const) for op in (mul, add))
-        shape = tuple(graph.t(x).shape)
+        shape = graph.t(x).shape
         varying = [a for a, d in enumerate(np.shape(scale)) if d != 1]
-        axis = varying[0] if varying else len(shape) - 1
-        width = int(np.prod(shape[axis:]))
+        width = int(np.prod(shape[varying[0] if varying else -1:]))
         rows = int(np.prod(shape)) // width
 
         def repeated(c: np.ndarray) -> np.ndarray:
             return np.broadcast_to(np.asarray(c, np.float32), shape).reshape(rows, width)[0].copy()
 
-        direct = len(shape) == 4 and width == shape[-1]
-        flat = (1, 1, rows, width)
-        new: list[ops.Op] = []
-        names = {op.name for op in graph.ops}
-
         def tensor(name: str, tshape, data=None) -> str:
-            while name in graph.tensors:
-                name += "_"
-            graph.tensors[name] = Tensor(name, tuple(tshape), "float32", None, data)
+            name = _unused(name, graph.tensors)
+            graph.tensors[name] = Tensor(name, tshape, "float32", None, data)
             return name
 
-        def op_name(name: str) -> str:
-            while name in names:
-                name += "_"
-            names.add(name)
-            return name
-
-        src = x
-        if not direct:
-            src = tensor(f"{out}_rows", flat)
-            new.append(ops.Reshape(op_name(f"{mul.name}_rows"), [x], [src]))
+        direct = len(shape) == 4 and width == shape[-1]  # NHWC already
+        names = {op.name for op in graph.ops} - {mul.name, add.name}
+        src = x if direct else tensor(f"{out}_rows", (1, 1, rows, width))
+        conv = out if direct else tensor(f"{out}_conv", (1, 1, rows, width))
         w = tensor(f"{out}_bn_weights", (1, 1, 1, width), repeated(scale).reshape(1, 1, 1, width))
         b = tensor(f"{out}_bn_bias", (width,), repeated(shift))
-        conv = out if direct else tensor(f"{out}_conv", flat)
-        new.append(ops.DepthwiseConv2D(op_name(mul.name), [src, w, b], [conv], activation=add.activation))
+        new = [ops.DepthwiseConv2D(mul.name, [src, w, b], [conv], activation=add.activation)]
         if not direct:
-            new.append(ops.Reshape(op_name(f"{add.name}_back"), [conv], [out]))
+            new = [ops.Reshape(_unused(f"{mul.name}_rows", names), [x], [src])] + new + \
+                  [ops.Reshape(_unused(f"{mul.name}_back", names), [conv], [out])]
         at = graph.ops.index(mul)
         graph.ops[at:at + 1] = new
         graph.ops.remove(add)  # remove_dead drops the old constants
