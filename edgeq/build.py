@@ -234,7 +234,7 @@ def _firmware(c: Compiled, board: Board, folder: Path, echo, clock: str = "max",
               mlperf_model: str | None = None) -> dict:
     """firmware options: --clock (reset|max), --harness (edgeq|mlperf-tiny), --mlperf-model."""
     from edgeq.targets import firmware
-    weights = sum(a.nbytes for call in c.calls for a in call.arrays.values())
+    weights = sum(call.const_nbytes for call in c.calls)
     fw = firmware.firmware_options(c.cmodel, board, clock, harness, mlperf_model, c.graph.name)
     firmware.check_fits(c.cmodel, board, c.graph, weights, fw)
     fw_info = firmware.write_firmware(c.cmodel, board, c.graph.source_hash, folder, fw)

@@ -16,7 +16,7 @@ def inspect_graph(graph: Graph, board: Board | None = None, kernels: str = "auto
     if graph.is_integer:
         from edgeq.lowering import lower_graph
         calls = lower_graph(graph)
-        weights = [sum(a.nbytes for a in c.arrays.values()) for c in calls]
+        weights = [c.const_nbytes for c in calls]
         if board is not None:
             from edgeq.targets.kernel_timing import layer_timings
             quant = "pot" if graph.requant == "shift" else "keep"

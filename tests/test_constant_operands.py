@@ -321,3 +321,12 @@ def test_16x8_rescale_is_cut_to_int32_as_tflite_does():
     fc = Op("FULLY_CONNECTED", [q16((2, 4), 0.001), weights((oc, 4), 0), bias()], [q16((2, oc), 1.024e-3)],
             "FullyConnectedOptions", {}, version=5)
     check_model(build([conv, dw, fc]), n=3, sample=_sample("int16"))
+
+
+def test_constant_operands_count_as_weights():
+    """`edgeq inspect` (and the flash check before a firmware build) count a constant operand's bytes."""
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.inspect import inspect_graph
+
+    report = inspect_graph(load_tflite(_int8_chain(), "constants"))
+    assert [op["weights_bytes"] for op in report["ops"]] == [128, 128, 1, 8]

@@ -53,6 +53,11 @@ class KernelCall:
         return self.kernel.removesuffix("_s8")
 
     @property
+    def const_nbytes(self) -> int:
+        """The constant data the call puts in flash: its arrays and constant operands."""
+        return sum(a.nbytes for a in [*self.arrays.values(), *self.constants.values()])
+
+    @property
     def n_operands(self) -> int:
         """The kernel's input pointers: activations and constants."""
         return len(self.inputs) + len(self.constants)

@@ -62,6 +62,8 @@ def _calls_digest(calls: list[KernelCall]) -> str:
                              sorted(call.params.items())]).encode())
         for name in sorted(call.arrays):
             h.update(name.encode() + call.arrays[name].dtype.str.encode() + call.arrays[name].tobytes())
+        for k in sorted(call.constants):
+            h.update(f"operand{k}".encode() + call.constants[k].dtype.str.encode() + call.constants[k].tobytes())
     return h.hexdigest()
 
 
