@@ -277,3 +277,30 @@ def test_cnn_power_of_two_pt2(tmp_path):
     _, sqnr = _host_equals_golden(_quantized(graph, calib), tmp_path, xs.astype(np.float32), graph)
     print(f"CNN with BNs, power-of-two output SQNR vs float: {sqnr:.1f} dB over {len(xs)} held-out images")
     assert sqnr > 20.0
+
+
+def test_hand_made_onnx(tmp_path):
+    """A hand-written ONNX graph: 1-D Conv, BatchNormalization (epsilon 1e-3), Relu, and a second BatchNormalization
+    after the Relu (not foldable): one conv, one depthwise conv, equal to onnxruntime within 1e-4."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    c = 5
+    params = {"w": rng.normal(0, 0.5, (c, 4, 3)), "b": rng.normal(0, 0.1, c)}
+    for k in (1, 2):
+        params.update({f"g{k}": rng.uniform(-1, 1.5, c), f"beta{k}": rng.normal(0, 0.5, c),
+                       f"m{k}": rng.normal(0, 0.5, c), f"v{k}": rng.uniform(0.2, 2, c)})
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1]),
+             helper.make_node("BatchNormalization", ["c", "g1", "beta1", "m1", "v1"], ["n1"], epsilon=1e-3),
+             helper.make_node("Relu", ["n1"], ["r"]),
+             helper.make_node("BatchNormalization", ["r", "g2", "beta2", "m2", "v2"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 9])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v.astype(np.float32), k) for k, v in params.items()])
+    path = str(tmp_path / "model.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]), path)
+    g = load_model(path)
+    assert [op.kind for op in g.ops if isinstance(op, LAYERS)] == ["CONV_2D", "DEPTHWISE_CONV_2D"]
+    assert not any(isinstance(op, (ops.Mul, ops.Add, ops.Relu)) for op in g.ops)
+    _check_float(g, None, path, (1, 4, 9))
