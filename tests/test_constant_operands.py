@@ -330,3 +330,20 @@ def test_constant_operands_count_as_weights():
 
     report = inspect_graph(load_tflite(_int8_chain(), "constants"))
     assert [op["weights_bytes"] for op in report["ops"]] == [128, 128, 1, 8]
+
+
+def test_constant_operand_refusals():
+    """A per-channel-quantized constant (TFLite's element-wise kernels take one scale) and an operator of constants
+    only are refused in one sentence naming the operator."""
+    from edgeq.errors import EdgeqError
+    from edgeq.frontends.tflite import load_tflite
+    from edgeq.lowering import lower_graph
+
+    per_channel = T((4,), "int8", [0.1, 0.2, 0.3, 0.4], [0] * 4, np.arange(4, dtype=np.int8))
+    model = build([Op("ADD", [T((2, 4), "int8", 0.1, 0), per_channel], [T((2, 4), "int8", 0.1, 0)], "AddOptions")])
+    with pytest.raises(EdgeqError, match=r"\(ADD\): constant operand 't1' is quantized per channel; .*per tensor"):
+        lower_graph(load_tflite(model, "m"))
+    a, b = (T((4,), "int8", 0.1, 0, np.arange(4, dtype=np.int8)) for _ in range(2))
+    model = build([Op("MAXIMUM", [a, b], [T((4,), "int8", 0.1, 0)], version=2)])
+    with pytest.raises(EdgeqError, match=r"\(MAXIMUM\) has only constant operands; edgeq needs one computed"):
+        lower_graph(load_tflite(model, "m"))

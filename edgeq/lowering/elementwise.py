@@ -82,8 +82,8 @@ def _binary_call(op: ops.Op, graph: Graph, kernel_name: str, params: dict[str, i
     dtype = np.int16 if kernel_name.endswith("_s16") else np.int8
     constants = {k: graph.t(n).data.astype(dtype).reshape(-1) for k, n in enumerate(op.inputs) if graph.t(n).is_const}
     if len(constants) == len(op.inputs):
-        raise EdgeqError(f"Operator {op.name} ({op.kind}) has only constant operands; fold it into a constant "
-                         "before conversion (TFLite's converter does), edgeq computes it at run time only.")
+        raise EdgeqError(f"Operator {op.name} ({op.kind}) has only constant operands; edgeq needs one computed at "
+                         "run time. Fold the operator into a constant before conversion, as TFLite's converter does.")
     inputs = [n for k, n in enumerate(op.inputs) if k not in constants]
     return KernelCall(op.name, kernel_name, inputs, list(op.outputs), params, constants=constants, **kw)
 
