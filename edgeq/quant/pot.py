@@ -289,20 +289,36 @@ def per_channel(values, op: ops.Op, ndim: int) -> np.ndarray:
     return np.reshape(np.asarray(values, np.float64), shape)
 
 
-def weight_choices(op: ops.Op, w: np.ndarray, per_channel_scales: bool) -> list[Choice]:
+MAX_RESCALE_SHIFT = 22  # the largest right shift a layer's rescale takes (the kernels' fused rescales go to 22)
+
+
+def weight_choices(op: ops.Op, w: np.ndarray, per_channel_scales: bool, finest: int | None = None) -> list[Choice]:
     """The weights' exponent per output channel (HPTQ's per-channel thresholds: every rescale stays a shift, one per
-    channel), or one for the tensor."""
+    channel), or one for the tensor. A channel's exponent is at most finest: weights too small for it round to zero,
+    as their products would below the output's step."""
     w = w.astype(np.float64)
     if not per_channel_scales:
         return [choose_exponent(w, float(np.abs(w).max()), unsigned=False, weights=True)]
     rows = np.moveaxis(w, weight_axis(op), 0)
-    return [choose_exponent(r, float(np.abs(r).max()), unsigned=False, weights=True) for r in rows]
+    choices = [choose_exponent(r, float(np.abs(r).max()), unsigned=False, weights=True) for r in rows]
+    if finest is not None:
+        choices = [c if c.exponent <= finest else Choice(finest, 0, quant_error(r, finest, 0, -127))
+                   for c, r in zip(choices, rows)]
+    live = [c.exponent for c, r in zip(choices, rows) if np.any(np.round(r * 2.0 ** c.exponent))]
+    # a channel of zeros outputs its bias: the finest live exponent quantizes that bias finest, and keeps its
+    # rescale a right shift like its neighbours' (kernels fold a layer's shifts into one form when they can)
+    dead = Choice(max(live), 0, 0.0) if live else choose_exponent(w, float(np.abs(w).max()), False, weights=True)
+    return [c if np.any(np.round(r * 2.0 ** c.exponent)) else Choice(dead.exponent, 0, float(np.mean(r ** 2)))
+            for c, r in zip(choices, rows)]
 
 
 def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None,
                       per_channel_scales: bool = True) -> None:
     w = g.t(op.inputs[1])
-    choices = weight_choices(op, w.data, per_channel_scales)
+    x_exponent = -math.log2(g.t(op.inputs[0]).quant.s)
+    y_quant = g.t(op.outputs[0]).quant
+    finest = None if y_quant is None else int(MAX_RESCALE_SHIFT - x_exponent - math.log2(y_quant.s))
+    choices = weight_choices(op, w.data, per_channel_scales, finest)
     scales = np.array([c.scale for c in choices])
     steps = per_channel(scales, op, w.data.ndim)
     q = np.clip(np.round(w.data / steps), -127, 127).astype(np.int8)
