@@ -51,11 +51,12 @@ def _calibration_options(fn):
                            "or off.")(fn)
     fn = click.option("--resize", type=click.Choice(["stretch", "center-crop"]), default="stretch", show_default=True,
                       help="--calib FOLDER of images: how each image is brought to the input's size.")(fn)
-    fn = click.option("--rounding", type=click.Choice(["gptq", "adaround", "nearest"]), default="gptq",
+    fn = click.option("--rounding", type=click.Choice(["auto", "gptq", "adaround", "nearest"]), default="auto",
                       show_default=True,
                       help="Weight rounding: error-compensating (GPTQ) against each layer's real inputs, adaptive "
-                           "(AdaRound: learned up/down per weight; slower), or to the nearest step (always so with "
-                           "--data-free).")(fn)
+                           "(AdaRound: learned up/down per weight; slower), to the nearest step (always so with "
+                           "--data-free), or auto: GPTQ and nearest, keeping the higher output SQNR on the "
+                           "calibration data.")(fn)
     fn = click.option("--weight-scales", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
                       show_default=True,
                       help="One power-of-two weight scale per output channel (each layer's rescale is then a shift "

@@ -85,7 +85,7 @@ def test_adaround_keeps_the_scales_and_builds_bit_exact(offset_model, tmp_path):
     nearest = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "nearest"), echo=lambda *_: None)
     messages = []
     ada = quantize(graph, root / "calib.npz", QuantOptions("off", "off", "adaround"), echo=messages.append)
-    assert plain.rounding == "gptq" and ada.summary.rounding == "adaround"
+    assert plain.rounding == "auto" and ada.summary.rounding == "adaround"
     assert any("adaptive rounding: layer 1 of 4" in m for m in messages), messages
     changed = 0
     for a, b in zip(nearest.graph.ops, ada.graph.ops):
@@ -105,18 +105,24 @@ def test_adaround_keeps_the_scales_and_builds_bit_exact(offset_model, tmp_path):
 
 
 def test_selection_rule_and_cross_validation_in_the_report(offset_model, tmp_path):
-    """--equalization auto keeps the candidate with the higher output SQNR on the calibration data, and says
-    so; --cv-folds K puts K held-out scores beside the in-sample ones in the JSON and as a plot in the HTML."""
+    """--equalization auto and --rounding auto (the defaults) keep the candidate with the higher output SQNR on
+    the calibration data: equalization off and on with GPTQ, then GPTQ and nearest rounding on the equalization
+    kept; each choice is said; --cv-folds K puts K held-out scores beside the in-sample ones in the JSON and as a
+    plot in the HTML."""
     path, root = offset_model
     proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--cv-folds", "2", "-o", tmp_path / "q")
     assert proc.returncode == 0, proc.stderr
     assert "keeping" in proc.stdout and "(higher SQNR)" in proc.stdout and "cross-validation (2 folds)" in proc.stdout
+    assert "equalization: off" in proc.stdout and "rounding: gptq" in proc.stdout
     report = json.loads((tmp_path / "q" / "quant_report.json").read_text())
     summary, cv = report["summary"], report["cross_validation"]
     candidates = summary["candidates"]
-    assert len(candidates) == 2
-    best = max(candidates, key=lambda c: c["output_sqnr_db"])
-    assert summary["equalization"] == best["equalization"] and "highest output SQNR" in summary["selection_rule"]
+    assert [(c["equalization"], c["rounding"]) for c in candidates][:2] == [(False, "gptq"), (True, "gptq")]
+    first = max(candidates[:2], key=lambda c: c["output_sqnr_db"])
+    assert candidates[2]["rounding"] == "nearest" and candidates[2]["equalization"] == first["equalization"]
+    best = max([first, candidates[2]], key=lambda c: c["output_sqnr_db"])
+    assert (summary["equalization"], summary["rounding"]) == (best["equalization"], best["rounding"])
+    assert summary["output_sqnr_db"] == best["output_sqnr_db"] and "highest output SQNR" in summary["selection_rule"]
     assert cv["folds"] == 2 and len(cv["top1_agreement"]) == 2 and len(cv["output_sqnr_db"]) == 2
     assert cv["in_sample_output_sqnr_db"] == summary["output_sqnr_db"]
     html = (tmp_path / "q" / "quant_report.html").read_text()
@@ -129,7 +135,7 @@ def test_bad_options_are_refused_in_one_line():
     from edgeq.errors import EdgeqError
     from edgeq.quant.driver import QuantOptions
 
-    with pytest.raises(EdgeqError, match="Unknown --rounding 'stochastic'; choose one of gptq, adaround, nearest"):
+    with pytest.raises(EdgeqError, match="Unknown --rounding 'stochastic'; choose one of auto, gptq, adaround, nearest"):
         QuantOptions(rounding="stochastic").checked()
     assert QuantOptions(data_free=True, rounding="adaround").checked().rounding == "nearest"
 

@@ -9,6 +9,7 @@ looked at (README, "Power-of-two quantization of float models").
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from dataclasses import dataclass, field, replace
@@ -22,11 +23,12 @@ from edgeq.ir import Graph
 
 EQUALIZATION = ("auto", "on", "off")
 BIAS_CORRECTION = ("empirical", "analytic", "off")
-ROUNDING = ("gptq", "adaround", "nearest")
+ROUNDING = ("auto", "gptq", "adaround", "nearest")
 WEIGHT_SCALES = ("per-channel", "per-tensor")
 RESIZE = ("stretch", "center-crop")
 SELECTION_RULE = ("the candidate with the highest output SQNR against the float model on the calibration data "
-                  "(every model, classifier or not); equal SQNRs keep the first candidate (equalization off)")
+                  "(every model, classifier or not); equal SQNRs keep the first candidate (equalization off, "
+                  "GPTQ rounding)")
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class QuantOptions:
     """How to quantize; the defaults are `edgeq quantize`'s."""
     equalization: str = "auto"  # on, off, or auto: both, kept by SELECTION_RULE
     bias_correction: str = "empirical"  # empirical (edgeq.quant.bias_correction), analytic, off
-    rounding: str = "gptq"  # gptq (edgeq.quant.rounding), adaround (edgeq.quant.adaround), nearest
+    # gptq (edgeq.quant.rounding), adaround (edgeq.quant.adaround), nearest, or auto: gptq and nearest on the
+    # equalization kept, kept by SELECTION_RULE
+    rounding: str = "auto"
     weight_scales: str = "per-channel"  # a power-of-two weight scale per output channel, or per-tensor
     input_zero_point: bool = True  # the graph input may be asymmetric (a zero point beside its 2^-n scale)
     bias_absorption: bool = True  # edgeq.passes.bias_absorption, where exact
@@ -78,6 +82,7 @@ class Candidate:
     equalization: bool
     top1_agreement: float
     output_sqnr_db: float
+    rounding: str = "gptq"
 
 
 @dataclass
@@ -183,26 +188,40 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
             stats, reference = collect_stats(graph, x, keep_outputs=True)
     reference = reference.reshape(len(x), -1).astype(np.float64)
     check_outcome(graph.name, x, reference)
-    results = [_quantize_variant(graph, x, reference, cle, options, pools_as_means, echo, None if cle else stats,
-                                 arena_of, latency_of) for cle in candidates]
-    best = max(results, key=lambda r: r[0].summary.output_sqnr_db) if len(results) > 1 else results[0]
+    memo = {False: stats}  # each equalization's statistics, collected once
+    first = replace(options, rounding="gptq") if options.rounding == "auto" else options
+    results = [_quantize_variant(graph, x, reference, cle, first, pools_as_means, echo, memo, arena_of, latency_of)
+               for cle in candidates]
+    best = _kept(results, "equalization", lambda q: "on" if q.summary.equalization else "off", echo)
+    if options.rounding == "auto":
+        cle = best[0].summary.equalization
+        results.append(_quantize_variant(graph, x, reference, cle, replace(options, rounding="nearest"),
+                                         pools_as_means, echo, memo, arena_of, latency_of))
+        best = _kept([best, results[-1]], "rounding", lambda q: q.summary.rounding, echo)
     for r in results:
         r[0].summary.candidates = [Candidate(q.summary.equalization, q.summary.calibration_top1_agreement,
-                                             q.summary.output_sqnr_db) for q, _ in results]
-    if len(results) > 1:
-        echo("equalization: " + ", ".join(
-            f"{'on' if q.summary.equalization else 'off'} {q.summary.output_sqnr_db:.1f} dB output SQNR "
-            f"({100 * q.summary.calibration_top1_agreement:.1f}% top-1 agreement)" for q, _ in results) +
-             f" on the calibration data; keeping {'on' if best[0].summary.equalization else 'off'} (higher SQNR)")
+                                             q.summary.output_sqnr_db, q.summary.rounding) for q, _ in results]
     result, collapsed = best
     if collapsed:
         raise collapse_error(graph.name, x)
     result.summary.seconds = time.perf_counter() - start
     if options.cv_folds:
-        fixed = replace(options, equalization="on" if result.summary.equalization else "off", cv_folds=0)
+        fixed = replace(options, equalization="on" if result.summary.equalization else "off",
+                        rounding=result.summary.rounding, cv_folds=0)
         result.cross_validation = cross_validate(graph, x, reference, fixed, options.cv_folds, result, echo,
                                                  arena_of, latency_of)
     return result
+
+
+def _kept(results: list, what: str, label, echo):
+    """The result SELECTION_RULE keeps among results (the first on equal SQNRs), said in one line when there is a
+    choice."""
+    best = max(results, key=lambda r: r[0].summary.output_sqnr_db)  # max keeps the first of equals
+    if len(results) > 1:
+        scores = [f"{label(q)} {q.summary.output_sqnr_db:.1f} dB output SQNR "
+                  f"({100 * q.summary.calibration_top1_agreement:.1f}% top-1 agreement)" for q, _ in results]
+        echo(f"{what}: {', '.join(scores)} on the calibration data; keeping {label(best[0])} (higher SQNR)")
+    return best
 
 
 def _pools_as_means(graph: Graph, options: QuantOptions) -> tuple[Graph, list[str]]:
@@ -211,38 +230,24 @@ def _pools_as_means(graph: Graph, options: QuantOptions) -> tuple[Graph, list[st
 
 
 def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: bool, options: QuantOptions,
-                      pools_as_means: list[str], echo, stats=None, arena_of=None,
+                      pools_as_means: list[str], echo, memo: dict | None = None, arena_of=None,
                       latency_of=None) -> tuple[QuantResult, bool]:
-    """One candidate: the graph equalized or not, quantized and scored on the calibration data (stats: the
-    graph's statistics when already collected). Returns it and whether its outputs collapsed (the same for
-    every sample)."""
-    from edgeq.passes.equalization import equalize
+    """One candidate: the graph equalized or not, quantized, its weights rounded as options say, scored on the
+    calibration data (memo: what candidates share, used when there and filled in). Returns it and whether its outputs
+    collapsed (the same for every sample)."""
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.calibration import check_outcome
     from edgeq.quant.executor import stateful
-    from edgeq.quant.pot import dequantized_outputs, quantize_graph
+    from edgeq.quant.pot import dequantized_outputs
     from edgeq.quant.pot_state import dequantized_sequence
 
-    g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
-    if stats is None:
-        echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
-    g, stats, absorbed = _statistics(g, x, options, stats)
-    if options.data_free:
-        from_bn = sum(1 for n in g.bn_stats if n in stats)
-        echo(f"warning: data-free quantization of {g.name}: the ranges of {from_bn} of {len(stats)} activation "
-             f"tensors come from batch-norm statistics, the others from {len(x)} synthetic inputs uniform in "
-             f"[{options.input_range}]; bias correction is analytic. Expect lower accuracy than with calibration "
-             "data: on MLPerf Tiny models without batch-norm statistics it cost up to 24 points of top-1 agreement "
-             "(README, 'Data-free mode'). Give --calib with a few hundred real samples when you can.")
-    qgraph, tensors = quantize_graph(g, stats, bias_correction=options.bias_correction == "analytic",
-                                     input_zero_point=options.input_zero_point,
-                                     inputs=None if options.data_free else x,
-                                     per_channel_scales=options.weight_scales == "per-channel")
-    mixed, narrow = None, qgraph
-    if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
-        from edgeq.quant.mixed import arena_bytes, choose
-        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo, options.max_latency,
-                               latency_of)
+    memo = {} if memo is None else memo
+    if ("quantized", cle) in memo:  # another rounding of the same graph: its int8 graph before rounding, copied
+        g, eq_info, absorbed, qgraph, tensors, mixed, narrow = copy.deepcopy(memo["quantized", cle])
+    else:
+        g, eq_info, absorbed, qgraph, tensors, mixed, narrow = _quantized_graph(
+            graph, x, cle, options, echo, memo, arena_of, latency_of)
+        memo["quantized", cle] = copy.deepcopy((g, eq_info, absorbed, qgraph, tensors, mixed, narrow))
     while True:
         if options.bias_correction == "empirical" or options.rounding != "nearest":
             corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
@@ -273,17 +278,43 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     return QuantResult(qgraph, g, x, summary, tensors, eq_info), collapsed
 
 
+def _quantized_graph(graph: Graph, x: np.ndarray, cle: bool, options: QuantOptions, echo, memo: dict, arena_of,
+                     latency_of):
+    """A candidate's float graph (equalized or not, biases absorbed) and its int8 graph before weight rounding and
+    bias correction, with mixed precision's choice; memo: equalization -> the graph's statistics."""
+    from edgeq.passes.equalization import equalize
+    from edgeq.quant.pot import quantize_graph
+
+    g, eq_info = equalize(graph) if cle else (graph, {"pairs": []})
+    if memo.get(cle) is None:
+        echo(f"calibrating on {len(x)} samples{' after cross-layer equalization' if cle else ''} ...")
+        memo[cle] = _stats_of(g, x, options)
+    g, stats, absorbed = _statistics(g, x, options, memo[cle])
+    if options.data_free:
+        from_bn = sum(1 for n in g.bn_stats if n in stats)
+        echo(f"warning: data-free quantization of {g.name}: the ranges of {from_bn} of {len(stats)} activation "
+             f"tensors come from batch-norm statistics, the others from {len(x)} synthetic inputs uniform in "
+             f"[{options.input_range}]; bias correction is analytic. Expect lower accuracy than with calibration "
+             "data: on MLPerf Tiny models without batch-norm statistics it cost up to 24 points of top-1 agreement "
+             "(README, 'Data-free mode'). Give --calib with a few hundred real samples when you can.")
+    qgraph, tensors = quantize_graph(g, stats, bias_correction=options.bias_correction == "analytic",
+                                     input_zero_point=options.input_zero_point,
+                                     inputs=None if options.data_free else x,
+                                     per_channel_scales=options.weight_scales == "per-channel")
+    mixed, narrow = None, qgraph
+    if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
+        from edgeq.quant.mixed import arena_bytes, choose
+        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo, options.max_latency,
+                               latency_of)
+    return g, eq_info, absorbed, qgraph, tensors, mixed, narrow
+
+
 def _statistics(g: Graph, x: np.ndarray, options: QuantOptions, stats=None):
     """Activation statistics of the float graph g (stats: already collected), after high-bias absorption when
     it moves anything. Returns (graph, statistics, {layer: largest amount absorbed})."""
     from edgeq.passes.bias_absorption import absorb_high_biases
-    from edgeq.quant.calibration import collect_stats
-    from edgeq.quant.data_free import data_free_stats
 
-    def stats_of(graph: Graph):
-        return data_free_stats(graph, x)[0] if options.data_free else collect_stats(graph, x)
-
-    stats = stats if stats is not None else stats_of(g)
+    stats = stats if stats is not None else _stats_of(g, x, options)
     if not options.bias_absorption:
         return g, stats, {}
     if options.data_free:  # DFQ: the pre-activation stays above beta - 3|gamma|
@@ -294,7 +325,7 @@ def _statistics(g: Graph, x: np.ndarray, options: QuantOptions, stats=None):
     if not moved:
         return g, stats, {}
     if options.data_free:
-        return absorbed_graph, stats_of(absorbed_graph), moved
+        return absorbed_graph, _stats_of(absorbed_graph, x, options), moved
     # on the calibration data only the absorbing layers' outputs change, by exactly the amount moved
     shifted = dict(stats)
     for op in g.ops:
@@ -302,6 +333,12 @@ def _statistics(g: Graph, x: np.ndarray, options: QuantOptions, stats=None):
             out = op.outputs[0]
             shifted[out] = stats[out].shifted(np.maximum(np.asarray(bounds[out], np.float64), 0.0))
     return absorbed_graph, shifted, moved
+
+
+def _stats_of(g: Graph, x: np.ndarray, options: QuantOptions):
+    from edgeq.quant.calibration import collect_stats
+    from edgeq.quant.data_free import data_free_stats
+    return data_free_stats(g, x)[0] if options.data_free else collect_stats(g, x)
 
 
 def _output_step(qgraph: Graph) -> float:

@@ -289,6 +289,20 @@ def per_channel(values, op: ops.Op, ndim: int) -> np.ndarray:
     return np.reshape(np.asarray(values, np.float64), shape)
 
 
+def _row_exponents(rows: np.ndarray) -> list[Choice]:
+    """choose_exponent for the weights of every row of rows [C, K] at once."""
+    top = np.abs(rows).max(axis=1)
+    n0 = np.floor(np.log2(127 / np.where(top > 0, top, 1.0))).astype(np.int64)
+    errors = []
+    for extra in range(5):
+        step = 2.0 ** -(n0 + extra)[:, None]
+        errors.append(np.mean((rows - np.clip(np.round(rows / step), -127, 127) * step) ** 2, axis=1))
+    errors = np.array(errors)  # [5, C]
+    best = np.argmin(errors, axis=0)  # the first of equal errors, as choose_exponent keeps it
+    return [Choice(int(n0[c] + best[c]), 0, float(errors[best[c], c])) if top[c] > 0 else Choice(0, 0, 0.0)
+            for c in range(len(rows))]
+
+
 MAX_RESCALE_SHIFT = 22  # the largest right shift a layer's rescale takes (the kernels' fused rescales go to 22)
 
 
@@ -299,8 +313,8 @@ def weight_choices(op: ops.Op, w: np.ndarray, per_channel_scales: bool, finest: 
     w = w.astype(np.float64)
     if not per_channel_scales:
         return [choose_exponent(w, float(np.abs(w).max()), unsigned=False, weights=True)]
-    rows = np.moveaxis(w, weight_axis(op), 0)
-    choices = [choose_exponent(r, float(np.abs(r).max()), unsigned=False, weights=True) for r in rows]
+    rows = np.moveaxis(w, weight_axis(op), 0).reshape(w.shape[weight_axis(op)], -1)
+    choices = _row_exponents(rows)
     if finest is not None:
         choices = [c if c.exponent <= finest else Choice(finest, 0, quant_error(r, finest, 0, -127))
                    for c, r in zip(choices, rows)]
