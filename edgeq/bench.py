@@ -220,7 +220,9 @@ QUANT_VARIANTS = [  # column, QuantOptions fields (None: data-free)
     ("+ bias correction", dict(equalization="off", rounding="nearest", input_zero_point=False)),
     ("+ both", dict(equalization="on", rounding="nearest", input_zero_point=False)),
     ("default", dict()),
+    ("default, per-tensor weights", dict(weight_scales="per-tensor")),
     ("default, no input zero point", dict(input_zero_point=False)),
+    ("default, GPTQ rounding", dict(rounding="gptq")),
     ("default, nearest rounding", dict(rounding="nearest")),
     ("default, AdaRound", dict(rounding="adaround")),
     ("data-free", None),
@@ -228,8 +230,8 @@ QUANT_VARIANTS = [  # column, QuantOptions fields (None: data-free)
 
 
 def quant_table(shared: Path, variants=QUANT_VARIANTS) -> str:
-    """Agreement with the float model on the shared eval sets (200 samples, with 95% intervals), power-of-two
-    per-tensor, with ablations."""
+    """Agreement with the float model on the shared eval sets (200 samples, with 95% intervals), power-of-two,
+    with ablations."""
     import time
 
     from edgeq.quant.calibration import load_calibration
