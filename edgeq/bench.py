@@ -143,7 +143,8 @@ POT_BEGIN, POT_END = "<!-- bench:pot-latency:begin -->", "<!-- bench:pot-latency
 
 def pot_latency_table(shared: Path, board_name: str = "qemu-mps2-an500") -> str:
     """Whether power-of-two scales pay on the core: the float model built with --calib (power-of-two, default
-    kernels) against MLCommons' per-channel int8 model of the same network built the same way."""
+    kernels; per-channel weights, the default, and per-tensor ones) against MLCommons' per-channel int8 model of
+    the same network built the same way."""
     import subprocess
     import sys
     import tempfile
@@ -151,11 +152,14 @@ def pot_latency_table(shared: Path, board_name: str = "qemu-mps2-an500") -> str:
     from edgeq.build import load_manifest
     from edgeq.targets.device import open_device, profile
 
-    rows = [f"| model ({board_name}) | MLCommons int8, instructions | power-of-two, instructions | power-of-two / int8 |",
-            "| --- | ---: | ---: | ---: |"]
+    rows = [f"| model ({board_name}) | MLCommons int8, instructions | power-of-two, instructions | power-of-two / int8 "
+            "| power-of-two with per-tensor weights, instructions | per-tensor / int8 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for name in ("vww_96", "resnet_ic"):
         counts = []
-        for model, extra in ((f"{name}_int8", []), (f"{name}_fp32", ["--calib", str(shared / "data" / name / "calib.npz")])):
+        calib = ["--calib", str(shared / "data" / name / "calib.npz")]
+        for model, extra in ((f"{name}_int8", []), (f"{name}_fp32", calib),
+                             (f"{name}_fp32", [*calib, "--weight-scales", "per-tensor"])):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "fw"
                 subprocess.run([sys.executable, "-m", "edgeq", "build", str(shared / "models" / "mlperf_tiny" / f"{model}.tflite"),
@@ -163,18 +167,12 @@ def pot_latency_table(shared: Path, board_name: str = "qemu-mps2-an500") -> str:
                 manifest = load_manifest(out)
                 with open_device(out, manifest) as (link, b):
                     counts.append(profile(link, b, manifest)["instructions_per_inference"])
-            print(f"{model} on {board_name}: {counts[-1]:,} instructions", flush=True)
-        rows.append(f"| {name} | {counts[0]:,} | {counts[1]:,} | {counts[1] / counts[0]:.3f} |")
+            print(f"{model} {' '.join(extra[2:])} on {board_name}: {counts[-1]:,} instructions", flush=True)
+        rows.append(f"| {name} | {counts[0]:,} | {counts[1]:,} | {counts[1] / counts[0]:.3f} | {counts[2]:,} | "
+                    f"{counts[2] / counts[0]:.3f} |")
     return "\n".join(rows)
 
 
-QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resnet_ic", 89.5),
-                ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
-                ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
-                ("ad01", "models/mlperf_tiny/ad01_fp32.tflite", "ad01", 0.9725)]
-# MLCommons' per-channel int8 model of each, for the resampled check
-INT8_MODELS = {"resnet_ic": "models/mlperf_tiny/resnet_ic_int8.tflite", "vww_96": "models/mlperf_tiny/vww_96_int8.tflite",
-               "kws_ds_cnn": "models/mlperf_tiny/kws_ds_cnn_int8.tflite", "ad01": "models/mlperf_tiny/ad01_int8.tflite"}
 Q_BEGIN, Q_END = "<!-- bench:quant:begin -->", "<!-- bench:quant:end -->"
 R_BEGIN, R_END = "<!-- bench:resampled:begin -->", "<!-- bench:resampled:end -->"
 Z95 = 1.959964
