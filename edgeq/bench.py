@@ -173,6 +173,13 @@ def pot_latency_table(shared: Path, board_name: str = "qemu-mps2-an500") -> str:
     return "\n".join(rows)
 
 
+QUANT_MODELS = [("resnet_ic", "models/mlperf_tiny/resnet_ic_fp32.tflite", "resnet_ic", 89.5),
+                ("vww_96", "models/mlperf_tiny/vww_96_fp32.tflite", "vww_96", 99.0),
+                ("kws_ds_cnn", "models/mlperf_tiny/kws_ds_cnn_hybrid.tflite", "kws_ds_cnn", 93.5),
+                ("ad01", "models/mlperf_tiny/ad01_fp32.tflite", "ad01", 0.9725)]
+# MLCommons' per-channel int8 model of each, for the resampled check
+INT8_MODELS = {"resnet_ic": "models/mlperf_tiny/resnet_ic_int8.tflite", "vww_96": "models/mlperf_tiny/vww_96_int8.tflite",
+               "kws_ds_cnn": "models/mlperf_tiny/kws_ds_cnn_int8.tflite", "ad01": "models/mlperf_tiny/ad01_int8.tflite"}
 Q_BEGIN, Q_END = "<!-- bench:quant:begin -->", "<!-- bench:quant:end -->"
 R_BEGIN, R_END = "<!-- bench:resampled:begin -->", "<!-- bench:resampled:end -->"
 Z95 = 1.959964
