@@ -95,7 +95,7 @@ def test_variable_initial_value_off_the_int8_grid_is_refused():
 
 
 def _lstm(rng, batches, steps, n_in, units, time_major=False, wide=False, s_x=0.05, zp_x=-3, s_h=2 ** -7,
-          zp_h=5, cell_power=-11, cell_clip=0.0) -> Op:
+          zp_h=5, cell_power=-11, cell_clip=0.0, bias_span=3000) -> Op:
     """One UNIDIRECTIONAL_SEQUENCE_LSTM with the tensors TFLite's converter gives a Keras LSTM: per-tensor int8
     weights, biases in input scale x weight scale, an int16 cell state of a power-of-two scale, the hidden state
     (a variable) quantized as the output."""
@@ -108,7 +108,7 @@ def _lstm(rng, batches, steps, n_in, units, time_major=False, wide=False, s_x=0.
 
     w_in = [weights((units, n_in), s) for s in rng.uniform(0.002, 0.02, 4)]
     w_rec = [weights((units, units), s) for s in rng.uniform(0.002, 0.02, 4)]
-    bias = [T((units,), bias_type, s_x * w.scale, 0, rng.integers(-3000, 3000, units).astype(bias_type))
+    bias = [T((units,), bias_type, s_x * w.scale, 0, rng.integers(-bias_span, bias_span, units).astype(bias_type))
             for w in w_in]
     shape_x = (steps, batches, n_in) if time_major else (batches, steps, n_in)
     shape_y = shape_x[:2] + (units,)
@@ -136,7 +136,9 @@ def test_lstm_16x8():
     rng = np.random.default_rng(3)
     op_list = [_lstm(rng, 1, 5, 3, 4, wide=True, s_x=2 ** -10, s_h=2 ** -14),
                _lstm(rng, 2, 3, 6, 5, wide=True, time_major=True, s_x=3e-4, s_h=1e-4, cell_power=-12),
-               _lstm(rng, 1, 4, 12, 8, wide=True, s_x=1e-3, s_h=4e-5, cell_power=-10, cell_clip=2.0)]
+               _lstm(rng, 1, 4, 12, 8, wide=True, s_x=1e-3, s_h=4e-5, cell_power=-10, cell_clip=2.0),
+               # biases so large that a gate's rescaled sum leaves int32, which TFLite cuts to int32 before clamping
+               _lstm(rng, 1, 3, 4, 6, wide=True, s_x=2 ** -10, s_h=2 ** -14, bias_span=2 ** 44)]
     check_model(build(op_list), n=8, sample=_int16_inputs)
 
 

@@ -216,7 +216,9 @@ def lstm(call: KernelCall, inputs: list[np.ndarray], out_shape) -> np.ndarray:
     h_state, c_state = hidden.reshape(b_count, units), cell.reshape(b_count, units)
     if p["reset_state"]:
         h_state[:], c_state[:] = p["hidden_zp"], 0
-    mbqm = multiply_by_quantized_multiplier_int64 if wide else multiply_by_quantized_multiplier
+    # 16x8: the rescaled int64 sum is cut to int32 before the clamp, as TFLite and eq_mbqm64 do
+    mbqm = (lambda v, m, s: wrap32(multiply_by_quantized_multiplier_int64(v, m, s))) if wide else \
+        multiply_by_quantized_multiplier
     acc = (lambda v: v) if wide else wrap32
     for b in range(b_count):
         for t in range(t_count):
