@@ -21,7 +21,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 
 
 class Movement(nn.Module):
-    """Slices with steps, split, maximum/minimum, transposed convolution with PReLU, nearest and bilinear
+    """Slices with steps, split, maximum/minimum (of two tensors, of a constant), transposed convolution with PReLU, nearest and bilinear
     resizing, pixel shuffle, abs and negation, a permute + reshape, a product of two computed tensors,
     reductions, a gather, tiling, a slice of a flattened NCHW tensor."""
 
@@ -30,6 +30,7 @@ class Movement(nn.Module):
         self.conv = nn.Conv2d(3, 8, 3, padding=1)
         self.convt = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1)
         self.prelu = nn.PReLU(4)
+        self.register_buffer("cap", torch.tensor([0.8, 1.5]).reshape(1, 2, 1, 1))
 
     def forward(self, x):
         y = self.conv(x)                                                      # [1, 8, 16, 16]
@@ -41,6 +42,7 @@ class Movement(nn.Module):
         v = F.interpolate(t, size=(16, 16), mode="bilinear", align_corners=False)
         p = F.pixel_shuffle(torch.cat([v, v], 1), 2)                          # [1, 2, 32, 32]
         z = torch.abs(u - p) + torch.minimum(u, -p)
+        z = torch.minimum(torch.maximum(z, torch.tensor(-0.5)), self.cap)   # Max/Min of a constant
         q = z.permute(0, 2, 3, 1).reshape(1, 32, 64)
         r = torch.matmul(q, q.transpose(1, 2))                                # [1, 32, 32]
         s = r.amax(dim=-1) + r.sum(dim=1)                                     # [1, 32]

@@ -1112,9 +1112,13 @@ class Importer:
         self._min_max(n, ops.Minimum)
 
     def _min_max(self, n: Node, cls) -> None:
-        if len(n.inputs) != 2 or any(self._is_const(i) for i in n.inputs):
-            raise self.fail(f"{n.op} of {len(n.inputs)} inputs, or of a constant; edgeq takes {n.op} of two computed "
-                            "tensors.")
+        consts = [self._is_const(i) for i in n.inputs]
+        if len(n.inputs) != 2 or all(consts):
+            raise self.fail(f"{n.op} of {len(n.inputs)} inputs, or of constants only; edgeq takes {n.op} of two "
+                            "tensors, at least one computed.")
+        if any(consts):  # the constant is an operand of its own (MAXIMUM/MINIMUM are symmetric)
+            k = consts.index(True)
+            return self._binary_const(n, cls, self._act(1 - k), self.consts[n.inputs[k]], n.inputs[k])
         self._binary_vals(n, cls, self._act(0), self._act(1))
 
     def _op_Abs(self, n: Node) -> None:
