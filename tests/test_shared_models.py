@@ -76,10 +76,10 @@ POT_ACCEPTANCE = {"resnet_ic": ("resnet_ic_fp32", 89.5 - 1.0), "vww_96": ("vww_9
                   "kws_ds_cnn": ("kws_ds_cnn_hybrid", 93.5 - 1.0), "ad01": ("ad01_fp32", 0.995)}
 
 
-# Issue 15: under the selection rule fixed before evaluation (highest calibration SQNR), vww_96 keeps
-# equalization off and agrees 96.5% (README, "Power-of-two quantization"); the floor is not met and stays
-# visible here rather than being lowered.
-NOT_MET = {"vww_96": "issue 15: the pre-registered selection rule gives 96.5% on vww_96's eval set (floor 98.0)"}
+# Issue 15: under the selection rule (highest calibration SQNR) kws_ds_cnn keeps nearest rounding on 0.2 dB and
+# agrees 91.0% (README, "Power-of-two quantization"); the floor is not met and stays visible here rather than being
+# lowered or the rule tuned to this set. (vww_96, 96.5% with per-tensor weights, meets it with per-channel ones.)
+NOT_MET = {"kws_ds_cnn": "issue 15: the selection rule gives 91.0% on kws_ds_cnn's eval set (floor 92.5)"}
 
 
 @pytest.mark.parametrize("data", [pytest.param(d, marks=pytest.mark.xfail(reason=NOT_MET[d], strict=False))
