@@ -176,13 +176,14 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
             w_shape = depth = (oc, case.shape[-1])
             depth = case.shape[-1]
         per_channel = case.op is not ops.FullyConnected or name.startswith("per_channel")
-        w_scale = (np.full(1, 2.0 ** -7) if pot else
+        # power-of-two: one exponent per channel where TFLite's models have per-channel scales (edgeq's default)
+        w_scale = (2.0 ** -rng.integers(6, 9, oc if per_channel else 1).astype(np.float64) if pot else
                    rng.uniform(0.002, 0.01, oc if per_channel else 1).astype(np.float32))
         axis = 3 if case.op is ops.DepthwiseConv2D else 0
         w_data = rng.integers(-127, 128, w_shape).astype(np.int8)
         dead = list(case.dead)
         np.moveaxis(w_data, axis, 0)[dead] = 0
-        if len(w_scale) > 1:  # a dead channel's scale as a converter leaves it: tiny, a rescale far below 2^-22
+        if len(w_scale) > 1 and not pot:  # a dead channel's scale as a converter leaves it: tiny, far below 2^-22
             w_scale[dead[::2]] = 1e-12
         w = add(f"{name}/w", w_shape, "int8", Quant(w_scale, [0], axis), w_data)
         acc_scale = float(graph.t(x).quant.scale[0]) * float(np.max(w_scale))
