@@ -176,8 +176,12 @@ def _layer(graph: Graph, case: Case, mode: str, rng: np.random.Generator) -> Non
             w_shape = depth = (oc, case.shape[-1])
             depth = case.shape[-1]
         per_channel = case.op is not ops.FullyConnected or name.startswith("per_channel")
-        # power-of-two: one exponent per channel where TFLite's models have per-channel scales (edgeq's default)
-        w_scale = (2.0 ** -rng.integers(6, 9, oc if per_channel else 1).astype(np.float64) if pot else
+        # power-of-two: one exponent per channel where TFLite's models have per-channel scales (edgeq's default),
+        # except in cases that pin their rescale with a gain of their own (one left shift, a shift of 1); drawn
+        # from a generator of their own, so every other random choice of the plan stays as it was
+        per_channel_pot = per_channel and case.gain == Case.gain
+        exponents = np.random.default_rng(sum(map(ord, name))).integers(6, 9, oc).astype(np.float64)
+        w_scale = ((2.0 ** -exponents if per_channel_pot else np.full(1, 2.0 ** -7)) if pot else
                    rng.uniform(0.002, 0.01, oc if per_channel else 1).astype(np.float32))
         axis = 3 if case.op is ops.DepthwiseConv2D else 0
         w_data = rng.integers(-127, 128, w_shape).astype(np.int8)
