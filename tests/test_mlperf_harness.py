@@ -96,8 +96,10 @@ def test_protocol_results_and_laps(device):
         three = dut.infer(3, 2)
         assert three.results_line == expected and dut.command("results") == [expected, "m-ready"]
         # the laps frame the timed inferences, not the warm-ups: 3 take three times as long as 1 (QEMU's
-        # -icount makes every inference on the same input take the same time; laps are whole microseconds)
-        assert one.elapsed_us > 100 and abs(three.elapsed_us - 3 * one.elapsed_us) <= 3, (one.elapsed_us,
+        # -icount makes every inference on the same input take the same time; laps are whole microseconds, which
+        # alone allows 3 us, and the window's few serial-port waits depend on how fast the host drains the port:
+        # a full suite on two busy cores has given 4 us, on ad01 and kws01 alike)
+        assert one.elapsed_us > 100 and abs(three.elapsed_us - 3 * one.elapsed_us) <= 8, (one.elapsed_us,
                                                                                        three.elapsed_us)
         assert last_lap <= one.start_us < one.end_us <= three.start_us < three.end_us
         last_lap = three.end_us
