@@ -237,9 +237,7 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     collapsed (the same for every sample)."""
     from edgeq.quant.bias_correction import correct_biases
     from edgeq.quant.calibration import check_outcome
-    from edgeq.quant.executor import stateful
     from edgeq.quant.pot import dequantized_outputs
-    from edgeq.quant.pot_state import dequantized_sequence
 
     memo = {} if memo is None else memo
     if ("quantized", cle) in memo:  # another rounding of the same graph: its int8 graph before rounding, copied
@@ -253,7 +251,7 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
             corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
                                                   options.rounding, echo)
         else:
-            corrections, outputs = {}, (dequantized_sequence if stateful(qgraph) else dequantized_outputs)(qgraph, x)
+            corrections, outputs = {}, dequantized_outputs(qgraph, x)
         if mixed is None or options.max_latency is None:
             break
         from edgeq.quant.mixed import arena_bytes, within_latency

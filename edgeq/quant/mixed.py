@@ -177,6 +177,11 @@ def arena_bytes(graph: Graph) -> int:
     return plan_arena(graph, lower_graph(graph)).size
 
 
+def _conversion_into(op: ops.Op) -> str | None:
+    """The width a conversion widen inserted converts into (int8, int16), or None for every other operator."""
+    return next((d for d in ("int8", "int16") if op.name.startswith(CONVERSION.format(dtype=d))), None)
+
+
 @dataclass
 class LatencyTable:
     """Per layer the instructions of the all-int8 graph and of the graph with every candidate int16 (the kernel
@@ -191,7 +196,7 @@ class LatencyTable:
         int8, int16 = latency_of(qgraph), latency_of(wide)
         per_element = {}
         for dtype in ("int8", "int16"):
-            ops_ = [op for op in wide.ops if op.name.startswith(CONVERSION.format(dtype=dtype))]
+            ops_ = [op for op in wide.ops if _conversion_into(op) == dtype]
             size = sum(int(np.prod(wide.t(op.outputs[0]).shape)) for op in ops_)
             per_element[dtype] = sum(int16.get(op.name, 0) for op in ops_) / size if size else 0.0
         return cls(int8, int16, per_element)
@@ -200,7 +205,7 @@ class LatencyTable:
         total = 0.0
         for op in g.ops:
             out = g.t(op.outputs[0])
-            if any(op.name.startswith(CONVERSION.format(dtype=d)) for d in ("int8", "int16")):
+            if _conversion_into(op):
                 total += self.per_element[out.dtype] * int(np.prod(out.shape))
             elif any(g.t(n).dtype == "int16" for n in [*op.inputs, *op.outputs] if n and not g.t(n).is_const):
                 total += self.int16.get(op.name, self.int8.get(op.name, 0))
@@ -242,9 +247,8 @@ def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int | No
             order.append(name)
             graph, arena = trial, size
     info = MixedPrecision(max_arena, int8_arena, arena, [], sens, max_latency, taken=order)
-    info.candidates = names
     if table is not None:
-        info.int8_latency, info.estimated_latency = sum(table.int8.values()), table.estimate(graph)
+        info.int8_latency, info.estimated_latency = int8_latency, table.estimate(graph)
         info.table = table  # not a field: the report keeps the figures, not the tables
     _chosen(info, qgraph)
     echo(f"{info.note()}; candidates {len(names)}")
@@ -252,8 +256,9 @@ def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int | No
 
 
 def _chosen(info: MixedPrecision, qgraph: Graph) -> None:
-    wide = closure(qgraph, set(info.taken))
-    info.int16_tensors = [n for n in info.candidates if n in wide] + sorted(wide - set(info.candidates))
+    """info.int16_tensors: the candidates taken (in graph order; the sensitivities' keys) and what follows them."""
+    wide, names = closure(qgraph, set(info.taken)), list(info.sensitivity)
+    info.int16_tensors = [n for n in names if n in wide] + sorted(wide - set(names))
 
 
 def within_latency(narrow: Graph, graph: Graph, info: MixedPrecision, latency_of, arena_of, echo=print) -> Graph | None:

@@ -318,26 +318,25 @@ def weight_choices(op: ops.Op, w: np.ndarray, per_channel_scales: bool, finest: 
     if finest is not None:
         choices = [c if c.exponent <= finest else Choice(finest, 0, quant_error(r, finest, 0, -127))
                    for c, r in zip(choices, rows)]
-    live = [c.exponent for c, r in zip(choices, rows) if np.any(np.round(r * 2.0 ** c.exponent))]
+    alive = [bool(np.any(np.round(r * 2.0 ** c.exponent))) for c, r in zip(choices, rows)]
+    live = [c.exponent for c, a in zip(choices, alive) if a]
     # a channel of zeros outputs its bias: the finest live exponent quantizes that bias finest, and keeps its
     # rescale a right shift like its neighbours' (kernels fold a layer's shifts into one form when they can)
-    dead = Choice(max(live), 0, 0.0) if live else choose_exponent(w, float(np.abs(w).max()), False, weights=True)
-    return [c if np.any(np.round(r * 2.0 ** c.exponent)) else Choice(dead.exponent, 0, float(np.mean(r ** 2)))
-            for c, r in zip(choices, rows)]
+    dead = max(live) if live else weight_choices(op, w, False)[0].exponent
+    return [c if a else Choice(dead, 0, float(np.mean(r ** 2))) for c, r, a in zip(choices, rows, alive)]
 
 
 def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | None,
                       per_channel_scales: bool = True) -> None:
     w = g.t(op.inputs[1])
-    x_exponent = -math.log2(g.t(op.inputs[0]).quant.s)
-    y_quant = g.t(op.outputs[0]).quant
-    finest = None if y_quant is None else int(MAX_RESCALE_SHIFT - x_exponent - math.log2(y_quant.s))
+    s_in, y_quant = g.t(op.inputs[0]).quant.s, g.t(op.outputs[0]).quant
+    # the exponent n_w that makes the layer's right shift n_in + n_w - n_out equal MAX_RESCALE_SHIFT
+    finest = None if y_quant is None else int(MAX_RESCALE_SHIFT + math.log2(s_in) - math.log2(y_quant.s))
     choices = weight_choices(op, w.data, per_channel_scales, finest)
     scales = np.array([c.scale for c in choices])
     steps = per_channel(scales, op, w.data.ndim)
     q = np.clip(np.round(w.data / steps), -127, 127).astype(np.int8)
-    s_in = g.t(op.inputs[0]).quant.s
-    out_channels = w.shape[0] if not isinstance(op, ops.DepthwiseConv2D) else w.shape[3]
+    out_channels = w.shape[weight_axis(op)]
     if len(op.inputs) < 3 or not op.inputs[2]:
         name = f"{op.name}/bias"
         g.tensors[name] = Tensor(name, (out_channels,), "float32", None, np.zeros(out_channels, np.float32))
@@ -432,14 +431,16 @@ def sqnr_report(float_graph: Graph, int_graph: Graph, x: np.ndarray, samples: in
 
 
 def dequantized_outputs(int_graph: Graph, x: np.ndarray) -> np.ndarray:
-    """The integer graph's first output for every float sample, dequantized: [N, size] float64."""
+    """The integer graph's first output for every float sample, dequantized: [N, size] float64. The samples run in
+    order as successive invokes from the initial state, as the C model runs them after <model>_reset() (which
+    matters only to a graph whose state carries over)."""
     from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
+    from edgeq.quant.executor import initial_state, run_int
 
-    calls = lower_graph(int_graph)
+    calls, state = lower_graph(int_graph), initial_state(int_graph)
     t_in, t_out = int_graph.t(int_graph.inputs[0]).quant, int_graph.t(int_graph.outputs[0]).quant
-    return np.array([dequantize(run_int(int_graph, [quantize_sample(s, t_in)], calls)[int_graph.outputs[0]],
-                                t_out).reshape(-1) for s in x])
+    return np.array([dequantize(run_int(int_graph, [quantize_sample(s, t_in)], calls, state=state)[
+        int_graph.outputs[0]], t_out).reshape(-1) for s in x])
 
 
 def paired_outputs(float_graph: Graph, int_graph: Graph, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ import numpy as np
 from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, Quant, ops
 from edgeq.quant.calibration import TensorStats
-from edgeq.quant.executor import STATE_KEY, initial_state
+from edgeq.quant.executor import STATE_KEY
 
 STATE_OPS = (ops.Svdf, ops.ReadVariable, ops.AssignVariable)
 INT16_LEVELS = 32767
@@ -137,15 +137,3 @@ def stateful_options(options, echo):
              "analytic bias correction and nearest rounding")
     return changed
 
-
-def dequantized_sequence(int_graph: Graph, x) -> np.ndarray:
-    """The integer graph's first output for the float samples x run in order as successive invokes from the initial
-    state, dequantized: [N, size] float64."""
-    from edgeq.lowering import lower_graph
-    from edgeq.quant.executor import run_int
-    from edgeq.quant.pot import dequantize, quantize_sample
-
-    calls, state = lower_graph(int_graph), initial_state(int_graph)
-    t_in, t_out = int_graph.t(int_graph.inputs[0]).quant, int_graph.t(int_graph.outputs[0]).quant
-    return np.array([dequantize(run_int(int_graph, [quantize_sample(s, t_in)], calls, state=state)[
-        int_graph.outputs[0]], t_out).reshape(-1) for s in x])
