@@ -20,7 +20,8 @@ def _load(model: str):
     return load_model(model, ctx.meta.get("edgeq.input_layout", "nchw") if ctx else "nchw")
 
 
-_QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "weight_scales", "input_zero_point", "bias_absorption",
+_QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "weight_scales", "input_zero_point", "input_scale",
+                 "bias_absorption",
                  "pool_as_mean", "data_free", "input_range", "resize", "cv_folds", "mixed_precision", "max_arena",
                  "max_latency")
 
@@ -64,6 +65,11 @@ def _calibration_options(fn):
     fn = click.option("--input-zero-point/--no-input-zero-point", default=True, show_default=True,
                       help="Let the model's input take a zero point beside its power-of-two scale when that "
                            "quantizes it better (inputs read by conv/fully-connected layers only).")(fn)
+    fn = click.option("--input-scale", type=click.Choice(["fitted", "power-of-two"]), default="fitted",
+                      show_default=True,
+                      help="With --input-zero-point, the model's input scale: fitted to the calibration range (no "
+                           "power of two; the layers reading the input take the difference in their weight scales, "
+                           "so every rescale stays a shift) when that quantizes it better, or a power of two.")(fn)
     fn = click.option("--cv-folds", type=click.IntRange(min=0), default=0, show_default=True,
                       help="Also cross-validate on the calibration data: quantize on K-1 folds, score on the one "
                            "left out, K times (K times slower); shown in the report.")(fn)

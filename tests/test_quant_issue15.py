@@ -43,16 +43,17 @@ def offset_model(tmp_path_factory):
 
 
 def test_input_zero_point_builds_bit_exact(offset_model, tmp_path):
-    """The input gets an asymmetric power-of-two grid (zero point beside 2^-n) whose error at the first
-    layer's output is below the symmetric grid's; every scale stays a power of two, no multiplier reaches the
-    C, and the host C (padding included) matches the numpy executor bit for bit. --no-input-zero-point keeps
-    it symmetric."""
+    """With --input-scale power-of-two, the input gets an asymmetric power-of-two grid (zero point beside 2^-n)
+    whose error at the first layer's output is below the symmetric grid's; every scale stays a power of two, no
+    multiplier reaches the C, and the host C (padding included) matches the numpy executor bit for bit.
+    --no-input-zero-point keeps it symmetric."""
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.quant.driver import QuantOptions, quantize
 
     path, root = offset_model
     graph = load_tflite_file(path)
-    with_zp = quantize(graph, root / "calib.npz", QuantOptions(equalization="off"), echo=lambda *_: None)
+    with_zp = quantize(graph, root / "calib.npz", QuantOptions(equalization="off", input_scale="power-of-two"),
+                       echo=lambda *_: None)
     without = quantize(graph, root / "calib.npz", QuantOptions(equalization="off", input_zero_point=False),
                        echo=lambda *_: None)
     q_in = with_zp.graph.t(with_zp.graph.inputs[0]).quant
@@ -60,7 +61,8 @@ def test_input_zero_point_builds_bit_exact(offset_model, tmp_path):
     assert with_zp.tensors[graph.inputs[0]]["exponent"] > without.tensors[graph.inputs[0]]["exponent"]
     assert with_zp.summary.output_sqnr_db > without.summary.output_sqnr_db
     out = tmp_path / "build"
-    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off", "-o", out)
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off",
+                 "--input-scale", "power-of-two", "-o", out)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["inputs"][0]["zero_point"] == [q_in.zp]
@@ -70,6 +72,76 @@ def test_input_zero_point_builds_bit_exact(offset_model, tmp_path):
     assert "_out_mult" not in (out / "offset_weights.c").read_text()
     proc = edgeq("validate", out, "--data", root / "eval.npz")
     assert proc.returncode == 0 and "40 of 40 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_input_step_pairs_rescale_by_a_shift_in_tflite():
+    """input_step_pair moves a scale by at most 2^-10 of itself, and a fitted input's scale times its readers'
+    weight scale 2^-n r is a power of two to within 2^-33: TFLite's QuantizeMultiplier makes exactly 2^30 of
+    it, a shift. A +1 on r's mantissa breaks both."""
+    from edgeq.lowering.fixedpoint import quantize_multiplier
+    from edgeq.quant.pot import input_reciprocal, input_step_pair
+
+    rng = np.random.default_rng(3)
+    for target in np.exp(rng.uniform(np.log(1e-4), np.log(1e3), 300)):
+        step, r = input_step_pair(float(target))
+        assert abs(step / target - 1) <= 2.0 ** -10 and input_reciprocal(step) == r
+        for n in (0, 5, 9):  # the layer's weight exponent; output exponent 4
+            product = np.float64(np.float32(step)) * np.float64(np.float32(r * 2.0 ** -n)) / 2.0 ** -4
+            assert abs(product / 2.0 ** round(np.log2(product)) - 1) < 2.0 ** -33
+            assert quantize_multiplier(float(product))[0] == 1 << 30
+        if r != 1.0:
+            off = np.float64(np.float32(step)) * np.nextafter(np.float32(r), np.float32(2))
+            assert quantize_multiplier(float(off))[0] != 1 << 30
+
+
+def test_fitted_input_scale_builds_bit_exact_and_exports(offset_model, tmp_path):
+    """By default the input's grid may take a scale that is no power of two, fitted to its range: here it errs
+    less than every power-of-two grid, the first layer's weight scales carry its mantissa's reciprocal so the C
+    still rescales by shifts alone (no multiplier), the host C matches the numpy executor bit for bit, and the
+    TFLite export runs in LiteRT's reference kernels bit-exact with edgeq's executor."""
+    from ai_edge_litert import interpreter as lr
+
+    from edgeq.export import to_tflite
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.lowering import lower_graph
+    from edgeq.quant.driver import QuantOptions, quantize
+    from edgeq.quant.executor import run_int
+    from edgeq.quant.pot import quantize_sample
+
+    path, root = offset_model
+    graph = load_tflite_file(path)
+    fitted = quantize(graph, root / "calib.npz", QuantOptions(equalization="off"), echo=lambda *_: None)
+    pot = quantize(graph, root / "calib.npz", QuantOptions(equalization="off", input_scale="power-of-two"),
+                   echo=lambda *_: None)
+    q_in = fitted.graph.t(fitted.graph.inputs[0]).quant
+    assert np.log2(q_in.s) != round(np.log2(q_in.s)) and fitted.tensors[graph.inputs[0]]["scale"] == q_in.s
+    assert fitted.summary.output_sqnr_db > pot.summary.output_sqnr_db
+    first = next(op for op in fitted.graph.ops if op.inputs[0] == fitted.graph.inputs[0])
+    products = np.float64(q_in.s) * fitted.graph.t(first.inputs[1]).quant.scale.astype(np.float64)
+    assert np.all(np.abs(products / 2.0 ** np.round(np.log2(products)) - 1) < 2.0 ** -33)
+
+    out = tmp_path / "build"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "model.json").read_text())
+    assert manifest["inputs"][0]["scale"] == [pytest.approx(float(q_in.s), rel=1e-7)]
+    assert manifest["inputs"][0]["zero_point"] == [q_in.zp]
+    assert "_out_mult" not in (out / "offset_weights.c").read_text()
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "40 of 40 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+    # the reference kernels: XNNPACK's requantize in float
+    it = lr.Interpreter(model_content=to_tflite(fitted.graph), experimental_op_resolver_type=lr.OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    (inp,), (outp,) = it.get_input_details(), it.get_output_details()
+    assert inp["quantization"][0] == np.float32(q_in.s)
+    calls = lower_graph(fitted.graph)
+    for x in np.load(root / "eval.npz")["x"]:
+        q = quantize_sample(x, q_in).reshape(inp["shape"])
+        it.set_tensor(inp["index"], q)
+        it.invoke()
+        ours = run_int(fitted.graph, [q], calls)[fitted.graph.outputs[0]]
+        assert np.array_equal(it.get_tensor(outp["index"]), ours.reshape(outp["shape"]))
 
 
 def test_adaround_keeps_the_scales_and_builds_bit_exact(offset_model, tmp_path):

@@ -1,6 +1,8 @@
 """Helpers shared by the kernel families: activation clamps, padding, shapes, parameter checks, 16x8 variants."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edgeq.errors import EdgeqError
@@ -102,12 +104,14 @@ def clamp_s8(x: np.ndarray, lo: int = INT8_MIN, hi: int = INT8_MAX) -> np.ndarra
 
 
 def exponent_of(scale: float, what: str) -> int:
-    """n for scale == 2^-n exactly."""
-    m, e = np.frexp(np.float64(scale))
-    if m != 0.5:
+    """n for scale == 2^-n, exactly or within 2^-32 (a fitted input's scale times its readers' weight scales,
+    edgeq.quant.pot.input_step_pair: TFLite's QuantizeMultiplier makes exactly 2^30 of it, a shift)."""
+    scale = float(scale)
+    n = -round(math.log2(scale)) if scale > 0 and math.isfinite(scale) else 0
+    if scale <= 0 or abs(math.ldexp(scale, n) - 1.0) > 2.0 ** -32:
         raise EdgeqError(f"{what}: scale {scale!r} is not a power of two, so it cannot be rescaled by a shift; "
                          "quantize the model with --quant pot.")
-    return int(1 - e)
+    return n
 
 
 def pot_shift(scale_in: float, scale_out: float, op: ops.Op) -> int:

@@ -25,6 +25,7 @@ EQUALIZATION = ("auto", "on", "off")
 BIAS_CORRECTION = ("empirical", "analytic", "off")
 ROUNDING = ("auto", "gptq", "adaround", "nearest")
 WEIGHT_SCALES = ("per-channel", "per-tensor")
+INPUT_SCALE = ("fitted", "power-of-two")
 RESIZE = ("stretch", "center-crop")
 SELECTION_RULE = ("the candidate with the highest output SQNR against the float model on the calibration data "
                   "(every model, classifier or not); equal SQNRs keep the first candidate (equalization off, "
@@ -41,6 +42,9 @@ class QuantOptions:
     rounding: str = "auto"
     weight_scales: str = "per-channel"  # a power-of-two weight scale per output channel, or per-tensor
     input_zero_point: bool = True  # the graph input may be asymmetric (a zero point beside its 2^-n scale)
+    # fitted: with input_zero_point, the graph input's scale may be no power of two, fitted to its range (its readers'
+    # weight scales carry the difference, so every rescale stays a shift; edgeq.quant.pot.input_step_pair)
+    input_scale: str = "fitted"
     bias_absorption: bool = True  # edgeq.passes.bias_absorption, where exact
     pool_as_mean: bool = True  # edgeq.passes.global_pool
     data_free: bool = False  # no data: batch-norm statistics and synthetic inputs in input_range
@@ -53,7 +57,8 @@ class QuantOptions:
 
     def checked(self) -> "QuantOptions":
         for name, allowed in (("equalization", EQUALIZATION), ("bias_correction", BIAS_CORRECTION),
-                              ("rounding", ROUNDING), ("weight_scales", WEIGHT_SCALES), ("resize", RESIZE)):
+                              ("rounding", ROUNDING), ("weight_scales", WEIGHT_SCALES), ("input_scale", INPUT_SCALE),
+                              ("resize", RESIZE)):
             if getattr(self, name) not in allowed:
                 raise EdgeqError(f"Unknown --{name.replace('_', '-')} '{getattr(self, name)}'; choose one of "
                                  f"{', '.join(allowed)}.")
@@ -298,7 +303,8 @@ def _quantized_graph(graph: Graph, x: np.ndarray, cle: bool, options: QuantOptio
     qgraph, tensors = quantize_graph(g, stats, bias_correction=options.bias_correction == "analytic",
                                      input_zero_point=options.input_zero_point,
                                      inputs=None if options.data_free else x,
-                                     per_channel_scales=options.weight_scales == "per-channel")
+                                     per_channel_scales=options.weight_scales == "per-channel",
+                                     fitted_input_scale=options.input_scale == "fitted")
     mixed, narrow = None, qgraph
     if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
         from edgeq.quant.mixed import arena_bytes, choose

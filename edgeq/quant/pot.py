@@ -39,10 +39,34 @@ class Choice:
     exponent: int  # scale = 2^-exponent
     zero_point: int
     mse: float
+    step: float | None = None  # a fitted graph input's scale instead (input_step_pair)
 
     @property
     def scale(self) -> float:
-        return 2.0 ** -self.exponent
+        return 2.0 ** -self.exponent if self.step is None else self.step
+
+
+def input_step_pair(step: float) -> tuple[float, float]:
+    """A float32 scale near step for a graph input, and the float32 reciprocal of its mantissa r: step = c 2^-k with
+    c in [1, 2), and c r within 2^-33 of 1. The layers reading the input take weight scales 2^-n r, so each rescale
+    (step 2^-n r / 2^-m) is 2^(-k-n+m) to within 2^-33, which TFLite's QuantizeMultiplier rounds to exactly 2^30: a
+    shift. The scale moves by at most 2^-10 of itself (the first mantissa m1 near c 2^23 with 2^47 mod m1 within
+    2^14 of 0 or m1; about one in 350 is)."""
+    k = math.floor(math.log2(step))
+    m0 = int(round(step * 2.0 ** (23 - k)))
+    offsets = np.arange(-8192, 8193)
+    m1 = np.clip(m0 + offsets[np.argsort(np.abs(offsets), kind="stable")], 2 ** 23, 2 ** 24 - 1).astype(np.int64)
+    m2 = np.rint(2.0 ** 47 / m1).astype(np.int64)
+    ok = np.flatnonzero(np.abs(m1 * m2 - 2 ** 47) < 2 ** 14)
+    i = int(ok[0])  # m1 == 2^23 (a power of two) always qualifies at the range's ends
+    return float(np.float32(m1[i] * 2.0 ** (k - 23))), float(np.float32(m2[i] * 2.0 ** -24))
+
+
+def input_reciprocal(step: float) -> float:
+    """r of input_step_pair for a scale it made (1 for a power of two)."""
+    k = math.floor(math.log2(step))
+    m1 = int(round(step * 2.0 ** (23 - k)))
+    return float(np.float32(round(2.0 ** 47 / m1) * 2.0 ** -24))
 
 
 def quant_error(x: np.ndarray, exponent: int, zero_point: int, qmin: int = -128, qmax: int = 127) -> float:
@@ -88,9 +112,13 @@ def choose_offset_exponent(x: np.ndarray, lo: float, hi: float) -> Choice:
 INPUT_GRID_SAMPLES = 16
 
 
-def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray) -> Choice:
+FITTED_SPANS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # a fitted input grid's span, as a fraction of the calibration range
+
+
+def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray, fitted: bool = False) -> Choice:
     """The graph input's grid, symmetric or asymmetric (every candidate of choose_exponent and
-    choose_offset_exponent), with the least error at the outputs of the layers that read it: the float
+    choose_offset_exponent; with fitted, also scales that are no power of two, input_step_pair, spanning
+    FITTED_SPANS of the range), with the least error at the outputs of the layers that read it: the float
     layers, without bias, applied to the input's quantization error on the first calibration samples, each
     output channel's mean error left out (bias correction removes it). Returns its Choice with that error as
     mse. The input's own squared error misjudges inputs like MFCCs, whose silence floor (-124 in kws_ds_cnn)
@@ -102,17 +130,19 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray) -> Choice:
 
     xs = x[:INPUT_GRID_SAMPLES].astype(np.float64)
     bg = batched_graph(g, len(xs))
-    lo, hi = st.min, st.max
+    lo, hi = min(st.min, 0.0), st.max
     n_sym = math.floor(math.log2(127 / max(-lo, hi)))
-    candidates = [Choice(n, 0, 0.0) for n in range(n_sym, n_sym + 5)]
-    n_off = math.floor(math.log2(255 / (hi - lo)))
-    for n in range(n_off, n_off + 5):
-        at_lo, at_hi = -128 - lo * 2.0 ** n, 127 - hi * 2.0 ** n
-        candidates += [Choice(n, zp, 0.0) for zp in sorted({int(np.clip(round(z), -128, 127))
-                                                            for z in np.linspace(at_lo, at_hi, 9)})]
+    candidates = [Choice(n, 0, 0.0) for n in range(n_sym, n_sym + 5)] if lo < 0 else []
+    steps = [2.0 ** -n for n in range(math.floor(math.log2(255 / (hi - lo))), math.floor(math.log2(255 / (hi - lo))) + 5)]
+    if fitted:
+        steps += [input_step_pair(span * (hi - lo) / 255)[0] for span in FITTED_SPANS]
+    for step in steps:
+        n = -math.floor(math.log2(step))
+        at_lo, at_hi = -128 - lo / step, 127 - hi / step
+        candidates += [Choice(n, zp, 0.0, None if step == 2.0 ** -n else step)
+                       for zp in sorted({int(np.clip(round(z), -128, 127)) for z in np.linspace(at_lo, at_hi, 9)})]
     if bg is None:
-        return min((Choice(c.exponent, c.zero_point, quant_error(st.values, c.exponent, c.zero_point))
-                    for c in candidates), key=lambda c: c.mse)
+        return min((dataclasses.replace(c, mse=_grid_error(st.values, c)) for c in candidates), key=lambda c: c.mse)
     readers = [op for op in g.ops if op.inputs and _reads_input(g, op, name)]
     best = None
     for c in candidates:
@@ -126,8 +156,13 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray) -> Choice:
             y = y.reshape(-1, y.shape[-1])
             err += float(np.mean((y - y.mean(axis=0)) ** 2))
         if best is None or err < best.mse:
-            best = Choice(c.exponent, c.zero_point, err)
+            best = dataclasses.replace(c, mse=err)
     return best
+
+
+def _grid_error(x: np.ndarray, c: Choice) -> float:
+    q = np.clip(np.round(x / c.scale) + c.zero_point, -128, 127)
+    return float(np.mean((x - (q - c.zero_point) * c.scale) ** 2))
 
 
 def _reads_input(g: Graph, op: ops.Op, name: str) -> bool:
@@ -161,7 +196,7 @@ def _quant(choice: Choice) -> Quant:
 
 def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction: bool = True,
                    input_zero_point: bool = False, inputs: np.ndarray | None = None,
-                   per_channel_scales: bool = True) -> tuple[Graph, dict]:
+                   per_channel_scales: bool = True, fitted_input_scale: bool = False) -> tuple[Graph, dict]:
     """An int8 copy of a float graph with power-of-two scales, and the choices made (for the report).
 
     With input_zero_point, a graph input that can be negative and feeds only conv/depthwise/fully-connected
@@ -171,7 +206,8 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
     outputs see (input_grid), else the input's own. With bias_correction, each layer's bias absorbs the expected error its quantized weights cause,
     (W_q - W) E[x], with E[x] the per-channel mean of its input in the statistics (Nagel et al. 2019,
     section 4.2, analytic variant; the empirical one is edgeq.quant.bias_correction). per_channel_scales: one
-    weight exponent per output channel (else per tensor)."""
+    weight exponent per output channel (else per tensor). fitted_input_scale: such an input (negative or not) may also
+    take a scale that is no power of two (input_step_pair), fitted to its range, when that errs less."""
     g = copy.deepcopy(graph)
     g.requant = "shift"
     g.unshare_constants()
@@ -195,12 +231,13 @@ def quantize_graph(graph: Graph, stats: dict[str, TensorStats], bias_correction:
         if name in softmax_inputs and st.min < 0:
             span = min(span, max(st.max, SOFTMAX_SPAN / softmax_inputs[name] - st.row_max_min))
         c = choose_exponent(st.values, span, unsigned=st.min >= 0, clip=name not in keep_tail)
-        if name in offset_inputs and st.min < 0:
-            c = input_grid(g, name, st, inputs) if inputs is not None else \
-                min(c, choose_offset_exponent(st.values, st.min, st.max), key=lambda c: c.mse)
+        if name in offset_inputs and inputs is not None and (st.min < 0 or fitted_input_scale):
+            c = input_grid(g, name, st, inputs, fitted_input_scale)
+        elif name in offset_inputs and st.min < 0:
+            c = min(c, choose_offset_exponent(st.values, st.min, st.max), key=lambda c: c.mse)
         t.quant, t.dtype = _quant(c), "int8"
         report[name] = {"kind": "activation", "exponent": c.exponent, "zero_point": c.zero_point, "mse": c.mse,
-                        "min": st.min, "max": st.max}
+                        "min": st.min, "max": st.max, **({} if c.step is None else {"scale": c.step})}
 
     for name in g.inputs:
         activation(name)
@@ -331,9 +368,11 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     w = g.t(op.inputs[1])
     s_in, y_quant = g.t(op.inputs[0]).quant.s, g.t(op.outputs[0]).quant
     # the exponent n_w that makes the layer's right shift n_in + n_w - n_out equal MAX_RESCALE_SHIFT
-    finest = None if y_quant is None else int(MAX_RESCALE_SHIFT + math.log2(s_in) - math.log2(y_quant.s))
-    choices = weight_choices(op, w.data, per_channel_scales, finest)
-    scales = np.array([c.scale for c in choices])
+    finest = None if y_quant is None else MAX_RESCALE_SHIFT + math.floor(math.log2(s_in)) - round(math.log2(y_quant.s))
+    # a fitted input's scale c 2^-k: the weights' scales carry 1/c (input_step_pair), so the rescale stays a shift
+    reciprocal = input_reciprocal(s_in)
+    choices = weight_choices(op, w.data / reciprocal, per_channel_scales, finest)
+    scales = np.array([c.scale for c in choices]) * reciprocal
     steps = per_channel(scales, op, w.data.ndim)
     q = np.clip(np.round(w.data / steps), -127, 127).astype(np.int8)
     out_channels = w.shape[weight_axis(op)]
@@ -349,7 +388,7 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
         bias = bias - correction
     exponents = [c.exponent for c in choices]
     report[w.name] = {"kind": "weights", "exponent": min(exponents), "max_exponent": max(exponents),
-                      "mse": float(np.mean([c.mse for c in choices])), "max_abs": float(np.abs(w.data).max()),
+                      "mse": float(np.mean([c.mse for c in choices])) * reciprocal ** 2, "max_abs": float(np.abs(w.data).max()),
                       "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0))}
     w.data, w.dtype, w.quant = q, "int8", Quant(scales, [0], axis=weight_axis(op) if len(scales) > 1 else 0)
     bias_scales = float(s_in) * scales
