@@ -44,7 +44,7 @@ def build(model: Path, board: str, out: Path, kernels: str = "auto") -> Path:
 
 
 @pytest.fixture(scope="module")
-def example_builds(tmp_path_factory):
+def example_builds(tmp_path_factory, cmsis_nn):  # auto measures CMSIS-NN on these boards
     root = tmp_path_factory.mktemp("fw")
     return {b: build(EXAMPLE, b, root / b) for b in EXAMPLE_BOARDS}
 
@@ -242,6 +242,7 @@ def test_real_board_firmware_builds(tmp_path, board):
     assert 0 < fw["flash_bytes"] <= b.flash["length"] and 0 < fw["ram_bytes"] <= b.ram["length"]
 
 
+@pytest.mark.usefixtures("cmsis_nn")  # auto measures CMSIS-NN on the board
 def test_model_that_does_not_fit_is_refused(tmp_path):
     import subprocess
     import sys
@@ -261,6 +262,7 @@ def test_model_that_does_not_fit_is_refused(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.usefixtures("cmsis_nn")
 def test_cli_build_into_a_relative_folder(tmp_path):
     import subprocess
     import sys
@@ -273,9 +275,12 @@ def test_cli_build_into_a_relative_folder(tmp_path):
 
 
 @pytest.mark.parametrize("kernels", ["ref", "auto"])
-def test_lib_writes_only_sources_that_compile_from_its_make_fragment(tmp_path, kernels):
+def test_lib_writes_only_sources_that_compile_from_its_make_fragment(tmp_path, kernels, request):
     import subprocess
     import sys
+
+    if kernels == "auto":
+        request.getfixturevalue("cmsis_nn")
 
     out = tmp_path / "lib"
     proc = subprocess.run([sys.executable, "-m", "edgeq", "build", str(EXAMPLE), "--board", "nucleo-h7", "--lib",

@@ -233,14 +233,13 @@ def _int8_chain() -> bytes:
                   Op("SUB", [h[2], c((8,), 0.04, 1)], [h[3]], "SubOptions", {}, 2)])
 
 
+@pytest.mark.usefixtures("cmsis_nn")  # auto measures CMSIS-NN against edgeq's kernels
 def test_constant_operands_on_emulated_arm_board(tmp_path):
     """qemu-mps2-an500 (Cortex-M7) with auto kernels: the full-shape ADD and MUL go to an optimized library, which
     reads the constant from flash; 8 samples over the serial link equal TFLite Micro."""
     import shutil
 
     from edgeq.build import compile_graph, write_project
-    from edgeq.codegen.backends import cmsis_nn_library
-    from edgeq.errors import EdgeqError
     from edgeq.frontends.tflite import load_tflite
     from edgeq.run import run_build
     from edgeq.targets.boards import get_board
@@ -248,10 +247,6 @@ def test_constant_operands_on_emulated_arm_board(tmp_path):
 
     if not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm") and shutil.which("cmake")):
         pytest.skip("needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
-    try:  # auto measures CMSIS-NN against edgeq's kernels
-        cmsis_nn_library.locate()
-    except EdgeqError as e:
-        pytest.skip(f"CMSIS-NN is not available here (make test takes ../shared's copy): {e}")
     data = _int8_chain()
     path = tmp_path / "constants.tflite"
     path.write_bytes(data)
@@ -269,21 +264,16 @@ def test_constant_operands_on_emulated_arm_board(tmp_path):
 
 
 @pytest.mark.parametrize("kernels", ["cmsis-nn", "arm-dsp"])
-def test_constant_operands_in_optimized_kernels_on_host(kernels, tmp_path):
+def test_constant_operands_in_optimized_kernels_on_host(kernels, tmp_path, request):
     """The plain-C paths of CMSIS-NN (full-shape ADD and MUL) and arm-dsp (ADD) reading a constant operand
     from flash: host C (ASan/UBSan) == golden model."""
     from edgeq.build import build_and_run_host, compile_graph
-    from edgeq.codegen.backends import cmsis_nn_library
-    from edgeq.errors import EdgeqError
     from edgeq.frontends.tflite import load_tflite
     from edgeq.quant.executor import run_int
     from edgeq.targets.boards import get_board
 
     if kernels == "cmsis-nn":
-        try:
-            cmsis_nn_library.locate()
-        except EdgeqError as e:
-            pytest.skip(f"CMSIS-NN is not available here: {e}")
+        request.getfixturevalue("cmsis_nn")
     graph = load_tflite(_int8_chain(), "constants")
     taken = [impl.backend == kernels for impl in compile_graph(graph, "keep", get_board("host"), kernels).impls]
     assert taken == ([True, True, False, False] if kernels == "cmsis-nn" else [True, False, False, False]), taken

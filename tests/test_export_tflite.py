@@ -358,6 +358,7 @@ def edgeq(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.usefixtures("cmsis_nn")  # the board's C takes CMSIS-NN where arm-mve declines a layer
 def test_build_for_corstone300_u55_and_quantize_to_tflite(vela, tmp_path):
     """`edgeq build --board corstone300-u55` quantizes a float model, exports it, compiles it with Vela and
     reports the NPU's estimate beside edgeq's own arena; `edgeq quantize --tflite` writes the same file."""

@@ -83,7 +83,7 @@ def test_reserved_target_names_run_on_arm(tmp_path, request, name, kernels):
 
 
 @pytest.mark.parametrize("name,prefix", [("m", "m"), ("gcc", "gcc"), ("1st-model", "m_1st_model"),
-                                         ("my model", "my_model"), ("test", "test")])
+                                         ("my model", "my_model")])
 def test_awkward_names_build_for_riscv(tmp_path, name, prefix):
     """Built only (running is the test above): the ELF takes the model's C prefix."""
     from edgeq.build import load_manifest

@@ -24,19 +24,14 @@ def test_real_boards_measure_on_the_emulated_core_they_share():
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs gcc-arm-none-eabi and qemu-system-arm (make test installs them)")
+@pytest.mark.usefixtures("cmsis_nn")
 def test_auto_takes_the_measured_fastest_library_per_layer(tmp_path, monkeypatch):
     from edgeq.build import compile_graph, load_manifest, write_project
-    from edgeq.codegen.backends import cmsis_nn_library
-    from edgeq.errors import EdgeqError
     from edgeq.frontends.tflite import load_tflite_file
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
     from edgeq.targets.device import open_device, run_samples
 
-    try:
-        cmsis_nn_library.locate()
-    except EdgeqError as e:
-        pytest.skip(f"CMSIS-NN is not available here: {e}")
     monkeypatch.setenv("EDGEQ_CACHE", str(tmp_path / "cache"))
     graph, board = load_tflite_file(EXAMPLE), get_board("nucleo-h743zi")
     lines: list[str] = []
@@ -67,17 +62,13 @@ def test_auto_takes_the_measured_fastest_library_per_layer(tmp_path, monkeypatch
         np.testing.assert_array_equal(np.frombuffer(y, np.int8), want.reshape(-1))
 
 
+@pytest.mark.usefixtures("cmsis_nn")
 def test_measured_choice_keeps_layers_only_ref_implements():
     """Grouped convolutions run on ref alone; beside contested layers the measured choice leaves them there."""
-    from edgeq.codegen.backends import cmsis_nn_library, select
-    from edgeq.errors import EdgeqError
+    from edgeq.codegen.backends import select
     from edgeq.lowering import lower_graph
     from tests.test_kernels import _graph
 
-    try:
-        cmsis_nn_library.locate()
-    except EdgeqError as e:
-        pytest.skip(f"CMSIS-NN is not available here: {e}")
     calls = lower_graph(_graph("conv", "pot"))
     asked: list[list[str]] = []
 

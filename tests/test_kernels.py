@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeq.errors import EdgeqError
 from edgeq.ir import Graph, ops
 from edgeq.ir.tensor import Quant, Tensor
 from edgeq.lowering.common import out_size
@@ -225,18 +224,14 @@ def _graph(family: str, mode: str) -> Graph:
 @pytest.mark.parametrize("mode", ["keep", "pot"])
 @pytest.mark.parametrize("family", sorted(PLAN))
 @pytest.mark.parametrize("kernels", ["ref", "cmsis-nn", "arm-dsp"])
-def test_kernel_library_matches_golden_model(family, mode, kernels):
+def test_kernel_library_matches_golden_model(family, mode, kernels, request):
     from edgeq.build import build_and_run_host, compile_graph
-    from edgeq.codegen.backends import cmsis_nn_library
     from edgeq.lowering import lower_graph
     from edgeq.quant.executor import run_int
     from edgeq.targets.boards import get_board
 
     if kernels == "cmsis-nn":
-        try:
-            cmsis_nn_library.locate()
-        except EdgeqError as e:
-            pytest.skip(f"CMSIS-NN is not available here: {e}")
+        request.getfixturevalue("cmsis_nn")
     graph = _graph(family, mode)
     compiled = compile_graph(graph, mode, get_board("host"), kernels)
     for case, impl in zip(PLAN[family], compiled.impls):

@@ -189,18 +189,14 @@ def test_command_line_build_and_validate(tmp_path):
 @pytest.mark.skipif(not all(shutil.which(tool) for tool in ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")),
                     reason="needs gcc-arm-none-eabi, qemu-system-arm and cmake (make test installs them)")
 @pytest.mark.parametrize("cell, board", [("LSTM", "qemu-mps2-an386"), ("GRU", "qemu-mps2-an500")])
+@pytest.mark.usefixtures("cmsis_nn")  # auto measures CMSIS-NN against edgeq's kernels for the Linear head
 def test_power_of_two_on_emulated_board(tmp_path, cell, board):
     """The same power-of-two models as firmware for an emulated Cortex-M4 (LSTM) and Cortex-M7 (GRU), kernels
     chosen by auto: 12 sequences sent in turn over the serial link, each output equal to the golden model's."""
     from edgeq.build import compile_graph, write_project
-    from edgeq.codegen.backends import cmsis_nn_library
     from edgeq.run import run_build
     from edgeq.targets.boards import get_board
 
-    try:  # auto measures CMSIS-NN against edgeq's kernels for the Linear head
-        cmsis_nn_library.locate()
-    except EdgeqError as e:
-        pytest.skip(f"CMSIS-NN is not available here (make test takes ../shared's copy): {e}")
     path = tmp_path / "rnn2.onnx"
     _, q = quantized_tagger(cell, path)
     b = get_board(board)

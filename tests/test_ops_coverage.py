@@ -664,6 +664,7 @@ def test_16x8_mean_and_sum():
 
 @pytest.mark.skipif(not all(__import__("shutil").which(t) for t in ("arm-none-eabi-gcc", "qemu-system-arm", "cmake")),
                     reason="needs arm-none-eabi-gcc, qemu-system-arm and cmake")
+@pytest.mark.usefixtures("cmsis_nn")  # auto on the M7 measures CMSIS-NN
 def test_16x8_and_typed_outputs_on_the_emulated_m7(tmp_path):
     """Firmware for the emulated Cortex-M7 with int16 inputs and outputs (16x8 layers) and int32 ARG_MAX indices
     beside int8 ones: over the serial link, every output equal to TFLite Micro's."""

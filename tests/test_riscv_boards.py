@@ -24,15 +24,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs clang-19, lld-19, picolibc-riscv64-unknown-elf, qemu-system-misc and cmake (make test installs them)")
 
 
-def _need_muriscv():
-    from edgeq.codegen.backends.muriscv_nn import MURISCV_NN
-    from edgeq.errors import EdgeqError
-    try:
-        MURISCV_NN.locate()
-    except EdgeqError as e:
-        pytest.skip(f"muRISCV-NN is not available here: {e}")
-
-
 @pytest.fixture(scope="module")
 def example_builds(tmp_path_factory):
     root = tmp_path_factory.mktemp("rvfw")
@@ -51,13 +42,13 @@ def test_example_over_serial_matches_tflm_and_profiles(example_builds, board):
 
 @pytest.mark.parametrize("board,kernels", [(b, k) for b in EMULATED for k in ("auto", "cmsis-nn")])
 @pytest.mark.parametrize("name", sorted(SHARED_INT8))
+@pytest.mark.usefixtures("muriscv_nn")
 def test_shared_model_on_riscv_board(tmp_path, name, board, kernels):
     """auto: edgeq's own kernels (rvv on the vector board, rv32 on the scalar one) where they measure faster than
     muRISCV-NN's; cmsis-nn: muRISCV-NN (vector path on the vector board). Layers a library declines run on ref and
     say why."""
     from edgeq.build import load_manifest
 
-    _need_muriscv()
     model = shared_path(SHARED_INT8[name])
     out = build(model, board, tmp_path / "fw", kernels)
     layers = [layer for layer in load_manifest(out)["layers"] if "backend" in layer]
@@ -136,6 +127,7 @@ def test_validate_flash_and_profile_cli(example_builds, tmp_path):
 
 
 @pytest.mark.parametrize("clock", ["max", "reset"])
+@pytest.mark.usefixtures("muriscv_nn")  # auto measures muRISCV-NN on the board's emulated twin
 def test_longan_nano_firmware_builds(tmp_path, clock):
     """The real board's firmware compiles and links (nothing runs it here: no board is attached)."""
     from edgeq.build import compile_graph, load_manifest, write_project
@@ -143,7 +135,6 @@ def test_longan_nano_firmware_builds(tmp_path, clock):
     from edgeq.targets import firmware
     from edgeq.targets.boards import get_board
 
-    _need_muriscv()
     board = get_board("sipeed-longan-nano")
     c = compile_graph(load_tflite_file(EXAMPLE), "keep", board)
     fw = firmware.firmware_options(c.cmodel, board, clock)

@@ -124,15 +124,9 @@ def _out_w(case) -> int:
 
 @pytest.mark.parametrize("mode", ["keep", "pot"])
 @pytest.mark.parametrize("kernels", ["rvv", "cmsis-nn"])
-def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels):
-    from edgeq.codegen.backends.muriscv_nn import MURISCV_NN
-    from edgeq.errors import EdgeqError
-
+def test_riscv_kernel_library_matches_golden_model(tmp_path, mode, kernels, request):
     if kernels == "cmsis-nn":
-        try:
-            MURISCV_NN.locate()
-        except EdgeqError as e:
-            pytest.skip(f"muRISCV-NN is not available here: {e}")
+        request.getfixturevalue("muriscv_nn")
     graph, cases = _graph(mode)
     expected = [_expected_own(RVV, family, case.name, mode) if kernels == "rvv" else
                 _expected_muriscv(case, mode, family) for family, case in cases]
