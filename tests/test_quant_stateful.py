@@ -63,8 +63,8 @@ def _lstm_model() -> bytes:
 
 def _keras_lstm_model() -> bytes:
     """A Keras 2 LSTM stack converted by the TFLite converter (Keras 3's LSTM converts to a WHILE loop)."""
-    keras = pytest.importorskip("tf_keras", reason="tf_keras (Keras 2) is not installed; `pip install --no-deps "
-                                                   "tf-keras==<the TensorFlow version>`")
+    keras = pytest.importorskip("tf_keras", reason="tf_keras (Keras 2, a test extra) is not installed; "
+                                                   "`pip install -e '.[test]'` (make test does)")
     import tensorflow as tf
 
     keras.utils.set_random_seed(0)
