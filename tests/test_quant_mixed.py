@@ -70,6 +70,24 @@ def test_choice_within_budget_and_more_accurate(residual_model):
     assert len(same.summary.mixed_precision["int16_tensors"]) < len(info["int16_tensors"])
 
 
+def test_mixed_precision_widens_the_int8_build_kept(residual_model):
+    """Under auto, mixed precision takes the int8 build's variant as SELECTION_RULE kept it (equalization and
+    rounding, chosen on the int8 candidates alone) and only adds int16 to it."""
+    from edgeq.frontends.tflite import load_tflite_file
+    from edgeq.quant.driver import QuantOptions, quantize
+
+    path, root = residual_model
+    graph = load_tflite_file(path)
+    plain = quantize(graph, root / "calib.npz", QuantOptions(), echo=lambda *_: None)
+    mixed = quantize(graph, root / "calib.npz", QuantOptions(mixed_precision=True, max_arena=1 << 20),
+                     echo=lambda *_: None)
+    kept = (plain.summary.equalization, plain.summary.rounding)
+    assert (mixed.summary.equalization, mixed.summary.rounding) == kept
+    int8 = [(c.equalization, c.rounding, c.output_sqnr_db) for c in mixed.summary.candidates[:-1]]
+    assert int8 == [(c.equalization, c.rounding, c.output_sqnr_db) for c in plain.summary.candidates]
+    assert mixed.summary.candidates[-1].output_sqnr_db == mixed.summary.output_sqnr_db > plain.summary.output_sqnr_db
+
+
 def test_options_refused_with_reason(residual_model, tmp_path):
     from edgeq.quant.mixed import arena_bytes
 

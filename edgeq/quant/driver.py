@@ -1,11 +1,11 @@
 """The power-of-two quantizer's driver: float graph + calibration data -> integer graph, with typed options
 and a typed result (what `edgeq build --quant pot` and `edgeq quantize` run).
 
-Steps: global pools as MEANs, then per candidate variant (cross-layer equalization off/on) high-bias
-absorption, activation statistics, power-of-two scales, with --mixed-precision int16 activations within the
-arena budget (edgeq.quant.mixed), weight rounding and bias correction layer by layer;
-the variant kept is chosen on the calibration data by SELECTION_RULE, fixed before any evaluation figure was
-looked at (README, "Power-of-two quantization of float models").
+Steps: global pools as MEANs, then per candidate variant (cross-layer equalization off/on, then GPTQ or
+nearest rounding) high-bias absorption, activation statistics, power-of-two scales, weight rounding and bias
+correction layer by layer; the variant kept is chosen on the calibration data by SELECTION_RULE, fixed before any
+evaluation figure was looked at (README, "Power-of-two quantization of float models"). --mixed-precision then
+quantizes the kept variant again with int16 activations within the budgets (edgeq.quant.mixed).
 """
 from __future__ import annotations
 
@@ -194,6 +194,8 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
     reference = reference.reshape(len(x), -1).astype(np.float64)
     check_outcome(graph.name, x, reference)
     memo = {False: stats}  # each equalization's statistics, collected once
+    wide = options  # mixed precision widens the int8 build SELECTION_RULE keeps, so it only adds int16 to it
+    options = replace(options, mixed_precision=False, max_arena=None, max_latency=None)
     first = replace(options, rounding="gptq") if options.rounding == "auto" else options
     results = [_quantize_variant(graph, x, reference, cle, first, pools_as_means, echo, memo, arena_of, latency_of)
                for cle in candidates]
@@ -203,6 +205,14 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
         results.append(_quantize_variant(graph, x, reference, cle, replace(options, rounding="nearest"),
                                          pools_as_means, echo, memo, arena_of, latency_of))
         best = _kept([best, results[-1]], "rounding", lambda q: q.summary.rounding, echo)
+    if wide.mixed_precision:
+        kept = best[0].summary
+        echo(f"mixed precision on the int8 build kept (equalization {'on' if kept.equalization else 'off'}, "
+             f"{kept.rounding} rounding, {kept.output_sqnr_db:.1f} dB output SQNR) ...")
+        best = _quantize_variant(graph, x, reference, kept.equalization, replace(wide, rounding=kept.rounding),
+                                 pools_as_means, echo, {cle: memo[cle] for cle in (False, True) if cle in memo},
+                                 arena_of, latency_of)
+        results.append(best)
     for r in results:
         r[0].summary.candidates = [Candidate(q.summary.equalization, q.summary.calibration_top1_agreement,
                                              q.summary.output_sqnr_db, q.summary.rounding) for q, _ in results]
@@ -211,7 +221,7 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
         raise collapse_error(graph.name, x)
     result.summary.seconds = time.perf_counter() - start
     if options.cv_folds:
-        fixed = replace(options, equalization="on" if result.summary.equalization else "off",
+        fixed = replace(wide, equalization="on" if result.summary.equalization else "off",
                         rounding=result.summary.rounding, cv_folds=0)
         result.cross_validation = cross_validate(graph, x, reference, fixed, options.cv_folds, result, echo,
                                                  arena_of, latency_of)

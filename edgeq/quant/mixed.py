@@ -264,10 +264,15 @@ def _chosen(info: MixedPrecision, qgraph: Graph) -> None:
 def within_latency(narrow: Graph, graph: Graph, info: MixedPrecision, latency_of, arena_of, echo=print) -> Graph | None:
     """After weight rounding and bias correction, which change a layer's instructions a little where the kernels'
     work depends on the values: graph's measured latency into info; None when it is within the budget (or no int16
-    tensor is left), else the int8 graph narrow widened without the least sensitive int16 tensor taken."""
+    tensor is left), else the int8 graph narrow widened without the least sensitive int16 tensor taken. Refuses an
+    all-int8 graph over the budget (rounding moved it past a budget just above the int8 build's latency)."""
     info.latency = sum(latency_of(graph).values())
-    if info.latency <= info.max_latency or not info.taken:
+    if info.latency <= info.max_latency:
         return None
+    if not info.taken:
+        raise EdgeqError(f"--max-latency {info.max_latency:,}: the all-int8 build itself measures {info.latency:,} "
+                         f"instructions after weight rounding and bias correction, {info.latency - info.max_latency:,}"
+                         f" over the budget, so no int16 tensor fits; give at least {info.latency:,} instructions.")
     echo(f"measured {info.latency:,} instructions, over --max-latency; retrying with {len(info.taken) - 1} int16 "
          "tensor(s) ...")
     info.taken.pop()
