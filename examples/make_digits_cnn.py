@@ -3,7 +3,7 @@
     .venv/bin/python examples/make_digits_cnn.py
 
 Writes examples/digits_cnn_int8.tflite and examples/digits_samples.npz (held-out digits, float32 in
-[0, 1], with labels). Needs tensorflow-cpu and scikit-learn (`pip install -e .[test]`).
+[0, 1], with labels). Needs tensorflow and scikit-learn (`pip install -e .[test]`).
 """
 from pathlib import Path
 

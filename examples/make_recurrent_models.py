@@ -11,8 +11,8 @@
     .venv/bin/python examples/make_recurrent_models.py
 
 Also writes examples/recurrent_digits_samples.npz (held-out digits, float32 rows in [0, 1], with labels). Needs
-tensorflow-cpu and scikit-learn (`pip install -e .[test]`) and, for the LSTM, Keras 2 (`pip install --no-deps
-tf-keras==<the TensorFlow version>`): Keras 3's LSTM converts to a WHILE loop, not the fused operator.
+tensorflow and scikit-learn and, for the LSTM, Keras 2 (tf-keras), all in `pip install -e .[test]`: Keras 3's
+LSTM converts to a WHILE loop, not the fused operator.
 """
 from pathlib import Path
 
