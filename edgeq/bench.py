@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import edgeq
@@ -226,6 +227,7 @@ QUANT_VARIANTS = [  # column, QuantOptions fields (None: data-free)
     ("+ both", dict(equalization="on", rounding="nearest", input_zero_point=False)),
     ("default", dict()),
     ("default, per-tensor weights", dict(weight_scales="per-tensor")),
+    ("default, power-of-two input scale", dict(input_scale="power-of-two")),
     ("default, no input zero point", dict(input_zero_point=False)),
     ("default, GPTQ rounding", dict(rounding="gptq")),
     ("default, nearest rounding", dict(rounding="nearest")),
@@ -269,39 +271,47 @@ def quant_table(shared: Path, variants=QUANT_VARIANTS) -> str:
     return "\n".join(rows)
 
 
-def resampled_table(shared: Path, splits: int = 3, options=None) -> str:
+def resampled_table(shared: Path, splits: int = 3, options=None, mixed_budget: float = 1.25) -> str:
     """Fidelity on other data from the same distributions, as a new user would check it: calib.npz and
     eval.npz pooled (264 samples), then per split 64 random samples calibrate the default build and the
-    other 200 evaluate it and MLCommons' int8 model (run by edgeq's TFLite-exact integer executor)."""
+    other 200 evaluate it, MLCommons' int8 model (run by edgeq's TFLite-exact integer executor) and the default
+    build with --mixed-precision at mixed_budget times its arena."""
     import numpy as np
 
     from edgeq.quant.calibration import load_calibration
     from edgeq.quant.driver import QuantOptions, quantize
     from edgeq.quant.executor import run_float_batch
+    from edgeq.quant.mixed import arena_bytes
     from edgeq.quant.pot import dequantized_outputs
 
-    rows = ["| model (metric) | split | MLCommons int8 per-channel | edgeq default | difference |",
-            "| --- | ---: | ---: | ---: | ---: |"]
+    options = options or QuantOptions()
+    rows = ["| model (metric) | split | MLCommons int8 per-channel | edgeq default | difference | "
+            f"mixed precision at {mixed_budget:g}x the arena | mixed - default |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, rel, data, _ in QUANT_MODELS:
         graph = load_tflite_file(shared / rel)
         int8 = load_tflite_file(shared / INT8_MODELS[name])
         pool = np.concatenate([load_calibration(shared / "data" / data / f"{s}.npz", graph) for s in ("calib", "eval")])
         f_all = run_float_batch(graph, pool)[graph.outputs[0]].reshape(len(pool), -1)
         m_all = dequantized_outputs(int8, pool)
-        diffs = []
+        diffs, gains = [], []
         for split in range(splits):
             order = np.random.default_rng(100 + split).permutation(len(pool))
             cal, ev = np.sort(order[:64]), np.sort(order[64:])
-            q = dequantized_outputs(quantize(graph, pool[cal], options or QuantOptions(), echo=lambda *_: None).graph,
-                                    pool[ev])
-            mine, theirs = fidelity(name, pool[ev], f_all[ev], q), fidelity(name, pool[ev], f_all[ev], m_all[ev])
+            plain = quantize(graph, pool[cal], options, echo=lambda *_: None).graph
+            mixed = quantize(graph, pool[cal], replace(options, mixed_precision=True,
+                                                       max_arena=int(mixed_budget * arena_bytes(plain))),
+                             echo=lambda *_: None).graph
+            mine, theirs, wide = (fidelity(name, pool[ev], f_all[ev], q) for q in
+                                  (dequantized_outputs(plain, pool[ev]), m_all[ev], dequantized_outputs(mixed, pool[ev])))
             diffs.append(mine[0] - theirs[0])
+            gains.append(wide[0] - mine[0])
+            digits = "+.4f" if name == "ad01" else "+.1f"
             rows.append(f"| {name} | {split + 1} | {_cell(name, *theirs)} | {_cell(name, *mine)} | "
-                        f"{diffs[-1]:+.4f} |" if name == "ad01" else
-                        f"| {name} | {split + 1} | {_cell(name, *theirs)} | {_cell(name, *mine)} | {diffs[-1]:+.1f} |")
+                        f"{diffs[-1]:{digits}} | {_cell(name, *wide)} | {gains[-1]:{digits}} |")
             print(rows[-1], flush=True)
-        mean = float(np.mean(diffs))
-        rows.append(f"| {name} | mean | | | {mean:+.4f} |" if name == "ad01" else f"| {name} | mean | | | {mean:+.1f} |")
+        digits = "+.4f" if name == "ad01" else "+.1f"
+        rows.append(f"| {name} | mean | | | {np.mean(diffs):{digits}} | | {np.mean(gains):{digits}} |")
     return "\n".join(rows)
 
 

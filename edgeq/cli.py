@@ -234,7 +234,7 @@ def run(build_dir, input_paths, output_path, dequantize, port):
 def quantize_cmd(model, calib, quant_options, out_dir, tflite_path):
     """Power-of-two quantization of a float MODEL, with a per-tensor report (exponents, SQNR)."""
     from edgeq.quant.driver import quantize
-    from edgeq.quant.report import build_report, write_html, write_json
+    from edgeq.quant.report import build_report, scale_label, write_html, write_json
     if tflite_path and quant_options.mixed_precision:
         raise EdgeqError("--tflite writes int8 models, and --mixed-precision gives some activations int16: drop one of "
                          "the two (build the mixed-precision model with `edgeq build` instead).")
@@ -250,9 +250,7 @@ def quantize_cmd(model, calib, quant_options, out_dir, tflite_path):
     click.echo(f"{'tensor':<60} {'kind':<10} {'scale':>8} {'zp':>5} {'SQNR dB':>8}")
     for name, c in report["tensors"].items():
         q = f"{c['sqnr_db']:8.1f}" if c.get("sqnr_db") is not None else "       -"
-        scale = f"2^-{c['exponent']}" + (f"..{c['max_exponent']}" if c.get("max_exponent", c["exponent"]) !=
-                                         c["exponent"] else "")  # per-channel weights: coarsest..finest
-        click.echo(f"{name[-60:]:<60} {c['kind']:<10} {scale:>8} {c.get('zero_point', 0):>5} {q}")
+        click.echo(f"{name[-60:]:<60} {c['kind']:<10} {scale_label(c):>8} {c.get('zero_point', 0):>5} {q}")
     click.echo(f"wrote {out / 'quant_report.json'} and {out / 'quant_report.html'}")
     if tflite_path:
         Path(tflite_path).write_bytes(tflite_bytes)

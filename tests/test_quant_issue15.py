@@ -120,6 +120,11 @@ def test_fitted_input_scale_builds_bit_exact_and_exports(offset_model, tmp_path)
     products = np.float64(q_in.s) * fitted.graph.t(first.inputs[1]).quant.scale.astype(np.float64)
     assert np.all(np.abs(products / 2.0 ** np.round(np.log2(products)) - 1) < 2.0 ** -33)
 
+    proc = edgeq("quantize", path, "--calib", root / "calib.npz", "--equalization", "off", "-o", tmp_path / "q")
+    lines = {line.split()[0]: line.split()[2] for line in proc.stdout.splitlines()[1:-1]}
+    assert proc.returncode == 0 and lines[graph.inputs[0]] == f"{float(q_in.s):.6g}", proc.stdout
+    reciprocal = float(lines[first.inputs[1]].split("*")[1])
+    assert reciprocal == pytest.approx(2.0 ** np.floor(np.log2(q_in.s)) / q_in.s, rel=1e-5)
     out = tmp_path / "build"
     proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off", "-o", out)
     assert proc.returncode == 0, proc.stderr

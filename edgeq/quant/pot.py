@@ -139,8 +139,10 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray, fitted: bool
     for step in steps:
         n = -math.floor(math.log2(step))
         at_lo, at_hi = -128 - lo / step, 127 - hi / step
+        # a non-negative input takes the bottom level at 0: any other zero point spends levels below it
+        zps = np.linspace(at_lo, at_hi, 9) if lo < 0 else [UNSIGNED_OFFSET]
         candidates += [Choice(n, zp, 0.0, None if step == 2.0 ** -n else step)
-                       for zp in sorted({int(np.clip(round(z), -128, 127)) for z in np.linspace(at_lo, at_hi, 9)})]
+                       for zp in sorted({int(np.clip(round(z), -128, 127)) for z in zps})]
     if bg is None:
         return min((dataclasses.replace(c, mse=_grid_error(st.values, c)) for c in candidates), key=lambda c: c.mse)
     readers = [op for op in g.ops if op.inputs and _reads_input(g, op, name)]
@@ -389,7 +391,8 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
     exponents = [c.exponent for c in choices]
     report[w.name] = {"kind": "weights", "exponent": min(exponents), "max_exponent": max(exponents),
                       "mse": float(np.mean([c.mse for c in choices])) * reciprocal ** 2, "max_abs": float(np.abs(w.data).max()),
-                      "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0))}
+                      "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0)),
+                      **({} if reciprocal == 1.0 else {"reciprocal": reciprocal})}
     w.data, w.dtype, w.quant = q, "int8", Quant(scales, [0], axis=weight_axis(op) if len(scales) > 1 else 0)
     bias_scales = float(s_in) * scales
     b.data = np.clip(np.round(bias / bias_scales), -2**31, 2**31 - 1).astype(np.int32)

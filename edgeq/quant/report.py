@@ -123,12 +123,20 @@ def _plots(report: dict) -> list[tuple[str, str]]:
     return plots
 
 
+def scale_label(t: dict) -> str:
+    """A tensor's scale as the report shows it: 2^-n; per-channel weights coarsest..finest; a fitted input's scale
+    as a number, and its readers' weights with the reciprocal of its mantissa they carry."""
+    if "scale" in t:
+        return f"{t['scale']:.6g}"
+    label = f"2^-{t['exponent']}" + (f"..{t['max_exponent']}" if t.get("max_exponent", t["exponent"]) != t["exponent"]
+                                     else "")
+    return label + (f"*{t['reciprocal']:.6g}" if t.get("reciprocal", 1.0) != 1.0 else "")
+
+
 def write_html(report: dict, path: Path) -> None:
     from edgeq.codegen.render import template
 
-    rows = [{"name": n, "kind": t["kind"], "zero_point": t.get("zero_point", 0),
-             "exponent": t["exponent"] if t.get("max_exponent", t["exponent"]) == t["exponent"] else
-             f"{t['exponent']}..{t['max_exponent']}",
+    rows = [{"name": n, "kind": t["kind"], "zero_point": t.get("zero_point", 0), "scale": scale_label(t),
              "sqnr": "-" if t.get("sqnr_db") is None else f"{t['sqnr_db']:.1f}"} for n, t in report["tensors"].items()]
     path.write_text(template("report/quant_report.html.j2").render(
         report=report, summary=report["summary"], rows=rows, plots=_plots(report)))
