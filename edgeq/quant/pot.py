@@ -53,13 +53,14 @@ def input_step_pair(step: float) -> tuple[float, float]:
     shift. The scale moves by at most 2^-10 of itself (the first mantissa m1 near c 2^23 with 2^47 mod m1 within
     2^14 of 0 or m1; about one in 350 is)."""
     k = math.floor(math.log2(step))
-    m0 = int(round(step * 2.0 ** (23 - k)))
     offsets = np.arange(-8192, 8193)
-    m1 = np.clip(m0 + offsets[np.argsort(np.abs(offsets), kind="stable")], 2 ** 23, 2 ** 24 - 1).astype(np.int64)
+    m1 = int(round(step * 2.0 ** (23 - k))) + offsets[np.argsort(np.abs(offsets), kind="stable")]
+    m1 = m1[(m1 >= 2 ** 23) & (m1 < 2 ** 24)].astype(np.int64)
     m2 = np.rint(2.0 ** 47 / m1).astype(np.int64)
     ok = np.flatnonzero(np.abs(m1 * m2 - 2 ** 47) < 2 ** 14)
-    i = int(ok[0])  # m1 == 2^23 (a power of two) always qualifies at the range's ends
-    return float(np.float32(m1[i] * 2.0 ** (k - 23))), float(np.float32(m2[i] * 2.0 ** -24))
+    if not ok.size:  # no such mantissa near c (never met): the nearest power of two
+        return 2.0 ** round(math.log2(step)), 1.0
+    return float(np.float32(m1[ok[0]] * 2.0 ** (k - 23))), float(np.float32(m2[ok[0]] * 2.0 ** -24))
 
 
 def input_reciprocal(step: float) -> float:
@@ -69,8 +70,10 @@ def input_reciprocal(step: float) -> float:
     return float(np.float32(round(2.0 ** 47 / m1) * 2.0 ** -24))
 
 
-def quant_error(x: np.ndarray, exponent: int, zero_point: int, qmin: int = -128, qmax: int = 127) -> float:
-    s = 2.0 ** -exponent
+def quant_error(x: np.ndarray, exponent: int, zero_point: int, qmin: int = -128, qmax: int = 127,
+                scale: float | None = None) -> float:
+    """Mean squared error of x on the grid 2^-exponent (or scale) with zero_point, clipped to [qmin, qmax]."""
+    s = 2.0 ** -exponent if scale is None else scale
     q = np.clip(np.round(x / s) + zero_point, qmin, qmax)
     return float(np.mean((x - (q - zero_point) * s) ** 2))
 
@@ -133,7 +136,8 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray, fitted: bool
     lo, hi = min(st.min, 0.0), st.max
     n_sym = math.floor(math.log2(127 / max(-lo, hi)))
     candidates = [Choice(n, 0, 0.0) for n in range(n_sym, n_sym + 5)] if lo < 0 else []
-    steps = [2.0 ** -n for n in range(math.floor(math.log2(255 / (hi - lo))), math.floor(math.log2(255 / (hi - lo))) + 5)]
+    n_off = math.floor(math.log2(255 / (hi - lo)))
+    steps = [2.0 ** -n for n in range(n_off, n_off + 5)]
     if fitted:
         steps += [input_step_pair(span * (hi - lo) / 255)[0] for span in FITTED_SPANS]
     for step in steps:
@@ -144,7 +148,8 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray, fitted: bool
         candidates += [Choice(n, zp, 0.0, None if step == 2.0 ** -n else step)
                        for zp in sorted({int(np.clip(round(z), -128, 127)) for z in zps})]
     if bg is None:
-        return min((dataclasses.replace(c, mse=_grid_error(st.values, c)) for c in candidates), key=lambda c: c.mse)
+        return min((dataclasses.replace(c, mse=quant_error(st.values, c.exponent, c.zero_point, scale=c.scale))
+                    for c in candidates), key=lambda c: c.mse)
     readers = [op for op in g.ops if op.inputs and _reads_input(g, op, name)]
     best = None
     for c in candidates:
@@ -160,11 +165,6 @@ def input_grid(g: Graph, name: str, st: TensorStats, x: np.ndarray, fitted: bool
         if best is None or err < best.mse:
             best = dataclasses.replace(c, mse=err)
     return best
-
-
-def _grid_error(x: np.ndarray, c: Choice) -> float:
-    q = np.clip(np.round(x / c.scale) + c.zero_point, -128, 127)
-    return float(np.mean((x - (q - c.zero_point) * c.scale) ** 2))
 
 
 def _reads_input(g: Graph, op: ops.Op, name: str) -> bool:
