@@ -23,6 +23,26 @@ def shared_path(rel: str) -> Path:
     return p
 
 
+def assert_rescales_are_shifts(out: Path) -> None:
+    """A power-of-two build in out: no multiplier reaches the C, and every int8 scale in model.json is 2^-n, but a
+    fitted graph input's (and its reshapes') and its readers' weight scales, whose products with the input's scale
+    are 2^-n to within 2^-32 (edgeq.quant.pot.input_step_pair)."""
+    import json
+
+    manifest = json.loads((out / "model.json").read_text())
+    assert not any("_out_mult" in f.read_text() for f in out.glob("*_weights.c"))
+    inputs = [np.float64(t["scale"][0]) for t in manifest["inputs"] if t["scale"]]
+
+    def powers_of_two(scales: np.ndarray) -> bool:
+        return bool(np.all(np.abs(np.log2(scales) - np.round(np.log2(scales))) < 2.0 ** -32))
+
+    for t in manifest["tensors"]:
+        if t["dtype"] == "int8" and t["name"] not in {i["name"] for i in manifest["inputs"]}:
+            s = np.array(t["scale"], np.float64)
+            assert np.all(s > 0) and (np.all(np.log2(s) == np.round(np.log2(s))) or
+                                      any(powers_of_two(s * s_in) or np.all(s == s_in) for s_in in inputs)), t["name"]
+
+
 def tflm_run(model: bytes, inputs: list[np.ndarray], n_outputs: int = 1) -> list[np.ndarray]:
     """TFLite Micro's reference interpreter on one sample."""
     from tflite_micro.python.tflite_micro import runtime

@@ -19,6 +19,7 @@ from edgeq.frontends import load_model  # noqa: E402
 from edgeq.ir import ops  # noqa: E402
 from edgeq.quant.executor import run_float_graph  # noqa: E402
 from tests.test_cli import assert_clean_error  # noqa: E402
+from tests.oracles import assert_rescales_are_shifts  # noqa: E402
 
 TOL = 1e-5  # max |edgeq - onnxruntime| relative to the output's max |value|
 # torch.onnx.export(dynamo=False) is deprecated in favour of the exporter that needs onnxscript
@@ -413,9 +414,7 @@ def test_pot_build_is_bit_exact(exported, tmp_path, name, fmt):
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["quant"] == "pot" and manifest["inputs"][0]["shape"] == list(shape)
     assert (out / f"model{path.suffix}").read_bytes() == path.read_bytes()  # the source model, under its own suffix
-    for t in manifest["tensors"]:
-        if t["dtype"] == "int8":
-            assert all(s > 0 and np.log2(s) == round(np.log2(s)) for s in t["scale"]), t["name"]
+    assert_rescales_are_shifts(out)
     proc = edgeq("validate", out, "--data", tmp_path / "eval.npz")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{len(x)} of {len(x)} samples bit-exact" in proc.stdout

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.oracles import assert_rescales_are_shifts
+
 tf = pytest.importorskip("tensorflow")
 L = tf.keras.layers
 
@@ -131,7 +133,7 @@ def test_fitted_input_scale_builds_bit_exact_and_exports(offset_model, tmp_path)
     manifest = json.loads((out / "model.json").read_text())
     assert manifest["inputs"][0]["scale"] == [pytest.approx(float(q_in.s), rel=1e-7)]
     assert manifest["inputs"][0]["zero_point"] == [q_in.zp]
-    assert "_out_mult" not in (out / "offset_weights.c").read_text()
+    assert_rescales_are_shifts(out)
     proc = edgeq("validate", out, "--data", root / "eval.npz")
     assert proc.returncode == 0 and "40 of 40 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.oracles import check_model, shared_path
+from tests.oracles import assert_rescales_are_shifts, check_model, shared_path
 
 INT8_MODELS = {
     "ad01_int8": "models/mlperf_tiny/ad01_int8.tflite",
@@ -80,7 +80,6 @@ POT_ACCEPTANCE = {"resnet_ic": ("resnet_ic_fp32", 89.5 - 1.0), "vww_96": ("vww_9
 def test_power_of_two_build_meets_the_acceptance_on_the_eval_set(data, tmp_path):
     """The default power-of-two build for the host, calibrated on calib.npz and run as C by `edgeq run
     --dequantize` on eval.npz, against the float model."""
-    import json
     import subprocess
     import sys
 
@@ -96,16 +95,7 @@ def test_power_of_two_build_meets_the_acceptance_on_the_eval_set(data, tmp_path)
                  ["run", out, "--input", tmp_path / "x.npy", "--output", tmp_path / "y.npy", "--dequantize"]):
         proc = subprocess.run([sys.executable, "-m", "edgeq", *map(str, args)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    # every rescale is a shift: no multiplier reaches the C (a fitted input scale's mantissa is carried by its
-    # readers' weight scales, so only those and the input's own scale are no power of two)
-    manifest = json.loads((out / "model.json").read_text())
-    assert not any("_out_mult" in f.read_text() for f in out.glob("*_weights.c"))
-    s_in = np.float64(manifest["inputs"][0]["scale"][0])
-    for t in manifest["tensors"]:
-        if t["dtype"] == "int8" and t["name"] != manifest["inputs"][0]["name"]:
-            log2 = np.log2(np.array(t["scale"], np.float64))
-            assert np.all(log2 == np.round(log2)) or np.all(np.abs(log2 + np.log2(s_in) - np.round(
-                log2 + np.log2(s_in))) < 2.0 ** -32), t["name"]
+    assert_rescales_are_shifts(out)
     graph = load_tflite_file(path)
     shape = graph.t(graph.inputs[0]).shape
     f = np.array([run_float_graph(graph, [s.reshape(shape)])[graph.outputs[0]].reshape(-1) for s in x])
