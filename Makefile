@@ -46,7 +46,7 @@ demo: venv toolchains
 
 # pytest exits 5 when it collected no test; that is not a failure of the suite.
 test: venv toolchains
-	$(BIN)/pytest -q -n 2 -p no:cacheprovider tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(BIN)/pytest -q -n 2 -p no:cacheprovider --durations=20 tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 bench: venv toolchains
 	$(BIN)/python -m edgeq.bench --readme README.md
