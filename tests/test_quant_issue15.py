@@ -151,6 +151,25 @@ def test_fitted_input_scale_builds_bit_exact_and_exports(offset_model, tmp_path)
         assert np.array_equal(it.get_tensor(outp["index"]), ours.reshape(outp["shape"]))
 
 
+def test_fitted_input_scale_with_int16_readers_builds_bit_exact(offset_model, tmp_path):
+    """Mixed precision over a fitted input: the first layer, which reads the fitted input, writes int16 (a 16x8
+    path whose rescale is TFLite's multiplier of the same product), and the host C still matches the numpy
+    executor bit for bit."""
+    path, root = offset_model
+    out = tmp_path / "mixed"
+    proc = edgeq("build", path, "--board", "host", "--calib", root / "calib.npz", "--equalization", "off",
+                 "--mixed-precision", "--max-arena", 1 << 20, "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "model.json").read_text())
+    scale = manifest["inputs"][0]["scale"][0]
+    assert np.log2(scale) != round(np.log2(scale))
+    first = next(layer for layer in manifest["layers"] if manifest["inputs"][0]["name"] in layer["inputs"])
+    dtypes = {t["name"]: t["dtype"] for t in manifest["tensors"]}
+    assert dtypes[first["outputs"][0]] == "int16", first
+    proc = edgeq("validate", out, "--data", root / "eval.npz")
+    assert proc.returncode == 0 and "40 of 40 samples bit-exact" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_adaround_keeps_the_scales_and_builds_bit_exact(offset_model, tmp_path):
     """--rounding adaround changes only which way weights round: the same power-of-two scales as nearest
     rounding, every weight within one step of nearest's, a lower output error on the calibration data, and a
