@@ -10,7 +10,6 @@ quantizes the kept variant again with int16 activations within the budgets (edge
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -286,7 +285,7 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
         weight_scales=options.weight_scales,
         input_zero_point=int(qgraph.t(qgraph.inputs[0]).quant.zp), output_sqnr_db=sqnr,
         calibration_top1_agreement=agree, bias_correction_max_lsb=corrections,
-        mixed_precision=None if mixed is None else dataclasses.asdict(mixed))
+        mixed_precision=None if mixed is None else mixed.figures())
     collapsed = check_outcome(g.name, x, reference, outputs, _output_step(qgraph))
     return QuantResult(qgraph, g, x, summary, tensors, eq_info), collapsed
 

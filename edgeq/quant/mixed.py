@@ -18,7 +18,7 @@ bias becomes int64 at the finer input scale. Operators without a 16x8 kernel rea
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
@@ -49,6 +49,11 @@ class MixedPrecision:
     latency: int | None = None  # the chosen graph's, measured
     estimated_latency: int | None = None  # the chosen graph's, from the kernel tables before it was measured
     taken: list[str] = field(default_factory=list)  # the candidates widened, in the order taken (most sensitive first)
+    table: LatencyTable | None = field(default=None, repr=False, compare=False)  # --max-latency's kernel tables
+
+    def figures(self) -> dict:
+        """The choice as plain data, for the report and the summary: every field but the kernel tables."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "table"}
 
     def note(self) -> str:
         budgets = [f"--max-arena {self.max_arena} B"] if self.max_arena is not None else []
@@ -249,7 +254,7 @@ def choose(float_graph: Graph, qgraph: Graph, x: np.ndarray, max_arena: int | No
     info = MixedPrecision(max_arena, int8_arena, arena, [], sens, max_latency, taken=order)
     if table is not None:
         info.int8_latency, info.estimated_latency = int8_latency, table.estimate(graph)
-        info.table = table  # not a field: the report keeps the figures, not the tables
+        info.table = table
     _chosen(info, qgraph)
     echo(f"{info.note()}; candidates {len(names)}")
     return graph, info
