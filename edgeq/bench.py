@@ -295,6 +295,7 @@ def resampled_table(shared: Path, splits: int = 3, options=None, mixed_budget: f
         f_all = run_float_batch(graph, pool)[graph.outputs[0]].reshape(len(pool), -1)
         m_all = dequantized_outputs(int8, pool)
         diffs, gains = [], []
+        digits = "+.4f" if name == "ad01" else "+.1f"
         for split in range(splits):
             order = np.random.default_rng(100 + split).permutation(len(pool))
             cal, ev = np.sort(order[:64]), np.sort(order[64:])
@@ -306,11 +307,9 @@ def resampled_table(shared: Path, splits: int = 3, options=None, mixed_budget: f
                                   (dequantized_outputs(plain, pool[ev]), m_all[ev], dequantized_outputs(mixed, pool[ev])))
             diffs.append(mine[0] - theirs[0])
             gains.append(wide[0] - mine[0])
-            digits = "+.4f" if name == "ad01" else "+.1f"
             rows.append(f"| {name} | {split + 1} | {_cell(name, *theirs)} | {_cell(name, *mine)} | "
                         f"{diffs[-1]:{digits}} | {_cell(name, *wide)} | {gains[-1]:{digits}} |")
             print(rows[-1], flush=True)
-        digits = "+.4f" if name == "ad01" else "+.1f"
         rows.append(f"| {name} | mean | | | {np.mean(diffs):{digits}} | | {np.mean(gains):{digits}} |")
     return "\n".join(rows)
 

@@ -21,9 +21,8 @@ def _load(model: str):
 
 
 _QUANT_FIELDS = ("equalization", "bias_correction", "rounding", "weight_scales", "input_zero_point", "input_scale",
-                 "bias_absorption",
-                 "pool_as_mean", "data_free", "input_range", "resize", "cv_folds", "mixed_precision", "max_arena",
-                 "max_latency")
+                 "bias_absorption", "pool_as_mean", "data_free", "input_range", "resize", "cv_folds", "mixed_precision",
+                 "max_arena", "max_latency")
 
 
 def _calibration_options(fn):

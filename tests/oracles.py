@@ -32,12 +32,13 @@ def assert_rescales_are_shifts(out: Path) -> None:
     manifest = json.loads((out / "model.json").read_text())
     assert not any("_out_mult" in f.read_text() for f in out.glob("*_weights.c"))
     inputs = [np.float64(t["scale"][0]) for t in manifest["inputs"] if t["scale"]]
+    names = {t["name"] for t in manifest["inputs"]}
 
     def powers_of_two(scales: np.ndarray) -> bool:
         return bool(np.all(np.abs(np.log2(scales) - np.round(np.log2(scales))) < 2.0 ** -32))
 
     for t in manifest["tensors"]:
-        if t["dtype"] == "int8" and t["name"] not in {i["name"] for i in manifest["inputs"]}:
+        if t["dtype"] == "int8" and t["name"] not in names:
             s = np.array(t["scale"], np.float64)
             assert np.all(s > 0) and (np.all(np.log2(s) == np.round(np.log2(s))) or
                                       any(powers_of_two(s * s_in) or np.all(s == s_in) for s_in in inputs)), t["name"]

@@ -209,8 +209,7 @@ def quantize(graph: Graph, calib: str | Path | np.ndarray | None, options: Quant
         echo(f"mixed precision on the int8 build kept (equalization {'on' if kept.equalization else 'off'}, "
              f"{kept.rounding} rounding, {kept.output_sqnr_db:.1f} dB output SQNR) ...")
         best = _quantize_variant(graph, x, reference, kept.equalization, replace(wide, rounding=kept.rounding),
-                                 pools_as_means, echo, {cle: memo[cle] for cle in (False, True) if cle in memo},
-                                 arena_of, latency_of)
+                                 pools_as_means, echo, memo, arena_of, latency_of)
         results.append(best)
     for r in results:
         r[0].summary.candidates = [Candidate(q.summary.equalization, q.summary.calibration_top1_agreement,
@@ -254,12 +253,14 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     from edgeq.quant.pot import dequantized_outputs
 
     memo = {} if memo is None else memo
-    if ("quantized", cle) in memo:  # another rounding of the same graph: its int8 graph before rounding, copied
-        g, eq_info, absorbed, qgraph, tensors, mixed, narrow = copy.deepcopy(memo["quantized", cle])
-    else:
-        g, eq_info, absorbed, qgraph, tensors, mixed, narrow = _quantized_graph(
-            graph, x, cle, options, echo, memo, arena_of, latency_of)
-        memo["quantized", cle] = copy.deepcopy((g, eq_info, absorbed, qgraph, tensors, mixed, narrow))
+    if ("quantized", cle) not in memo:  # the int8 graph before rounding, which every rounding and mixed precision share
+        memo["quantized", cle] = _quantized_graph(graph, x, cle, options, echo, memo)
+    g, eq_info, absorbed, qgraph, tensors = copy.deepcopy(memo["quantized", cle])
+    mixed, narrow = None, qgraph
+    if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
+        from edgeq.quant.mixed import arena_bytes, choose
+        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo, options.max_latency,
+                               latency_of)
     while True:
         if options.bias_correction == "empirical" or options.rounding != "nearest":
             corrections, outputs = correct_biases(g, qgraph, x, options.bias_correction == "empirical",
@@ -290,10 +291,9 @@ def _quantize_variant(graph: Graph, x: np.ndarray, reference: np.ndarray, cle: b
     return QuantResult(qgraph, g, x, summary, tensors, eq_info), collapsed
 
 
-def _quantized_graph(graph: Graph, x: np.ndarray, cle: bool, options: QuantOptions, echo, memo: dict, arena_of,
-                     latency_of):
+def _quantized_graph(graph: Graph, x: np.ndarray, cle: bool, options: QuantOptions, echo, memo: dict):
     """A candidate's float graph (equalized or not, biases absorbed) and its int8 graph before weight rounding and
-    bias correction, with mixed precision's choice; memo: equalization -> the graph's statistics."""
+    bias correction; memo: equalization -> the graph's statistics."""
     from edgeq.passes.equalization import equalize
     from edgeq.quant.pot import quantize_graph
 
@@ -314,12 +314,7 @@ def _quantized_graph(graph: Graph, x: np.ndarray, cle: bool, options: QuantOptio
                                      inputs=None if options.data_free else x,
                                      per_channel_scales=options.weight_scales == "per-channel",
                                      fitted_input_scale=options.input_scale == "fitted")
-    mixed, narrow = None, qgraph
-    if options.mixed_precision:  # before rounding and bias correction, which then see the int16 inputs
-        from edgeq.quant.mixed import arena_bytes, choose
-        qgraph, mixed = choose(g, qgraph, x, options.max_arena, arena_of or arena_bytes, echo, options.max_latency,
-                               latency_of)
-    return g, eq_info, absorbed, qgraph, tensors, mixed, narrow
+    return g, eq_info, absorbed, qgraph, tensors
 
 
 def _statistics(g: Graph, x: np.ndarray, options: QuantOptions, stats=None):

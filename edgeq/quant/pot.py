@@ -58,13 +58,13 @@ def input_step_pair(step: float) -> tuple[float, float]:
     m1 = m1[(m1 >= 2 ** 23) & (m1 < 2 ** 24)].astype(np.int64)
     m2 = np.rint(2.0 ** 47 / m1).astype(np.int64)
     ok = np.flatnonzero(np.abs(m1 * m2 - 2 ** 47) < 2 ** 14)
-    if not ok.size:  # no such mantissa near c (never met): the nearest power of two
-        return 2.0 ** round(math.log2(step)), 1.0
-    return float(np.float32(m1[ok[0]] * 2.0 ** (k - 23))), float(np.float32(m2[ok[0]] * 2.0 ** -24))
+    # no such mantissa near c (never met): the nearest power of two
+    fitted = float(np.float32(m1[ok[0]] * 2.0 ** (k - 23))) if ok.size else 2.0 ** round(math.log2(step))
+    return fitted, input_reciprocal(fitted)
 
 
 def input_reciprocal(step: float) -> float:
-    """r of input_step_pair for a scale it made (1 for a power of two)."""
+    """r of input_step_pair for a scale it made: the float32 nearest 1/c (1 for a power of two)."""
     k = math.floor(math.log2(step))
     m1 = int(round(step * 2.0 ** (23 - k)))
     return float(np.float32(round(2.0 ** 47 / m1) * 2.0 ** -24))
@@ -390,7 +390,8 @@ def _quantize_weights(g: Graph, op: ops.Op, report: dict, mean_in: np.ndarray | 
         bias = bias - correction
     exponents = [c.exponent for c in choices]
     report[w.name] = {"kind": "weights", "exponent": min(exponents), "max_exponent": max(exponents),
-                      "mse": float(np.mean([c.mse for c in choices])) * reciprocal ** 2, "max_abs": float(np.abs(w.data).max()),
+                      "mse": float(np.mean([c.mse for c in choices])) * reciprocal ** 2,
+                      "max_abs": float(np.abs(w.data).max()),
                       "bias_correction_max_abs": float(np.abs(correction).max(initial=0.0)),
                       **({} if reciprocal == 1.0 else {"reciprocal": reciprocal})}
     w.data, w.dtype, w.quant = q, "int8", Quant(scales, [0], axis=weight_axis(op) if len(scales) > 1 else 0)
